@@ -1,0 +1,369 @@
+//! Typed reads of column values: the element types a row getter or a typed tuple can read, and how
+//! each is read from its Arrow arrays (downcast once per segment, never per row).
+
+use std::ops::Range;
+
+use polars::prelude::*;
+use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::bitmap::Bitmap;
+
+use crate::error::{Error, Result};
+
+/// A value that can be read from one cell of a column: by a row getter
+/// ([`Row::get`](crate::Row::get)) or as an element of a typed tuple
+/// ([`par_apply_columns`](crate::DataFrameParApply::par_apply_columns)).
+///
+/// | type | column dtype | a null gives |
+/// |---|---|---|
+/// | `f64`, `f32` | `Float64`, `Float32` | [`Error::NullValue`] |
+/// | `i64`, `i32`, `u64`, `u32` | `Int64`, `Int32`, `UInt64`, `UInt32` | [`Error::NullValue`] |
+/// | `bool` | `Boolean` | [`Error::NullValue`] |
+/// | `&str` | `String` | [`Error::NullValue`] |
+/// | `Option<T>` of any of these | the same | `None` |
+///
+/// Dtypes must match exactly: no implicit casts (an `Int32` column is not read as `i64`).
+/// The trait is sealed.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("n" => [Some(1i64), None])?;
+/// let out = df.par_apply_rows("filled", |row| Ok(row.get::<Option<i64>>("n")?.unwrap_or(-1)))?;
+/// assert_eq!(out.column("filled")?.i64()?.get(1), Some(-1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait FromCell<'a>: Sized + sealed::Sealed<'a> {}
+
+impl<'a, T: sealed::Sealed<'a>> FromCell<'a> for T {}
+
+/// One column's data over one segment (a row range inside a single Arrow array), as the row view
+/// holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum SlotData<'a> {
+    F64(&'a [f64]),
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+    U64(&'a [u64]),
+    U32(&'a [u32]),
+    Bool(&'a BooleanArray, usize),
+    Str(&'a Utf8ViewArray, usize),
+    Other,
+}
+
+impl<'a> SlotData<'a> {
+    /// Views `rows` (global) of `series` (which must not cross an Arrow chunk boundary), with the
+    /// validity bitmap and its offset when the segment's array has nulls.
+    pub(crate) fn new(series: &'a Series, rows: Range<usize>) -> (Self, Option<(&'a Bitmap, usize)>) {
+        let (array, offset) = locate(series.chunks(), rows.start);
+        let len = rows.len();
+        let validity = array
+            .validity()
+            .filter(|_| array.null_count() > 0)
+            .map(|v| (v, offset));
+        fn prim<'a, T: polars_arrow::types::NativeType>(
+            a: &'a dyn Array,
+            off: usize,
+            len: usize,
+        ) -> &'a [T] {
+            let a = a.as_any().downcast_ref::<PrimitiveArray<T>>().expect("dtype checked");
+            &a.values()[off..off + len]
+        }
+        let a = array.as_ref();
+        let data = match series.dtype() {
+            DataType::Float64 => SlotData::F64(prim(a, offset, len)),
+            DataType::Float32 => SlotData::F32(prim(a, offset, len)),
+            DataType::Int64 => SlotData::I64(prim(a, offset, len)),
+            DataType::Int32 => SlotData::I32(prim(a, offset, len)),
+            DataType::UInt64 => SlotData::U64(prim(a, offset, len)),
+            DataType::UInt32 => SlotData::U32(prim(a, offset, len)),
+            DataType::Boolean => SlotData::Bool(downcast(a), offset),
+            DataType::String => SlotData::Str(downcast(a), offset),
+            _ => SlotData::Other,
+        };
+        (data, validity)
+    }
+}
+
+fn downcast<A: 'static>(a: &dyn Array) -> &A {
+    a.as_any().downcast_ref::<A>().expect("dtype checked")
+}
+
+/// The array holding global row `row`, and the row's offset in it.
+fn locate(chunks: &[ArrayRef], row: usize) -> (&ArrayRef, usize) {
+    let mut start = 0;
+    for chunk in chunks {
+        if row < start + chunk.len() {
+            return (chunk, row - start);
+        }
+        start += chunk.len();
+    }
+    unreachable!("row {row} beyond the column's {start} rows")
+}
+
+/// The global row indices where `series`' Arrow chunks start (after the first).
+pub(crate) fn chunk_starts(series: &Series, out: &mut Vec<usize>) {
+    let mut start = 0;
+    for len in series.chunk_lengths() {
+        if start > 0 {
+            out.push(start);
+        }
+        start += len;
+    }
+}
+
+/// The first null in `series`, if any.
+fn first_null(series: &Series) -> Option<usize> {
+    let mut start = 0;
+    for chunk in series.chunks() {
+        if chunk.null_count() > 0
+            && let Some(i) = chunk.validity().and_then(|v| v.iter().position(|valid| !valid))
+        {
+            return Some(start + i);
+        }
+        start += chunk.len();
+    }
+    None
+}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    pub trait Sealed<'a>: Sized {
+        /// A per-segment view, made once per segment and read once per row.
+        type Seg;
+        const NULLABLE: bool;
+        fn dtype() -> DataType;
+        fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg;
+        fn get(seg: &Self::Seg, i: usize) -> Self;
+        /// Reads segment row `i` from the row view's slot; `None` on a dtype mismatch. `valid` is
+        /// false for a null, which only nullable types are asked to read.
+        fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self>;
+    }
+}
+
+macro_rules! primitive_cell {
+    ($($t:ty => $variant:ident, $dtype:expr;)*) => {$(
+        impl<'a> sealed::Sealed<'a> for $t {
+            type Seg = &'a [$t];
+            const NULLABLE: bool = false;
+            fn dtype() -> DataType { $dtype }
+            #[inline(always)]
+            fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg {
+                &downcast::<PrimitiveArray<$t>>(array).values()[offset..offset + len]
+            }
+            #[inline(always)]
+            fn get(seg: &Self::Seg, i: usize) -> Self { seg[i] }
+            #[inline(always)]
+            fn from_slot(slot: SlotData<'a>, i: usize, _valid: bool) -> Option<Self> {
+                match slot { SlotData::$variant(v) => Some(v[i]), _ => None }
+            }
+        }
+
+        impl<'a> sealed::Sealed<'a> for Option<$t> {
+            type Seg = (&'a [$t], Option<&'a Bitmap>, usize);
+            const NULLABLE: bool = true;
+            fn dtype() -> DataType { $dtype }
+            #[inline(always)]
+            fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg {
+                let a = downcast::<PrimitiveArray<$t>>(array);
+                (&a.values()[offset..offset + len], a.validity().filter(|_| a.null_count() > 0), offset)
+            }
+            #[inline(always)]
+            fn get(seg: &Self::Seg, i: usize) -> Self {
+                let valid = seg.1.is_none_or(|v| v.get_bit(seg.2 + i));
+                valid.then(|| seg.0[i])
+            }
+            #[inline(always)]
+            fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self> {
+                match slot { SlotData::$variant(v) => Some(valid.then(|| v[i])), _ => None }
+            }
+        }
+    )*};
+}
+
+primitive_cell! {
+    f64 => F64, DataType::Float64;
+    f32 => F32, DataType::Float32;
+    i64 => I64, DataType::Int64;
+    i32 => I32, DataType::Int32;
+    u64 => U64, DataType::UInt64;
+    u32 => U32, DataType::UInt32;
+}
+
+macro_rules! array_cell {
+    ($($t:ty, $opt:ty => $array:ty, $variant:ident, $dtype:expr;)*) => {$(
+        impl<'a> sealed::Sealed<'a> for $t {
+            type Seg = (&'a $array, usize);
+            const NULLABLE: bool = false;
+            fn dtype() -> DataType { $dtype }
+            #[inline(always)]
+            fn seg(array: &'a dyn Array, offset: usize, _len: usize) -> Self::Seg {
+                (downcast::<$array>(array), offset)
+            }
+            #[inline(always)]
+            fn get(seg: &Self::Seg, i: usize) -> Self { seg.0.value(seg.1 + i) }
+            #[inline(always)]
+            fn from_slot(slot: SlotData<'a>, i: usize, _valid: bool) -> Option<Self> {
+                match slot { SlotData::$variant(a, off) => Some(a.value(off + i)), _ => None }
+            }
+        }
+
+        impl<'a> sealed::Sealed<'a> for $opt {
+            type Seg = (&'a $array, usize);
+            const NULLABLE: bool = true;
+            fn dtype() -> DataType { $dtype }
+            #[inline(always)]
+            fn seg(array: &'a dyn Array, offset: usize, _len: usize) -> Self::Seg {
+                (downcast::<$array>(array), offset)
+            }
+            #[inline(always)]
+            fn get(seg: &Self::Seg, i: usize) -> Self { seg.0.get(seg.1 + i) }
+            #[inline(always)]
+            fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self> {
+                match slot {
+                    SlotData::$variant(a, off) => Some(valid.then(|| a.value(off + i))),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+array_cell! {
+    bool, Option<bool> => BooleanArray, Bool, DataType::Boolean;
+    &'a str, Option<&'a str> => Utf8ViewArray, Str, DataType::String;
+}
+
+/// One column of the frame, checked for a typed read: its series and where its chunks start.
+#[derive(Debug)]
+pub struct ColumnReader<'a> {
+    series: &'a Series,
+}
+
+impl<'a> ColumnReader<'a> {
+    /// Resolves `name` for reads as `T`, checking existence, dtype and (for non-nullable `T`)
+    /// nulls, before any work starts.
+    pub(crate) fn new<T: FromCell<'a>>(df: &'a DataFrame, name: &str) -> Result<Self> {
+        let column = df.column(name).map_err(|_| Error::ColumnNotFound {
+            column: name.to_owned(),
+            row: None,
+        })?;
+        if column.dtype() != &T::dtype() {
+            return Err(Error::DtypeMismatch {
+                column: name.to_owned(),
+                row: None,
+                expected: T::dtype(),
+                found: column.dtype().clone(),
+            });
+        }
+        let series = column.as_materialized_series();
+        if !T::NULLABLE
+            && let Some(row) = first_null(series)
+        {
+            return Err(Error::NullValue {
+                column: name.to_owned(),
+                row,
+            });
+        }
+        Ok(ColumnReader { series })
+    }
+
+    pub(crate) fn chunk_starts(&self, out: &mut Vec<usize>) {
+        chunk_starts(self.series, out);
+    }
+
+    /// The view of `rows` (global, inside one Arrow chunk) for reads as `T`.
+    #[inline]
+    pub(crate) fn seg<T: FromCell<'a>>(&self, rows: Range<usize>) -> T::Seg {
+        let (array, offset) = locate(self.series.chunks(), rows.start);
+        T::seg(array.as_ref(), offset, rows.len())
+    }
+}
+
+/// A tuple of column values read together by the typed fast path, with the names as an array of
+/// the same length: `f64` with `["x"]`, `(f64, i64)` with `["x", "k"]`, up to six columns.
+///
+/// Each element is a [`FromCell`] type. The trait is sealed.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("x" => [1.5, 2.5], "k" => [2i64, 4], "s" => ["a", "bb"])?;
+/// let out = df.par_apply_columns("y", ["x", "k", "s"], |(x, k, s): (f64, i64, &str)| {
+///     x * k as f64 + s.len() as f64
+/// })?;
+/// assert_eq!(out.column("y")?.f64()?.get(1), Some(12.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait FromColumns<'a, const N: usize>: Sized + columns_sealed::Sealed<'a, N> {}
+
+impl<'a, const N: usize, T: columns_sealed::Sealed<'a, N>> FromColumns<'a, N> for T {}
+
+pub(crate) mod columns_sealed {
+    use super::*;
+
+    pub trait Sealed<'a, const N: usize>: Sized {
+        type Segs;
+        fn readers(df: &'a DataFrame, names: [&str; N]) -> Result<[ColumnReader<'a>; N]>;
+        fn segs(readers: &[ColumnReader<'a>; N], rows: Range<usize>) -> Self::Segs;
+        fn get(segs: &Self::Segs, i: usize) -> Self;
+    }
+}
+
+macro_rules! single_column {
+    ($($t:ty),*) => {$(
+        impl<'a> columns_sealed::Sealed<'a, 1> for $t {
+            type Segs = <$t as sealed::Sealed<'a>>::Seg;
+            fn readers(df: &'a DataFrame, names: [&str; 1]) -> Result<[ColumnReader<'a>; 1]> {
+                Ok([ColumnReader::new::<$t>(df, names[0])?])
+            }
+            #[inline(always)]
+            fn segs(readers: &[ColumnReader<'a>; 1], rows: Range<usize>) -> Self::Segs {
+                readers[0].seg::<$t>(rows)
+            }
+            #[inline(always)]
+            fn get(segs: &Self::Segs, i: usize) -> Self {
+                <$t as sealed::Sealed<'a>>::get(segs, i)
+            }
+        }
+    )*};
+}
+
+single_column!(
+    f64, f32, i64, i32, u64, u32, bool, &'a str,
+    Option<f64>, Option<f32>, Option<i64>, Option<i32>, Option<u64>, Option<u32>, Option<bool>,
+    Option<&'a str>
+);
+
+macro_rules! tuple_columns {
+    ($n:literal; $($t:ident $i:tt),*) => {
+        impl<'a, $($t: FromCell<'a>),*> columns_sealed::Sealed<'a, $n> for ($($t,)*) {
+            type Segs = ($($t::Seg,)*);
+            fn readers(df: &'a DataFrame, names: [&str; $n]) -> Result<[ColumnReader<'a>; $n]> {
+                Ok([$(ColumnReader::new::<$t>(df, names[$i])?),*])
+            }
+            #[inline(always)]
+            fn segs(readers: &[ColumnReader<'a>; $n], rows: Range<usize>) -> Self::Segs {
+                ($(readers[$i].seg::<$t>(rows.clone()),)*)
+            }
+            #[inline(always)]
+            fn get(segs: &Self::Segs, i: usize) -> Self {
+                ($($t::get(&segs.$i, i),)*)
+            }
+        }
+    };
+}
+
+tuple_columns!(1; A 0);
+tuple_columns!(2; A 0, B 1);
+tuple_columns!(3; A 0, B 1, C 2);
+tuple_columns!(4; A 0, B 1, C 2, D 3);
+tuple_columns!(5; A 0, B 1, C 2, D 3, E 4);
+tuple_columns!(6; A 0, B 1, C 2, D 3, E 4, F 5);

@@ -1,0 +1,269 @@
+//! The crate's one error type.
+
+use std::ops::Range;
+
+use polars::prelude::{DataType, PolarsError, SchemaRef};
+
+/// A boxed error from user code, as stored in [`Error::Row`] and [`Error::Block`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result<T, polars_flock::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a parallel apply.
+///
+/// Every variant carries the context needed to find the failing input: the global row index (never
+/// a chunk-local one), the block index and its row range, the column name, the expected and found
+/// dtypes. Variants are added over time, so match with a wildcard arm.
+///
+/// Errors are deterministic: when several rows or blocks fail, the call reports the one a serial
+/// loop would have met first (the lowest row / block), not whichever thread lost a race.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+/// use polars_flock::Error;
+///
+/// let df = df!("x" => [1.0, 2.0, 3.0])?;
+/// let err = df.par_apply_rows("y", |row| Ok(row.i64("x")? * 2)).unwrap_err();
+/// match err {
+///     Error::DtypeMismatch { column, row, expected, found } => {
+///         assert_eq!(column, "x");
+///         assert_eq!(row, Some(0));
+///         assert_eq!(expected, DataType::Int64);
+///         assert_eq!(found, DataType::Float64);
+///     }
+///     other => panic!("unexpected error: {other}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An option has a value that cannot work, such as `chunksize(0)` or `threads(0)`.
+    ///
+    /// Fix the option; nothing ran.
+    #[error("invalid option `{option}` = {value}: {reason}")]
+    InvalidOption {
+        /// The option's name, e.g. `"chunksize"`.
+        option: &'static str,
+        /// The value given.
+        value: usize,
+        /// What the option accepts.
+        reason: &'static str,
+    },
+
+    /// The dedicated thread pool requested with [`Flock::threads`](crate::Flock::threads) could not
+    /// be started (the OS refused to spawn threads).
+    ///
+    /// Ask for fewer threads, or use the default pool; nothing ran.
+    #[error("could not start a pool of {threads} threads: {source}")]
+    ThreadPool {
+        /// The number of threads requested.
+        threads: usize,
+        /// rayon's reason.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+
+    /// A column read by name does not exist.
+    ///
+    /// `row` is the global row being processed when a row closure asked for it, or `None` when the
+    /// names were checked before any work started (the typed fast path).
+    #[error("column {column:?} not found{}", at_row(*row))]
+    ColumnNotFound {
+        /// The name asked for.
+        column: String,
+        /// The global row index, if the lookup happened inside a row closure.
+        row: Option<usize>,
+    },
+
+    /// A column was read as a type its dtype does not have (no implicit casts are made).
+    ///
+    /// Read it with the getter for `found`, or cast the column before the call.
+    #[error("column {column:?} has dtype {found}, but was read as {expected}{}", at_row(*row))]
+    DtypeMismatch {
+        /// The column's name.
+        column: String,
+        /// The global row index, if the read happened inside a row closure.
+        row: Option<usize>,
+        /// The dtype the getter or tuple element reads.
+        expected: DataType,
+        /// The column's actual dtype.
+        found: DataType,
+    },
+
+    /// A null was read through a getter that cannot represent it (`f64` rather than
+    /// `Option<f64>`).
+    ///
+    /// Use the `Option` form (`row.opt_f64`, or `Option<f64>` in a typed tuple), or fill the nulls.
+    #[error("null value in column {column:?} at row {row}; read it as an Option")]
+    NullValue {
+        /// The column's name.
+        column: String,
+        /// The global row index of the null.
+        row: usize,
+    },
+
+    /// The output column name is already taken in the input frame.
+    ///
+    /// Choose another name, or drop the old column first; the input is never overwritten silently.
+    #[error("output column {column:?} already exists in the frame")]
+    DuplicateColumn {
+        /// The output name asked for.
+        column: String,
+    },
+
+    /// A row closure (or an item closure on a slice) returned an error.
+    ///
+    /// `row` is the global row (or item) index; `source` is the closure's own error, which can be
+    /// recovered with `downcast_ref`.
+    #[error("row {row}: {source}")]
+    Row {
+        /// The global row (or item) index.
+        row: usize,
+        /// The closure's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A block closure returned an error.
+    #[error("block {block} (rows {}..{}): {source}", rows.start, rows.end)]
+    Block {
+        /// The block's index, counting from 0 in input order.
+        block: usize,
+        /// The rows (or items) the block covers in the input.
+        rows: Range<usize>,
+        /// The closure's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A block closure returned a frame whose schema differs from the first block's.
+    ///
+    /// All blocks must return the same column names and dtypes in the same order, so that their
+    /// results can be concatenated.
+    #[error(
+        "block {block} (rows {}..{}) returned schema {found:?}, but block 0 returned {expected:?}",
+        rows.start, rows.end
+    )]
+    SchemaMismatch {
+        /// The index of the first block whose schema differs.
+        block: usize,
+        /// The rows that block covers in the input.
+        rows: Range<usize>,
+        /// The schema of block 0's output.
+        expected: SchemaRef,
+        /// The schema of this block's output.
+        found: SchemaRef,
+    },
+
+    /// A closure panicked. The panic was caught in the block that ran it; the process goes on.
+    ///
+    /// `row` is the row (or item) being processed when the panic happened, when the apply works row
+    /// by row; `None` for block closures.
+    #[error("panic in block {block} (rows {}..{}){}: {message}", rows.start, rows.end, at_row(*row))]
+    Panicked {
+        /// The index of the block that panicked.
+        block: usize,
+        /// The rows (or items) that block covers.
+        rows: Range<usize>,
+        /// The row (or item) being processed, if known.
+        row: Option<usize>,
+        /// The panic message (`"<non-string panic payload>"` when it was not a string).
+        message: String,
+    },
+
+    /// An error raised by Polars outside user code (e.g. while assembling the output).
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+
+    /// An error made by user code with [`Error::custom`], before it is given its row.
+    #[error("{0}")]
+    Custom(#[source] BoxError),
+}
+
+impl Error {
+    /// Wraps any error (or a message) so that a row closure can return it with `?`.
+    ///
+    /// The call reports it as [`Error::Row`] with the row index attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// let df = df!("s" => ["1", "2", "x"])?;
+    /// let err = df
+    ///     .par_apply_rows("n", |row| row.str("s")?.parse::<i64>().map_err(Error::custom))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Row { row: 2, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn custom(error: impl Into<BoxError>) -> Self {
+        Error::Custom(error.into())
+    }
+
+    /// Attaches the global row to an error coming out of a row closure: errors that already know
+    /// their row pass through, the rest become [`Error::Row`].
+    pub(crate) fn at_row(self, row: usize) -> Self {
+        match self {
+            Error::Custom(source) => Error::Row { row, source },
+            e @ (Error::ColumnNotFound { row: Some(_), .. }
+            | Error::DtypeMismatch { row: Some(_), .. }
+            | Error::NullValue { .. }
+            | Error::Row { .. }) => e,
+            other => Error::Row {
+                row,
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+impl From<Error> for PolarsError {
+    /// Lets a block closure (which returns `PolarsResult`) use `?` on a nested apply.
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Polars(e) => e,
+            other => PolarsError::ComputeError(other.to_string().into()),
+        }
+    }
+}
+
+fn at_row(row: Option<usize>) -> String {
+    row.map(|r| format!(" at row {r}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn error_is_send_sync_static() {
+        assert_send_sync_static::<Error>();
+    }
+
+    #[test]
+    fn custom_error_gets_its_row() {
+        let e = Error::custom("bad").at_row(7);
+        assert!(matches!(e, Error::Row { row: 7, .. }));
+        assert_eq!(e.to_string(), "row 7: bad");
+    }
+
+    #[test]
+    fn getter_errors_keep_their_own_row() {
+        let e = Error::NullValue {
+            column: "x".into(),
+            row: 3,
+        }
+        .at_row(9);
+        assert!(matches!(e, Error::NullValue { row: 3, .. }));
+    }
+}

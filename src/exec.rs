@@ -1,0 +1,115 @@
+//! Runs the blocks of a plan: in the selected pool, each exactly once, panics caught, results in
+//! input order, and the first failure (in input order) reported.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::flock::Flock;
+use crate::plan::ChunkPlan;
+
+/// One block being run: its index, its rows, and the row in progress (for panic reports).
+pub(crate) struct Block {
+    pub(crate) index: usize,
+    pub(crate) rows: Range<usize>,
+    current_row: Cell<Option<usize>>,
+}
+
+impl Block {
+    /// Records the row a row-wise closure is about to process.
+    #[inline(always)]
+    pub(crate) fn enter_row(&self, row: usize) {
+        self.current_row.set(Some(row));
+    }
+}
+
+/// Runs `task` once per block of `plan` and returns the outputs in block order.
+///
+/// A block starts only if no block before it has failed, so every block before the first failure
+/// runs and the error returned is the one a serial loop would meet first. Blocks after it that had
+/// already started finish; their results are dropped.
+pub(crate) fn run_blocks<R, F>(flock: &Flock, plan: &ChunkPlan, task: F) -> Result<Vec<R>>
+where
+    R: Send,
+    F: Fn(&Block) -> Result<R> + Sync,
+{
+    run_blocks_checked(flock, plan, task, |_, _| Ok(()))
+}
+
+/// [`run_blocks`], with `check` applied to each output in block order, so that a check failing at
+/// block 2 is reported before a task failing at block 5, as a serial loop would.
+pub(crate) fn run_blocks_checked<R, F, C>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    task: F,
+    mut check: C,
+) -> Result<Vec<R>>
+where
+    R: Send,
+    F: Fn(&Block) -> Result<R> + Sync,
+    C: FnMut(usize, &R) -> Result<()>,
+{
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let run_one = |index: usize| -> Option<Result<R>> {
+        if index > first_failure.load(Ordering::Acquire) {
+            return None;
+        }
+        let block = Block {
+            index,
+            rows: plan.block_rows(index),
+            current_row: Cell::new(None),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| task(&block))).unwrap_or_else(|payload| {
+            Err(Error::Panicked {
+                block: index,
+                rows: block.rows.clone(),
+                row: block.current_row.get(),
+                message: panic_message(payload.as_ref()),
+            })
+        });
+        if result.is_err() {
+            first_failure.fetch_min(index, Ordering::AcqRel);
+        }
+        Some(result)
+    };
+
+    let results: Vec<Option<Result<R>>> = if plan.is_inline() {
+        (0..plan.blocks()).map(run_one).collect()
+    } else {
+        flock.install(|| {
+            (0..plan.blocks())
+                .into_par_iter()
+                .with_max_len(1)
+                .map(run_one)
+                .collect()
+        })?
+    };
+
+    let mut outputs = Vec::with_capacity(results.len());
+    for (index, result) in results.into_iter().enumerate() {
+        // A block is skipped only after a lower one failed, and that failure returns first.
+        match result.expect("a block was skipped without an earlier failure") {
+            Ok(output) => {
+                check(index, &output)?;
+                outputs.push(output);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(outputs)
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}

@@ -1,0 +1,511 @@
+//! `DataFrameParApply`: parallel row and block apply on a Polars `DataFrame`.
+
+use std::convert::Infallible;
+
+use polars::prelude::*;
+
+use crate::cell::{FromColumns, chunk_starts, columns_sealed};
+use crate::error::{BoxError, Error, Result};
+use crate::exec::{run_blocks, run_blocks_checked};
+use crate::flock::Flock;
+use crate::plan::segments;
+use crate::row::{Row, RowSegment};
+use crate::value::{ColumnValue, concat_series};
+
+/// Parallel, in-order apply on a [`DataFrame`]: per row ([`par_apply_rows`]), per row over typed
+/// columns ([`par_apply_columns`]), or per block of rows ([`par_apply_blocks`]).
+///
+/// The frame is cut into blocks of [`Flock::chunksize`] rows; blocks are zero-copy slices of the
+/// frame (no column is copied), run on a rayon pool (see [`Flock`] for which one) and reassembled
+/// in input order. Every row and every block is passed to the closure exactly once, with no call to
+/// infer a schema. The input frame is never modified. The output keeps one Arrow chunk per block,
+/// because rechunking costs more than most closures; call [`DataFrame::rechunk_mut_par`] on the
+/// result if you need a single chunk.
+///
+/// The `*_with` forms take a [`Flock`] with the options; the others use `Flock::new()`.
+///
+/// The trait is sealed: it is implemented for [`DataFrame`] only.
+///
+/// [`par_apply_rows`]: DataFrameParApply::par_apply_rows
+/// [`par_apply_columns`]: DataFrameParApply::par_apply_columns
+/// [`par_apply_blocks`]: DataFrameParApply::par_apply_blocks
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("price" => [2.5, 8.0, 1.0], "qty" => [4i64, 3, 2], "city" => ["Oslo", "Rome", "Lima"])?;
+/// let out = df
+///     .par_apply_rows("total", |row| Ok(row.f64("price")? * row.i64("qty")? as f64))?
+///     .par_apply_rows("label", |row| Ok(format!("{}-{}", row.str("city")?, row.i64("qty")?)))?
+///     .par_apply_blocks(|block| {
+///         let keep = block.column("total")?.f64()?.gt(5.0);
+///         block.filter(&keep)
+///     })?;
+/// assert_eq!(out.height(), 2);
+/// assert_eq!(out.column("label")?.str()?.get(1), Some("Rome-3"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait DataFrameParApply: sealed::Sealed {
+    /// Calls `f` on every row in parallel and returns the frame with its result appended as column
+    /// `name` (the existing columns are shared, not copied), so calls chain.
+    ///
+    /// The closure's return type picks the column's dtype (see [`ColumnValue`]); `Option` gives
+    /// nulls. The row view's getters are typed and fallible, so the closure returns a `Result`; use
+    /// [`Error::custom`] to return your own errors.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::DuplicateColumn`] if `name` is already a column (checked before any work);
+    /// - the getters' errors ([`Error::ColumnNotFound`], [`Error::DtypeMismatch`],
+    ///   [`Error::NullValue`]) and the closure's own ([`Error::Row`]), with the global row index;
+    /// - [`Error::Panicked`] if the closure panics (the block, its rows, the row and the message);
+    /// - [`Error::InvalidOption`] and [`Error::ThreadPool`] for bad options.
+    ///
+    /// After the first failure no new block starts; the error returned is the lowest failing row,
+    /// the one a serial loop would have met first.
+    ///
+    /// # Ordering
+    ///
+    /// Row `i` of the output is `f` of row `i` of the input.
+    ///
+    /// # Parallelism
+    ///
+    /// Blocks run on Polars' pool, or the caller's rayon pool when called from one (see [`Flock`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => (0..10_000).map(f64::from).collect::<Vec<_>>())?;
+    /// let out = df.par_apply_rows("big", |row| Ok(row.f64("x")? > 5_000.0))?;
+    /// let serial: Vec<bool> = (0..10_000).map(|i| f64::from(i) > 5_000.0).collect();
+    /// let got: Vec<bool> = out.column("big")?.bool()?.into_no_null_iter().collect();
+    /// assert_eq!(got, serial);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows<U, F>(&self, name: &str, f: F) -> Result<DataFrame>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync,
+    {
+        self.par_apply_rows_with(&Flock::new(), name, f)
+    }
+
+    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("x" => [1i64, 2, 3, 4, 5])?;
+    /// let flock = Flock::new().chunksize(2).threads(2);
+    /// let out = df.par_apply_rows_with(&flock, "sq", |row| Ok(row.i64("x")?.pow(2)))?;
+    /// assert_eq!(out.column("sq")?.n_chunks(), 3); // one chunk per block, not rechunked
+    /// assert_eq!(out.column("sq")?.i64()?.get(4), Some(25));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<DataFrame>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync;
+
+    /// The typed fast path: calls `f` on the values of `columns` of every row, as a tuple of
+    /// statically typed values, and appends the result as column `name`.
+    ///
+    /// For closures so cheap that the row view's per-read lookups would dominate: each block reads
+    /// plain value slices. `columns` lists the names; the closure's argument type (annotate it)
+    /// says how each is read, e.g. `|(x, k): (f64, i64)|` with `["x", "k"]`; a single column is
+    /// read as a plain value, `|x: f64|` with `["x"]`. See [`FromColumns`].
+    ///
+    /// # Errors
+    ///
+    /// Before any work starts: [`Error::DuplicateColumn`], [`Error::ColumnNotFound`] and
+    /// [`Error::DtypeMismatch`] (with `row: None`), and [`Error::NullValue`] naming the first null
+    /// of a column read as a non-`Option` type. While running: [`Error::Panicked`].
+    ///
+    /// # Ordering
+    ///
+    /// Row `i` of the output is `f` of row `i` of the input.
+    ///
+    /// # Parallelism
+    ///
+    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [0.5, 1.5], "y" => [2.0, 4.0], "k" => [1i64, 2])?;
+    /// let out = df.par_apply_columns("w", ["x", "y", "k"], |(x, y, k): (f64, f64, i64)| {
+    ///     x * y + k as f64
+    /// })?;
+    /// assert_eq!(out.column("w")?.f64()?.get(1), Some(8.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_columns<'a, const N: usize, A, U, F>(
+        &'a self,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        F: Fn(A) -> U + Sync,
+    {
+        self.par_apply_columns_with(&Flock::new(), name, columns, f)
+    }
+
+    /// [`par_apply_columns`](DataFrameParApply::par_apply_columns) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_columns`](DataFrameParApply::par_apply_columns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("s" => [Some("ab"), None, Some("c")])?;
+    /// let flock = Flock::new().chunksize(1);
+    /// let out = df.par_apply_columns_with(&flock, "len", ["s"], |s: Option<&str>| {
+    ///     s.map(|s| s.len() as u32)
+    /// })?;
+    /// assert_eq!(out.column("len")?.u32()?.get(0), Some(2));
+    /// assert_eq!(out.column("len")?.u32()?.get(1), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_columns_with<'a, const N: usize, A, U, F>(
+        &'a self,
+        flock: &Flock,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        F: Fn(A) -> U + Sync,
+    {
+        self.try_par_apply_columns_with(flock, name, columns, |a| Ok::<_, Infallible>(f(a)))
+    }
+
+    /// [`par_apply_columns`](DataFrameParApply::par_apply_columns) for a fallible closure.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_columns`](DataFrameParApply::par_apply_columns), plus [`Error::Row`] with
+    /// the lowest failing row and the closure's error as its source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("s" => ["1", "22", "x"])?;
+    /// let err = df.try_par_apply_columns("n", ["s"], |s: &str| s.parse::<i64>()).unwrap_err();
+    /// assert!(matches!(err, polars_flock::Error::Row { row: 2, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn try_par_apply_columns<'a, const N: usize, A, U, E, F>(
+        &'a self,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        E: Into<BoxError>,
+        F: Fn(A) -> std::result::Result<U, E> + Sync,
+    {
+        self.try_par_apply_columns_with(&Flock::new(), name, columns, f)
+    }
+
+    /// [`try_par_apply_columns`](DataFrameParApply::try_par_apply_columns) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_par_apply_columns`](DataFrameParApply::try_par_apply_columns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("a" => [10u32, 20], "b" => [2u32, 0])?;
+    /// let err = df
+    ///     .try_par_apply_columns_with(&Flock::new().chunksize(1), "q", ["a", "b"], |(a, b): (u32, u32)| {
+    ///         a.checked_div(b).ok_or("division by zero")
+    ///     })
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "row 1: division by zero");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn try_par_apply_columns_with<'a, const N: usize, A, U, E, F>(
+        &'a self,
+        flock: &Flock,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        E: Into<BoxError>,
+        F: Fn(A) -> std::result::Result<U, E> + Sync;
+
+    /// Calls `f` on every block of rows in parallel and concatenates the returned frames in input
+    /// order.
+    ///
+    /// Each block is a zero-copy slice of [`Flock::chunksize`] rows (the last may be shorter). A
+    /// block may return any number of rows (filter, aggregate), but every block must return the
+    /// same schema (names, dtypes, order). An empty frame is passed to `f` once, as one empty
+    /// block, so the output has the closure's schema.
+    ///
+    /// With the automatic chunk size the block boundaries depend on the pool's thread count: set
+    /// [`Flock::chunksize`] when the result depends on them (per-block aggregates).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Block`] with the block, its rows and the closure's [`PolarsError`] as source;
+    /// - [`Error::SchemaMismatch`] naming the first block whose schema differs from block 0's, and
+    ///   both schemas;
+    /// - [`Error::Panicked`] with the block and its rows;
+    /// - [`Error::InvalidOption`] and [`Error::ThreadPool`] for bad options.
+    ///
+    /// # Ordering
+    ///
+    /// Block `b`'s output comes before block `b + 1`'s.
+    ///
+    /// # Parallelism
+    ///
+    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows). On Polars' pool, Polars
+    /// operations inside `f` run on the same pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("x" => (0..100).map(f64::from).collect::<Vec<_>>())?;
+    /// // One row per block: the block's sum.
+    /// let sums = df.par_apply_blocks_with(&Flock::new().chunksize(25), |block| {
+    ///     let total = block.column("x")?.f64()?.sum().unwrap_or(0.0);
+    ///     df!("sum" => [total])
+    /// })?;
+    /// assert_eq!(sums.height(), 4);
+    /// assert_eq!(sums.column("sum")?.f64()?.get(0), Some(300.0)); // 0 + 1 + ... + 24
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_blocks<F>(&self, f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        self.par_apply_blocks_with(&Flock::new(), f)
+    }
+
+    /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks`](DataFrameParApply::par_apply_blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Error, Flock};
+    ///
+    /// let df = df!("x" => [1i64, 2, 3, 4])?;
+    /// let flock = Flock::new().chunksize(2);
+    /// let err = df
+    ///     .par_apply_blocks_with(&flock, |block| {
+    ///         if block.column("x")?.i64()?.get(0) == Some(3) {
+    ///             polars_bail!(ComputeError: "bad block");
+    ///         }
+    ///         Ok(block)
+    ///     })
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Block { block: 1, ref rows, .. } if *rows == (2..4)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for polars::prelude::DataFrame {}
+}
+
+impl DataFrameParApply for DataFrame {
+    fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<DataFrame>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync,
+    {
+        ensure_new_column(self, name)?;
+        let plan = flock.plan(self.height())?;
+        let mut boundaries = Vec::new();
+        for column in self.columns() {
+            // Scalar columns are one chunk once materialised: no boundary, and no need to
+            // materialise a column the closure may never read.
+            if let Some(series) = column.as_series() {
+                chunk_starts(series, &mut boundaries);
+            }
+        }
+        boundaries.sort_unstable();
+        boundaries.dedup();
+
+        let parts = run_blocks(flock, &plan, |block| {
+            let mut out = U::builder(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segment = RowSegment::new(self, rows.clone());
+                for (offset, global) in rows.enumerate() {
+                    block.enter_row(global);
+                    let value = f(&segment.row(offset)).map_err(|e| e.at_row(global))?;
+                    U::push(&mut out, value);
+                }
+            }
+            Ok(U::finish(out, name.into()))
+        })?;
+        with_new_column::<U>(self, name, parts)
+    }
+
+    fn try_par_apply_columns_with<'a, const N: usize, A, U, E, F>(
+        &'a self,
+        flock: &Flock,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        E: Into<BoxError>,
+        F: Fn(A) -> std::result::Result<U, E> + Sync,
+    {
+        ensure_new_column(self, name)?;
+        let plan = flock.plan(self.height())?;
+        let readers = <A as columns_sealed::Sealed<'a, N>>::readers(self, columns)?;
+        let mut boundaries = Vec::new();
+        for reader in &readers {
+            reader.chunk_starts(&mut boundaries);
+        }
+        boundaries.sort_unstable();
+        boundaries.dedup();
+
+        let parts = run_blocks(flock, &plan, |block| {
+            let mut out = U::builder(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segs = A::segs(&readers, rows.clone());
+                for offset in 0..rows.len() {
+                    block.enter_row(rows.start + offset);
+                    match f(A::get(&segs, offset)) {
+                        Ok(value) => U::push(&mut out, value),
+                        Err(e) => {
+                            return Err(Error::Row {
+                                row: rows.start + offset,
+                                source: e.into(),
+                            });
+                        }
+                    }
+                }
+            }
+            Ok(U::finish(out, name.into()))
+        })?;
+        with_new_column::<U>(self, name, parts)
+    }
+
+    fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        let plan = flock.plan(self.height())?.with_empty_block();
+        let mut expected: Option<SchemaRef> = None;
+        let parts = run_blocks_checked(
+            flock,
+            &plan,
+            |block| {
+                let slice = self.slice(block.rows.start as i64, block.rows.len());
+                f(slice).map_err(|source| Error::Block {
+                    block: block.index,
+                    rows: block.rows.clone(),
+                    source: Box::new(source),
+                })
+            },
+            |index, out: &DataFrame| {
+                let found = out.schema();
+                match &expected {
+                    None => expected = Some(found.clone()),
+                    Some(schema) if same_schema(schema, found) => {}
+                    Some(schema) => {
+                        return Err(Error::SchemaMismatch {
+                            block: index,
+                            rows: plan.block_rows(index),
+                            expected: schema.clone(),
+                            found: found.clone(),
+                        });
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().unwrap_or_default();
+        for part in parts {
+            out.vstack_mut_owned(part)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Names, dtypes and order all equal (`Schema`'s own `==` ignores the order).
+fn same_schema(a: &Schema, b: &Schema) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
+}
+
+fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {
+    if df.get_column_index(name).is_some() {
+        return Err(Error::DuplicateColumn {
+            column: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn with_new_column<U: ColumnValue>(
+    df: &DataFrame,
+    name: &str,
+    parts: Vec<Series>,
+) -> Result<DataFrame> {
+    let column = concat_series::<U>(name.into(), parts)?;
+    let mut out = df.clone();
+    out.with_column(column.into_column())?;
+    Ok(out)
+}

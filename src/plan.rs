@@ -1,0 +1,213 @@
+//! How an input of `rows` rows is cut into blocks.
+
+use std::ops::Range;
+
+/// Blocks per pool thread when the chunk size is chosen automatically: enough for work stealing to
+/// even out blocks of unequal cost, few enough that per-block overhead (a task, an output array)
+/// stays far below the work.
+pub(crate) const BLOCKS_PER_THREAD: usize = 4;
+
+/// The smallest block the automatic rule makes. Below two of these the whole input runs inline on
+/// the calling thread: a pool hop costs microseconds, more than light closures spend on 128 rows.
+pub(crate) const MIN_AUTO_BLOCK_ROWS: usize = 64;
+
+/// The blocks a call will run: how many rows each, on how many threads.
+///
+/// Obtain one with [`Flock::plan`](crate::Flock::plan) to see what a call would do; `Debug` prints
+/// it.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::Flock;
+///
+/// let plan = Flock::new().chunksize(300).plan(1_000)?;
+/// assert_eq!(plan.chunksize(), 300);
+/// assert_eq!(plan.blocks(), 4); // 300 + 300 + 300 + 100
+/// assert_eq!(plan.block_rows(3), 900..1_000);
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkPlan {
+    rows: usize,
+    chunksize: usize,
+    threads: usize,
+    empty_block: bool,
+}
+
+impl ChunkPlan {
+    /// The plan for `rows` rows: `chunksize` if given, else the automatic rule for `threads`
+    /// threads (see [`Flock::chunksize`](crate::Flock::chunksize)).
+    pub(crate) fn new(rows: usize, chunksize: Option<usize>, threads: usize) -> Self {
+        let chunksize = chunksize.unwrap_or_else(|| auto_chunksize(rows, threads));
+        ChunkPlan {
+            rows,
+            chunksize,
+            threads,
+            empty_block: false,
+        }
+    }
+
+    /// Makes an empty input one empty block instead of none, so that a block closure still runs
+    /// once and the output gets the closure's schema.
+    pub(crate) fn with_empty_block(mut self) -> Self {
+        self.empty_block = self.rows == 0;
+        self
+    }
+
+    /// The number of rows (or items) in the input.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(polars_flock::Flock::new().plan(10)?.rows(), 10);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Rows per block; the last block may be shorter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(polars_flock::Flock::new().chunksize(7).plan(10)?.chunksize(), 7);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn chunksize(&self) -> usize {
+        self.chunksize
+    }
+
+    /// The number of threads of the pool that will run the blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(polars_flock::Flock::new().threads(3).plan(10)?.threads(), 3);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The number of blocks: `ceil(rows / chunksize)`, and 0 for an empty input (a DataFrame block
+    /// apply still runs its closure once, on the empty frame, to learn the output schema).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::Flock;
+    /// assert_eq!(Flock::new().chunksize(4).plan(10)?.blocks(), 3);
+    /// assert_eq!(Flock::new().chunksize(4).plan(0)?.blocks(), 0);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn blocks(&self) -> usize {
+        if self.empty_block {
+            return 1;
+        }
+        self.rows.div_ceil(self.chunksize)
+    }
+
+    /// Whether the call runs on the calling thread, without a pool: true when there is at most one
+    /// block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::Flock;
+    /// assert!(Flock::new().plan(100)?.is_inline()); // too small for parallelism to pay
+    /// assert!(!Flock::new().threads(2).plan(1_000_000)?.is_inline());
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn is_inline(&self) -> bool {
+        self.blocks() <= 1
+    }
+
+    /// The input rows block `block` covers.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `block >= self.blocks()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let plan = polars_flock::Flock::new().chunksize(4).plan(10)?;
+    /// assert_eq!(plan.block_rows(0), 0..4);
+    /// assert_eq!(plan.block_rows(2), 8..10);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn block_rows(&self, block: usize) -> Range<usize> {
+        assert!(block < self.blocks(), "block {block} out of range");
+        let start = block * self.chunksize;
+        start..(start + self.chunksize).min(self.rows)
+    }
+}
+
+/// `ceil(rows / (BLOCKS_PER_THREAD * threads))`, but at least `MIN_AUTO_BLOCK_ROWS`; one block
+/// (inline) when that leaves fewer than two.
+fn auto_chunksize(rows: usize, threads: usize) -> usize {
+    let target_blocks = BLOCKS_PER_THREAD * threads.max(1);
+    let chunksize = rows.div_ceil(target_blocks).max(MIN_AUTO_BLOCK_ROWS);
+    if rows < 2 * MIN_AUTO_BLOCK_ROWS || threads <= 1 {
+        rows.max(1)
+    } else {
+        chunksize
+    }
+}
+
+/// Splits `range` at the sorted `boundaries` that fall strictly inside it, so that no piece
+/// crosses an Arrow chunk boundary of any column read.
+pub(crate) fn segments(boundaries: &[usize], range: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let first = boundaries.partition_point(|&b| b <= range.start);
+    let inner = boundaries[first..]
+        .iter()
+        .copied()
+        .take_while(move |&b| b < range.end);
+    let starts = std::iter::once(range.start).chain(inner.clone());
+    let ends = inner.chain(std::iter::once(range.end));
+    starts.zip(ends).map(|(s, e)| s..e).filter(|r| !r.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_rule_gives_four_blocks_per_thread() {
+        let plan = ChunkPlan::new(1_000_000, None, 2);
+        assert_eq!(plan.blocks(), 8);
+        assert_eq!(plan.chunksize(), 125_000);
+    }
+
+    #[test]
+    fn auto_rule_runs_small_inputs_inline() {
+        assert!(ChunkPlan::new(127, None, 8).is_inline());
+        assert!(!ChunkPlan::new(128, None, 8).is_inline());
+        assert_eq!(ChunkPlan::new(128, None, 8).chunksize(), MIN_AUTO_BLOCK_ROWS);
+        assert!(ChunkPlan::new(1_000_000, None, 1).is_inline());
+        assert_eq!(ChunkPlan::new(0, None, 4).blocks(), 0);
+    }
+
+    #[test]
+    fn blocks_cover_every_row_once() {
+        for rows in [0, 1, 5, 64, 1000, 1001] {
+            for cs in [1, 3, 64, 1000, 5000] {
+                let plan = ChunkPlan::new(rows, Some(cs), 2);
+                let covered: Vec<usize> = (0..plan.blocks()).flat_map(|b| plan.block_rows(b)).collect();
+                assert_eq!(covered, (0..rows).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn segments_split_at_inner_boundaries_only() {
+        let b = [0, 10, 20, 30];
+        let segs: Vec<_> = segments(&b, 5..25).collect();
+        assert_eq!(segs, vec![5..10, 10..20, 20..25]);
+        let segs: Vec<_> = segments(&b, 10..20).collect();
+        assert_eq!(segs, vec![10..20]);
+        assert_eq!(segments(&[], 0..7).collect::<Vec<_>>(), vec![0..7]);
+    }
+}

@@ -1,0 +1,280 @@
+//! The row view handed to row closures: typed getters by column name.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+
+use polars::prelude::*;
+use polars_arrow::bitmap::Bitmap;
+
+use crate::cell::{FromCell, SlotData};
+use crate::error::{Error, Result};
+
+/// One row of the frame, as a row closure sees it: typed getters by column name.
+///
+/// Getters read the column's Arrow values directly: the column is looked up and downcast once per
+/// block (and again only where an Arrow chunk boundary splits the block), never per row, and no
+/// `AnyValue` is made. Repeated reads of the same names in the same order, the usual shape of a
+/// closure, hit a cached slot by position.
+///
+/// Every getter fails with the global row index and the column name when the column is missing
+/// ([`Error::ColumnNotFound`]), has another dtype ([`Error::DtypeMismatch`], no implicit casts), or
+/// holds a null read through a non-`Option` getter ([`Error::NullValue`]).
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("price" => [2.5, 4.0], "qty" => [4i64, 3], "city" => ["Oslo", "Rome"])?;
+/// let out = df
+///     .par_apply_rows("total", |row| Ok(row.f64("price")? * row.i64("qty")? as f64))?
+///     .par_apply_rows("label", |row| Ok(format!("{}-{}", row.str("city")?, row.index())))?;
+/// assert_eq!(out.column("total")?.f64()?.get(1), Some(12.0));
+/// assert_eq!(out.column("label")?.str()?.get(1), Some("Rome-1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Row<'a> {
+    segment: &'a RowSegment<'a>,
+    offset: usize,
+}
+
+/// The rows of one block that lie inside a single Arrow chunk of every column, with the columns
+/// read so far.
+pub(crate) struct RowSegment<'a> {
+    df: &'a DataFrame,
+    rows: Range<usize>,
+    slots: RefCell<Vec<Slot<'a>>>,
+    cursor: Cell<usize>,
+}
+
+impl std::fmt::Debug for RowSegment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowSegment").field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+/// A column resolved for this segment. `key` is the address and length of the name as the closure
+/// passed it: string literals keep their address, so the usual lookup is two integer compares.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    key: (usize, usize),
+    name: &'a str,
+    /// `None` when the column does not exist.
+    dtype: Option<&'a DataType>,
+    data: SlotData<'a>,
+    validity: Option<(&'a Bitmap, usize)>,
+}
+
+impl<'a> RowSegment<'a> {
+    pub(crate) fn new(df: &'a DataFrame, rows: Range<usize>) -> Self {
+        RowSegment {
+            df,
+            rows,
+            slots: RefCell::new(Vec::new()),
+            cursor: Cell::new(0),
+        }
+    }
+
+    /// The view of segment row `offset`.
+    #[inline(always)]
+    pub(crate) fn row(&'a self, offset: usize) -> Row<'a> {
+        self.cursor.set(0);
+        Row {
+            segment: self,
+            offset,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, name: &str) -> Slot<'a> {
+        let key = (name.as_ptr() as usize, name.len());
+        let position = self.cursor.get();
+        self.cursor.set(position + 1);
+        {
+            let slots = self.slots.borrow();
+            if let Some(slot) = slots.get(position)
+                && slot.key == key
+            {
+                return *slot;
+            }
+            if let Some(slot) = slots
+                .iter()
+                .find(|s| s.key == key || (s.dtype.is_some() && s.name == name))
+            {
+                return *slot;
+            }
+        }
+        let slot = self.resolve(name, key);
+        self.slots.borrow_mut().push(slot);
+        slot
+    }
+
+    #[cold]
+    fn resolve(&self, name: &str, key: (usize, usize)) -> Slot<'a> {
+        match self.df.column(name) {
+            Ok(column) => {
+                let series = column.as_materialized_series();
+                let (data, validity) = SlotData::new(series, self.rows.clone());
+                Slot {
+                    key,
+                    name: series.name().as_str(),
+                    dtype: Some(series.dtype()),
+                    data,
+                    validity,
+                }
+            }
+            Err(_) => Slot {
+                key,
+                name: "",
+                dtype: None,
+                data: SlotData::Other,
+                validity: None,
+            },
+        }
+    }
+}
+
+impl<'a> Row<'a> {
+    /// The row's global index in the input frame (not its index inside the block).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [0.0; 1_000])?;
+    /// let out = df.par_apply_rows("i", |row| Ok(row.index() as u64))?;
+    /// assert_eq!(out.column("i")?.u64()?.get(999), Some(999));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn index(&self) -> usize {
+        self.segment.rows.start + self.offset
+    }
+
+    /// Reads column `name` as `T` (any [`FromCell`] type: `f64`, `Option<&str>`, ...).
+    ///
+    /// The named getters ([`f64`](Row::f64), [`opt_str`](Row::opt_str), ...) are shorthands for
+    /// this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ColumnNotFound`], [`Error::DtypeMismatch`] when the column's dtype is not exactly
+    /// `T`'s, [`Error::NullValue`] for a null read as a non-`Option` type; each with this row's
+    /// global index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [Some(1.0), None])?;
+    /// let out = df.par_apply_rows("y", |row| Ok(row.get::<Option<f64>>("x")?.map(|x| x + 1.0)))?;
+    /// assert_eq!(out.column("y")?.f64()?.get(0), Some(2.0));
+    /// assert_eq!(out.column("y")?.f64()?.get(1), None);
+    ///
+    /// let err = df.par_apply_rows("y", |row| row.get::<f64>("x")).unwrap_err();
+    /// assert!(matches!(err, polars_flock::Error::NullValue { row: 1, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn get<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
+        let slot = self.segment.slot(name);
+        let Some(dtype) = slot.dtype else {
+            return Err(Error::ColumnNotFound {
+                column: name.to_owned(),
+                row: Some(self.index()),
+            });
+        };
+        let valid = slot
+            .validity
+            .is_none_or(|(bits, offset)| bits.get_bit(offset + self.offset));
+        if !valid && !T::NULLABLE {
+            if T::from_slot(slot.data, self.offset, true).is_none() {
+                return Err(self.mismatch::<T>(name, dtype));
+            }
+            return Err(Error::NullValue {
+                column: name.to_owned(),
+                row: self.index(),
+            });
+        }
+        T::from_slot(slot.data, self.offset, valid).ok_or_else(|| self.mismatch::<T>(name, dtype))
+    }
+
+    #[cold]
+    fn mismatch<T: FromCell<'a>>(&self, name: &str, found: &DataType) -> Error {
+        Error::DtypeMismatch {
+            column: name.to_owned(),
+            row: Some(self.index()),
+            expected: T::dtype(),
+            found: found.clone(),
+        }
+    }
+}
+
+macro_rules! getters {
+    ($($get:ident, $opt:ident: $t:ty, $dtype:literal, $some:expr;)*) => {$(
+        #[doc = concat!("Reads column `name` (dtype `", $dtype, "`) as `", stringify!($t), "`; a null is an error.")]
+        ///
+        /// # Errors
+        ///
+        /// [`Error::ColumnNotFound`], [`Error::DtypeMismatch`], [`Error::NullValue`], with the
+        /// global row index.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use polars_flock::polars::prelude::*;
+        /// use polars_flock::prelude::*;
+        ///
+        #[doc = concat!("let df = df!(\"v\" => [", stringify!($some), "])?;")]
+        #[doc = concat!("let out = df.par_apply_rows(\"w\", |row| Ok(row.", stringify!($get), "(\"v\")?.to_owned()))?;")]
+        #[doc = concat!("assert_eq!(out.column(\"w\")?.get(0)?, df.column(\"v\")?.get(0)?);")]
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn $get(&self, name: &str) -> Result<$t> {
+            self.get::<$t>(name)
+        }
+
+        #[doc = concat!("Reads column `name` (dtype `", $dtype, "`) as `Option<", stringify!($t), ">`; a null is `None`.")]
+        ///
+        /// # Errors
+        ///
+        /// [`Error::ColumnNotFound`], [`Error::DtypeMismatch`], with the global row index.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use polars_flock::polars::prelude::*;
+        /// use polars_flock::prelude::*;
+        ///
+        #[doc = concat!("let df = df!(\"v\" => [Some(", stringify!($some), "), None])?;")]
+        #[doc = concat!("let out = df.par_apply_rows(\"w\", |row| Ok(row.", stringify!($opt), "(\"v\")?.map(|v| v.to_owned())))?;")]
+        #[doc = concat!("assert_eq!(out.column(\"w\")?.get(0)?, df.column(\"v\")?.get(0)?);")]
+        /// assert_eq!(out.column("w")?.null_count(), 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn $opt(&self, name: &str) -> Result<Option<$t>> {
+            self.get::<Option<$t>>(name)
+        }
+    )*};
+}
+
+impl<'a> Row<'a> {
+    getters! {
+        f64, opt_f64: f64, "Float64", 1.5f64;
+        f32, opt_f32: f32, "Float32", 1.5f32;
+        i64, opt_i64: i64, "Int64", -7i64;
+        i32, opt_i32: i32, "Int32", -7i32;
+        u64, opt_u64: u64, "UInt64", 7u64;
+        u32, opt_u32: u32, "UInt32", 7u32;
+        bool, opt_bool: bool, "Boolean", true;
+        str, opt_str: &'a str, "String", "text";
+    }
+}

@@ -1,0 +1,324 @@
+//! `SliceParApply`: parallel, in-order apply on a slice (and so on a `Vec`).
+
+use std::convert::Infallible;
+
+use crate::error::{BoxError, Error, Result};
+use crate::exec::run_blocks;
+use crate::flock::Flock;
+
+/// Parallel, in-order apply on a slice or `Vec`: per item ([`par_apply_rows`]) or per block of
+/// items ([`par_apply_blocks`]), with `try_` forms for fallible closures.
+///
+/// Blocks are sub-slices of [`Flock::chunksize`] items (zero-copy), chosen and run exactly as for
+/// a [`DataFrame`](polars::prelude::DataFrame): see [`DataFrameParApply`](crate::DataFrameParApply)
+/// and [`Flock`]. Every item and every block is passed to the closure exactly once. The output is
+/// one `Vec` in input order.
+///
+/// The trait is sealed: it is implemented for `[T]` only (a `Vec<T>` reaches it through `Deref`).
+///
+/// [`par_apply_rows`]: SliceParApply::par_apply_rows
+/// [`par_apply_blocks`]: SliceParApply::par_apply_blocks
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+///
+/// let items: Vec<u64> = (0..10_000).collect();
+/// let squares: Vec<u64> = items.par_apply_rows(|x| x * x)?;
+/// let sums: Vec<u64> = items.par_apply_blocks(|block| vec![block.iter().sum()])?;
+/// assert_eq!(squares[9_999], 9_999 * 9_999);
+/// assert_eq!(sums.iter().sum::<u64>(), items.iter().sum::<u64>());
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+pub trait SliceParApply<T: Sync>: sealed::Sealed {
+    /// Calls `f` on every item in parallel; item `i` of the output is `f(&self[i])`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] if `f` panics (with the block, its items and the item index);
+    /// [`Error::InvalidOption`] and [`Error::ThreadPool`] for bad options.
+    ///
+    /// # Ordering
+    ///
+    /// Input order.
+    ///
+    /// # Parallelism
+    ///
+    /// Polars' pool, or the caller's rayon pool when called from one (see [`Flock`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let words = ["flock", "of", "birds"];
+    /// let lens = words.par_apply_rows(|w| w.len())?;
+    /// assert_eq!(lens, [5, 2, 5]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_rows<U, F>(&self, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&T) -> U + Sync,
+    {
+        self.par_apply_rows_with(&Flock::new(), f)
+    }
+
+    /// [`par_apply_rows`](SliceParApply::par_apply_rows) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](SliceParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let v: Vec<i32> = (0..100).collect();
+    /// let neg = v.par_apply_rows_with(&Flock::new().chunksize(7).threads(2), |x| -x)?;
+    /// assert_eq!(neg[99], -99);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_rows_with<U, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&T) -> U + Sync,
+    {
+        self.try_par_apply_rows_with(flock, |x| Ok::<_, Infallible>(f(x)))
+    }
+
+    /// [`par_apply_rows`](SliceParApply::par_apply_rows) for a fallible closure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Row`] with the lowest failing item index and the closure's error as source (no new
+    /// block starts after a failure); otherwise as
+    /// [`par_apply_rows`](SliceParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// let raw = ["1", "2", "three", "4"];
+    /// let err = raw.try_par_apply_rows(|s| s.parse::<i32>()).unwrap_err();
+    /// let Error::Row { row, source } = err else { panic!() };
+    /// assert_eq!(row, 2);
+    /// assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_rows<U, E, F>(&self, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync,
+    {
+        self.try_par_apply_rows_with(&Flock::new(), f)
+    }
+
+    /// [`try_par_apply_rows`](SliceParApply::try_par_apply_rows) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_par_apply_rows`](SliceParApply::try_par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let v = vec![4.0f64, 9.0];
+    /// let roots = v.try_par_apply_rows_with(&Flock::new().chunksize(1), |x| {
+    ///     if *x < 0.0 { Err("negative") } else { Ok(x.sqrt()) }
+    /// })?;
+    /// assert_eq!(roots, [2.0, 3.0]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_rows_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync;
+
+    /// Calls `f` on every block of items in parallel and concatenates the returned `Vec`s in input
+    /// order. A block may return any number of values.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] with the block and its item range; [`Error::InvalidOption`] and
+    /// [`Error::ThreadPool`] for bad options.
+    ///
+    /// # Ordering
+    ///
+    /// Block `b`'s values come before block `b + 1`'s.
+    ///
+    /// # Parallelism
+    ///
+    /// As [`par_apply_rows`](SliceParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let v: Vec<u32> = (1..=10).collect();
+    /// let maxima = v.par_apply_blocks_with(&Flock::new().chunksize(4), |b| vec![*b.iter().max().unwrap()])?;
+    /// assert_eq!(maxima, [4, 8, 10]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_blocks<U, F>(&self, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&[T]) -> Vec<U> + Sync,
+    {
+        self.par_apply_blocks_with(&Flock::new(), f)
+    }
+
+    /// [`par_apply_blocks`](SliceParApply::par_apply_blocks) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks`](SliceParApply::par_apply_blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let v: Vec<u8> = vec![1, 2, 3, 4, 5];
+    /// let pairs = v.par_apply_blocks_with(&Flock::new().chunksize(2), |b| vec![b.len()])?;
+    /// assert_eq!(pairs, [2, 2, 1]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_blocks_with<U, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&[T]) -> Vec<U> + Sync,
+    {
+        self.try_par_apply_blocks_with(flock, |b| Ok::<_, Infallible>(f(b)))
+    }
+
+    /// [`par_apply_blocks`](SliceParApply::par_apply_blocks) for a fallible closure.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Block`] with the lowest failing block, its item range and the closure's error as
+    /// source; otherwise as [`par_apply_blocks`](SliceParApply::par_apply_blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Error, Flock};
+    ///
+    /// let v: Vec<i32> = vec![1, 2, -3, 4];
+    /// let err = v
+    ///     .try_par_apply_blocks_with(&Flock::new().chunksize(2), |b| {
+    ///         if b.iter().any(|x| *x < 0) { Err("negative") } else { Ok(b.to_vec()) }
+    ///     })
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Block { block: 1, ref rows, .. } if *rows == (2..4)));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_blocks<U, E, F>(&self, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync,
+    {
+        self.try_par_apply_blocks_with(&Flock::new(), f)
+    }
+
+    /// [`try_par_apply_blocks`](SliceParApply::try_par_apply_blocks) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_par_apply_blocks`](SliceParApply::try_par_apply_blocks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let v = vec!["a", "b", "c"];
+    /// let joined = v.try_par_apply_blocks_with(&Flock::new().chunksize(2), |b| {
+    ///     Ok::<_, std::fmt::Error>(vec![b.concat()])
+    /// })?;
+    /// assert_eq!(joined, ["ab", "c"]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_blocks_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for [T] {}
+}
+
+impl<T: Sync> SliceParApply<T> for [T] {
+    fn try_par_apply_rows_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync,
+    {
+        let plan = flock.plan(self.len())?;
+        let parts = run_blocks(flock, &plan, |block| {
+            let mut out = Vec::with_capacity(block.rows.len());
+            for (row, item) in block.rows.clone().zip(&self[block.rows.clone()]) {
+                block.enter_row(row);
+                match f(item) {
+                    Ok(value) => out.push(value),
+                    Err(e) => {
+                        return Err(Error::Row {
+                            row,
+                            source: e.into(),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        Ok(concat_vecs(parts))
+    }
+
+    fn try_par_apply_blocks_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync,
+    {
+        let plan = flock.plan(self.len())?;
+        let parts = run_blocks(flock, &plan, |block| {
+            f(&self[block.rows.clone()]).map_err(|e| Error::Block {
+                block: block.index,
+                rows: block.rows.clone(),
+                source: e.into(),
+            })
+        })?;
+        Ok(concat_vecs(parts))
+    }
+}
+
+fn concat_vecs<U>(parts: Vec<Vec<U>>) -> Vec<U> {
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        out.extend(part);
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! Output values: the closure's return type picks the new column's dtype.
+
+use polars::prelude::*;
+use polars_arrow::bitmap::MutableBitmap;
+
+/// A value a row closure may return; its type picks the dtype of the new column.
+///
+/// | closure returns | column dtype |
+/// |---|---|
+/// | `f64`, `f32` | `Float64`, `Float32` |
+/// | `i64`, `i32`, `u64`, `u32` | `Int64`, `Int32`, `UInt64`, `UInt32` |
+/// | `bool` | `Boolean` |
+/// | `String`, `&'static str` | `String` |
+/// | `Option<T>` of any of these | the same dtype, `None` becomes null |
+///
+/// The trait is sealed: it cannot be implemented outside this crate.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("x" => [1.0, -2.0, 4.0])?;
+/// let out = df.par_apply_rows("sqrt", |row| {
+///     let x = row.f64("x")?;
+///     Ok((x >= 0.0).then(|| x.sqrt())) // Option<f64>: negative inputs become null
+/// })?;
+/// assert_eq!(out.column("sqrt")?.dtype(), &DataType::Float64);
+/// assert_eq!(out.column("sqrt")?.null_count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait ColumnValue: Send + Sized + sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// Builds one output array per block without going through `AnyValue`.
+    pub trait Sealed: Sized {
+        type Builder: Send;
+        fn dtype() -> DataType;
+        fn builder(capacity: usize) -> Self::Builder;
+        fn push(builder: &mut Self::Builder, value: Self);
+        fn finish(builder: Self::Builder, name: PlSmallStr) -> Series;
+    }
+}
+
+impl<T: sealed::Sealed + Send> ColumnValue for T {}
+
+/// Concatenates per-block outputs without copying (the result keeps one chunk per block).
+pub(crate) fn concat_series<T: sealed::Sealed>(
+    name: PlSmallStr,
+    parts: Vec<Series>,
+) -> PolarsResult<Series> {
+    let mut parts = parts.into_iter();
+    let Some(mut out) = parts.next() else {
+        return Ok(Series::new_empty(name, &T::dtype()));
+    };
+    for part in parts {
+        out.append_owned(part)?;
+    }
+    Ok(out)
+}
+
+macro_rules! numeric_value {
+    ($($native:ty => $pl:ty, $dtype:expr;)*) => {$(
+        impl sealed::Sealed for $native {
+            type Builder = Vec<$native>;
+            fn dtype() -> DataType {
+                $dtype
+            }
+            fn builder(capacity: usize) -> Self::Builder {
+                Vec::with_capacity(capacity)
+            }
+            #[inline(always)]
+            fn push(builder: &mut Self::Builder, value: Self) {
+                builder.push(value);
+            }
+            fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
+                ChunkedArray::<$pl>::from_vec(name, builder).into_series()
+            }
+        }
+
+        impl sealed::Sealed for Option<$native> {
+            type Builder = (Vec<$native>, MutableBitmap);
+            fn dtype() -> DataType {
+                $dtype
+            }
+            fn builder(capacity: usize) -> Self::Builder {
+                (Vec::with_capacity(capacity), MutableBitmap::with_capacity(capacity))
+            }
+            #[inline(always)]
+            fn push(builder: &mut Self::Builder, value: Self) {
+                builder.0.push(value.unwrap_or_default());
+                builder.1.push(value.is_some());
+            }
+            fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
+                ChunkedArray::<$pl>::from_vec_validity(name, builder.0, builder.1.into())
+                    .into_series()
+            }
+        }
+    )*};
+}
+
+numeric_value! {
+    f64 => Float64Type, DataType::Float64;
+    f32 => Float32Type, DataType::Float32;
+    i64 => Int64Type, DataType::Int64;
+    i32 => Int32Type, DataType::Int32;
+    u64 => UInt64Type, DataType::UInt64;
+    u32 => UInt32Type, DataType::UInt32;
+}
+
+macro_rules! bool_value {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {
+            type Builder = Vec<$t>;
+            fn dtype() -> DataType {
+                DataType::Boolean
+            }
+            fn builder(capacity: usize) -> Self::Builder {
+                Vec::with_capacity(capacity)
+            }
+            #[inline(always)]
+            fn push(builder: &mut Self::Builder, value: Self) {
+                builder.push(value);
+            }
+            fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
+                BooleanChunked::new(name, builder.as_slice()).into_series()
+            }
+        }
+    )*};
+}
+
+bool_value!(bool, Option<bool>);
+
+macro_rules! string_value {
+    ($($t:ty => |$b:ident, $v:ident| $push:expr;)*) => {$(
+        impl sealed::Sealed for $t {
+            type Builder = StringChunkedBuilder;
+            fn dtype() -> DataType {
+                DataType::String
+            }
+            fn builder(capacity: usize) -> Self::Builder {
+                StringChunkedBuilder::new(PlSmallStr::EMPTY, capacity)
+            }
+            #[inline(always)]
+            fn push($b: &mut Self::Builder, $v: Self) {
+                $push
+            }
+            fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
+                builder.finish().with_name(name).into_series()
+            }
+        }
+    )*};
+}
+
+string_value! {
+    String => |b, v| b.append_value(v);
+    &'static str => |b, v| b.append_value(v);
+    Option<String> => |b, v| b.append_option(v);
+    Option<&'static str> => |b, v| b.append_option(v);
+}

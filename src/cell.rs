@@ -57,19 +57,21 @@ pub enum SlotData<'a> {
 impl<'a> SlotData<'a> {
     /// Views `rows` (global) of `series` (which must not cross an Arrow chunk boundary), with the
     /// validity bitmap and its offset when the segment's array has nulls.
-    pub(crate) fn new(series: &'a Series, rows: Range<usize>) -> (Self, Option<(&'a Bitmap, usize)>) {
+    pub(crate) fn new(
+        series: &'a Series,
+        rows: Range<usize>,
+    ) -> (Self, Option<(&'a Bitmap, usize)>) {
         let (array, offset) = locate(series.chunks(), rows.start);
         let len = rows.len();
         let validity = array
             .validity()
             .filter(|_| array.null_count() > 0)
             .map(|v| (v, offset));
-        fn prim<'a, T: polars_arrow::types::NativeType>(
-            a: &'a dyn Array,
-            off: usize,
-            len: usize,
-        ) -> &'a [T] {
-            let a = a.as_any().downcast_ref::<PrimitiveArray<T>>().expect("dtype checked");
+        fn prim<T: polars_arrow::types::NativeType>(a: &dyn Array, off: usize, len: usize) -> &[T] {
+            let a = a
+                .as_any()
+                .downcast_ref::<PrimitiveArray<T>>()
+                .expect("dtype checked");
             &a.values()[off..off + len]
         }
         let a = array.as_ref();
@@ -120,7 +122,9 @@ fn first_null(series: &Series) -> Option<usize> {
     let mut start = 0;
     for chunk in series.chunks() {
         if chunk.null_count() > 0
-            && let Some(i) = chunk.validity().and_then(|v| v.iter().position(|valid| !valid))
+            && let Some(i) = chunk
+                .validity()
+                .and_then(|v| v.iter().position(|valid| !valid))
         {
             return Some(start + i);
         }
@@ -139,9 +143,10 @@ pub(crate) mod sealed {
         fn dtype() -> DataType;
         fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg;
         fn get(seg: &Self::Seg, i: usize) -> Self;
-        /// Reads segment row `i` from the row view's slot; `None` on a dtype mismatch. `valid` is
-        /// false for a null, which only nullable types are asked to read.
-        fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self>;
+        /// Reads segment row `i` (not null) from the row view's slot; `None` on a dtype mismatch.
+        fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self>;
+        /// The value of a null: `Some(None)` for `Option` types, `None` for the others.
+        fn null() -> Option<Self>;
     }
 }
 
@@ -158,9 +163,10 @@ macro_rules! primitive_cell {
             #[inline(always)]
             fn get(seg: &Self::Seg, i: usize) -> Self { seg[i] }
             #[inline(always)]
-            fn from_slot(slot: SlotData<'a>, i: usize, _valid: bool) -> Option<Self> {
+            fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
                 match slot { SlotData::$variant(v) => Some(v[i]), _ => None }
             }
+            fn null() -> Option<Self> { None }
         }
 
         impl<'a> sealed::Sealed<'a> for Option<$t> {
@@ -178,9 +184,10 @@ macro_rules! primitive_cell {
                 valid.then(|| seg.0[i])
             }
             #[inline(always)]
-            fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self> {
-                match slot { SlotData::$variant(v) => Some(valid.then(|| v[i])), _ => None }
+            fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
+                match slot { SlotData::$variant(v) => Some(Some(v[i])), _ => None }
             }
+            fn null() -> Option<Self> { Some(None) }
         }
     )*};
 }
@@ -207,9 +214,10 @@ macro_rules! array_cell {
             #[inline(always)]
             fn get(seg: &Self::Seg, i: usize) -> Self { seg.0.value(seg.1 + i) }
             #[inline(always)]
-            fn from_slot(slot: SlotData<'a>, i: usize, _valid: bool) -> Option<Self> {
+            fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
                 match slot { SlotData::$variant(a, off) => Some(a.value(off + i)), _ => None }
             }
+            fn null() -> Option<Self> { None }
         }
 
         impl<'a> sealed::Sealed<'a> for $opt {
@@ -223,12 +231,10 @@ macro_rules! array_cell {
             #[inline(always)]
             fn get(seg: &Self::Seg, i: usize) -> Self { seg.0.get(seg.1 + i) }
             #[inline(always)]
-            fn from_slot(slot: SlotData<'a>, i: usize, valid: bool) -> Option<Self> {
-                match slot {
-                    SlotData::$variant(a, off) => Some(valid.then(|| a.value(off + i))),
-                    _ => None,
-                }
+            fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
+                match slot { SlotData::$variant(a, off) => Some(Some(a.value(off + i))), _ => None }
             }
+            fn null() -> Option<Self> { Some(None) }
         }
     )*};
 }
@@ -256,8 +262,8 @@ impl<'a> ColumnReader<'a> {
             return Err(Error::DtypeMismatch {
                 column: name.to_owned(),
                 row: None,
-                expected: T::dtype(),
-                found: column.dtype().clone(),
+                expected: Box::new(T::dtype()),
+                found: Box::new(column.dtype().clone()),
             });
         }
         let series = column.as_materialized_series();
@@ -337,8 +343,21 @@ macro_rules! single_column {
 }
 
 single_column!(
-    f64, f32, i64, i32, u64, u32, bool, &'a str,
-    Option<f64>, Option<f32>, Option<i64>, Option<i32>, Option<u64>, Option<u32>, Option<bool>,
+    f64,
+    f32,
+    i64,
+    i32,
+    u64,
+    u32,
+    bool,
+    &'a str,
+    Option<f64>,
+    Option<f32>,
+    Option<i64>,
+    Option<i32>,
+    Option<u64>,
+    Option<u32>,
+    Option<bool>,
     Option<&'a str>
 );
 

@@ -32,8 +32,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     Error::DtypeMismatch { column, row, expected, found } => {
 ///         assert_eq!(column, "x");
 ///         assert_eq!(row, Some(0));
-///         assert_eq!(expected, DataType::Int64);
-///         assert_eq!(found, DataType::Float64);
+///         assert_eq!(*expected, DataType::Int64);
+///         assert_eq!(*found, DataType::Float64);
 ///     }
 ///     other => panic!("unexpected error: {other}"),
 /// }
@@ -89,10 +89,10 @@ pub enum Error {
         column: String,
         /// The global row index, if the read happened inside a row closure.
         row: Option<usize>,
-        /// The dtype the getter or tuple element reads.
-        expected: DataType,
+        /// The dtype the getter or tuple element reads (boxed to keep `Error` small).
+        expected: Box<DataType>,
         /// The column's actual dtype.
-        found: DataType,
+        found: Box<DataType>,
     },
 
     /// A null was read through a getter that cannot represent it (`f64` rather than
@@ -248,6 +248,16 @@ mod tests {
     #[test]
     fn error_is_send_sync_static() {
         assert_send_sync_static::<Error>();
+    }
+
+    #[test]
+    fn error_stays_small_for_the_hot_path() {
+        // Every getter returns `Result<T, Error>`: a large error would be copied on every read.
+        assert!(
+            std::mem::size_of::<Error>() <= 72,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]

@@ -6,8 +6,7 @@ use std::cell::Cell;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rayon::prelude::*;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::flock::Flock;
@@ -54,11 +53,9 @@ where
     F: Fn(&Block) -> Result<R> + Sync,
     C: FnMut(usize, &R) -> Result<()>,
 {
+    let blocks = plan.blocks();
     let first_failure = AtomicUsize::new(usize::MAX);
-    let run_one = |index: usize| -> Option<Result<R>> {
-        if index > first_failure.load(Ordering::Acquire) {
-            return None;
-        }
+    let run_one = |index: usize| -> Result<R> {
         let block = Block {
             index,
             rows: plan.block_rows(index),
@@ -75,20 +72,55 @@ where
         if result.is_err() {
             first_failure.fetch_min(index, Ordering::AcqRel);
         }
-        Some(result)
+        result
     };
 
-    let results: Vec<Option<Result<R>>> = if plan.is_inline() {
-        (0..plan.blocks()).map(run_one).collect()
+    let mut results: Vec<Option<Result<R>>> = (0..blocks).map(|_| None).collect();
+    if plan.is_inline() {
+        for (index, slot) in results.iter_mut().enumerate() {
+            let result = run_one(index);
+            let failed = result.is_err();
+            *slot = Some(result);
+            if failed {
+                break;
+            }
+        }
     } else {
+        // One drainer per thread pulls block indices from a shared counter, in input order, so
+        // that each block runs exactly once and blocks are never rayon jobs themselves. A worker
+        // that waits inside user code (a Polars op hopping pools, a nested call) may steal a
+        // job: at most one of the other drainers, never a block of its own call. So user code
+        // re-enters a thread at most `threads` deep, however many blocks there are.
+        let next = AtomicUsize::new(0);
+        let finished: Mutex<Vec<(usize, Result<R>)>> = Mutex::new(Vec::with_capacity(blocks));
+        let drain = || {
+            let mut done = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                // Blocks are claimed in order: past the end, or past a failure, nothing is left.
+                if index >= blocks || index > first_failure.load(Ordering::Acquire) {
+                    break;
+                }
+                done.push((index, run_one(index)));
+            }
+            lock(&finished).extend(done);
+        };
+        let drainers = plan.threads().min(blocks);
         flock.install(|| {
-            (0..plan.blocks())
-                .into_par_iter()
-                .with_max_len(1)
-                .map(run_one)
-                .collect()
-        })?
-    };
+            rayon::scope(|scope| {
+                for _ in 1..drainers {
+                    scope.spawn(|_| drain());
+                }
+                drain();
+            })
+        })?;
+        for (index, result) in finished
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            results[index] = Some(result);
+        }
+    }
 
     let mut outputs = Vec::with_capacity(results.len());
     for (index, result) in results.into_iter().enumerate() {
@@ -102,6 +134,11 @@ where
         }
     }
     Ok(outputs)
+}
+
+/// Locks a mutex that no user code runs under, so poisoning cannot leave it inconsistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {

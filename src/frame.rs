@@ -84,7 +84,7 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// let df = df!("x" => (0..10_000).map(f64::from).collect::<Vec<_>>())?;
     /// let out = df.par_apply_rows("big", |row| Ok(row.f64("x")? > 5_000.0))?;
     /// let serial: Vec<bool> = (0..10_000).map(|i| f64::from(i) > 5_000.0).collect();
-    /// let got: Vec<bool> = out.column("big")?.bool()?.into_no_null_iter().collect();
+    /// let got: Vec<bool> = out.column("big")?.bool()?.iter().flatten().collect();
     /// assert_eq!(got, serial);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -27,7 +27,7 @@ pub(crate) const MIN_AUTO_BLOCK_ROWS: usize = 64;
 /// assert_eq!(plan.block_rows(3), 900..1_000);
 /// # Ok::<(), polars_flock::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChunkPlan {
     rows: usize,
     chunksize: usize,
@@ -145,6 +145,18 @@ impl ChunkPlan {
     }
 }
 
+impl std::fmt::Debug for ChunkPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkPlan")
+            .field("rows", &self.rows)
+            .field("chunksize", &self.chunksize)
+            .field("blocks", &self.blocks())
+            .field("threads", &self.threads)
+            .field("inline", &self.is_inline())
+            .finish()
+    }
+}
+
 /// `ceil(rows / (BLOCKS_PER_THREAD * threads))`, but at least `MIN_AUTO_BLOCK_ROWS`; one block
 /// (inline) when that leaves fewer than two.
 fn auto_chunksize(rows: usize, threads: usize) -> usize {
@@ -159,7 +171,10 @@ fn auto_chunksize(rows: usize, threads: usize) -> usize {
 
 /// Splits `range` at the sorted `boundaries` that fall strictly inside it, so that no piece
 /// crosses an Arrow chunk boundary of any column read.
-pub(crate) fn segments(boundaries: &[usize], range: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+pub(crate) fn segments(
+    boundaries: &[usize],
+    range: Range<usize>,
+) -> impl Iterator<Item = Range<usize>> {
     let first = boundaries.partition_point(|&b| b <= range.start);
     let inner = boundaries[first..]
         .iter()
@@ -167,7 +182,10 @@ pub(crate) fn segments(boundaries: &[usize], range: Range<usize>) -> impl Iterat
         .take_while(move |&b| b < range.end);
     let starts = std::iter::once(range.start).chain(inner.clone());
     let ends = inner.chain(std::iter::once(range.end));
-    starts.zip(ends).map(|(s, e)| s..e).filter(|r| !r.is_empty())
+    starts
+        .zip(ends)
+        .map(|(s, e)| s..e)
+        .filter(|r| !r.is_empty())
 }
 
 #[cfg(test)]
@@ -185,7 +203,10 @@ mod tests {
     fn auto_rule_runs_small_inputs_inline() {
         assert!(ChunkPlan::new(127, None, 8).is_inline());
         assert!(!ChunkPlan::new(128, None, 8).is_inline());
-        assert_eq!(ChunkPlan::new(128, None, 8).chunksize(), MIN_AUTO_BLOCK_ROWS);
+        assert_eq!(
+            ChunkPlan::new(128, None, 8).chunksize(),
+            MIN_AUTO_BLOCK_ROWS
+        );
         assert!(ChunkPlan::new(1_000_000, None, 1).is_inline());
         assert_eq!(ChunkPlan::new(0, None, 4).blocks(), 0);
     }
@@ -195,7 +216,9 @@ mod tests {
         for rows in [0, 1, 5, 64, 1000, 1001] {
             for cs in [1, 3, 64, 1000, 5000] {
                 let plan = ChunkPlan::new(rows, Some(cs), 2);
-                let covered: Vec<usize> = (0..plan.blocks()).flat_map(|b| plan.block_rows(b)).collect();
+                let covered: Vec<usize> = (0..plan.blocks())
+                    .flat_map(|b| plan.block_rows(b))
+                    .collect();
                 assert_eq!(covered, (0..rows).collect::<Vec<_>>());
             }
         }

@@ -1,6 +1,7 @@
 //! The row view handed to row closures: typed getters by column name.
 
-use std::cell::{Cell, RefCell};
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
 use std::ops::Range;
 
 use polars::prelude::*;
@@ -45,22 +46,37 @@ pub struct Row<'a> {
 pub(crate) struct RowSegment<'a> {
     df: &'a DataFrame,
     rows: Range<usize>,
-    slots: RefCell<Vec<Slot<'a>>>,
+    /// Resolved columns in the order the closure first read them. Append-only, so reads need no
+    /// borrow flag: a row's k-th getter call usually finds its column in slot k.
+    slots: Box<[OnceCell<Slot<'a>>]>,
+    resolved: Cell<usize>,
     cursor: Cell<usize>,
 }
 
 impl std::fmt::Debug for RowSegment<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowSegment").field("rows", &self.rows).finish_non_exhaustive()
+        f.debug_struct("RowSegment")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
     }
 }
 
-/// A column resolved for this segment. `key` is the address and length of the name as the closure
-/// passed it: string literals keep their address, so the usual lookup is two integer compares.
-#[derive(Clone, Copy)]
+/// Slots beyond the frame's width, for names that are not columns (kept so that a closure which
+/// tolerates a missing column does not look it up on every row).
+const SPARE_SLOTS: usize = 8;
+
+static MISSING: Slot<'static> = Slot {
+    name: Cow::Borrowed(""),
+    dtype: None,
+    data: SlotData::Other,
+    validity: None,
+};
+
+/// A column resolved for this segment, under the name the closure asked for. Names are compared
+/// by content: a name's address is no identity (a `String` built per row may reuse the address
+/// of the previous row's, with other content).
 struct Slot<'a> {
-    key: (usize, usize),
-    name: &'a str,
+    name: Cow<'a, str>,
     /// `None` when the column does not exist.
     dtype: Option<&'a DataType>,
     data: SlotData<'a>,
@@ -72,7 +88,10 @@ impl<'a> RowSegment<'a> {
         RowSegment {
             df,
             rows,
-            slots: RefCell::new(Vec::new()),
+            slots: (0..df.width() + SPARE_SLOTS)
+                .map(|_| OnceCell::new())
+                .collect(),
+            resolved: Cell::new(0),
             cursor: Cell::new(0),
         }
     }
@@ -87,47 +106,51 @@ impl<'a> RowSegment<'a> {
         }
     }
 
-    #[inline]
-    fn slot(&self, name: &str) -> Slot<'a> {
-        let key = (name.as_ptr() as usize, name.len());
+    #[inline(always)]
+    fn slot(&self, name: &str) -> &Slot<'a> {
         let position = self.cursor.get();
         self.cursor.set(position + 1);
+        if let Some(slot) = self.slots.get(position).and_then(OnceCell::get)
+            && *slot.name == *name
         {
-            let slots = self.slots.borrow();
-            if let Some(slot) = slots.get(position)
-                && slot.key == key
-            {
-                return *slot;
-            }
-            if let Some(slot) = slots
-                .iter()
-                .find(|s| s.key == key || (s.dtype.is_some() && s.name == name))
-            {
-                return *slot;
-            }
+            return slot;
         }
-        let slot = self.resolve(name, key);
-        self.slots.borrow_mut().push(slot);
-        slot
+        self.find_or_resolve(name)
     }
 
     #[cold]
-    fn resolve(&self, name: &str, key: (usize, usize)) -> Slot<'a> {
+    #[inline(never)]
+    fn find_or_resolve(&self, name: &str) -> &Slot<'a> {
+        let resolved = &self.slots[..self.resolved.get()];
+        if let Some(slot) = resolved
+            .iter()
+            .filter_map(OnceCell::get)
+            .find(|s| *s.name == *name)
+        {
+            return slot;
+        }
+        let Some(cell) = self.slots.get(self.resolved.get()) else {
+            // Only names that are not columns can fill the spare slots.
+            return &MISSING;
+        };
+        self.resolved.set(self.resolved.get() + 1);
+        cell.get_or_init(|| self.resolve(name))
+    }
+
+    fn resolve(&self, name: &str) -> Slot<'a> {
         match self.df.column(name) {
             Ok(column) => {
                 let series = column.as_materialized_series();
                 let (data, validity) = SlotData::new(series, self.rows.clone());
                 Slot {
-                    key,
-                    name: series.name().as_str(),
+                    name: Cow::Borrowed(series.name().as_str()),
                     dtype: Some(series.dtype()),
                     data,
                     validity,
                 }
             }
             Err(_) => Slot {
-                key,
-                name: "",
+                name: Cow::Owned(name.to_owned()),
                 dtype: None,
                 data: SlotData::Other,
                 validity: None,
@@ -181,37 +204,46 @@ impl<'a> Row<'a> {
     /// assert!(matches!(err, polars_flock::Error::NullValue { row: 1, .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
         let slot = self.segment.slot(name);
-        let Some(dtype) = slot.dtype else {
-            return Err(Error::ColumnNotFound {
-                column: name.to_owned(),
-                row: Some(self.index()),
-            });
-        };
-        let valid = slot
-            .validity
-            .is_none_or(|(bits, offset)| bits.get_bit(offset + self.offset));
-        if !valid && !T::NULLABLE {
-            if T::from_slot(slot.data, self.offset, true).is_none() {
-                return Err(self.mismatch::<T>(name, dtype));
-            }
-            return Err(Error::NullValue {
-                column: name.to_owned(),
-                row: self.index(),
-            });
+        if let Some((bits, offset)) = slot.validity
+            && !bits.get_bit(offset + self.offset)
+        {
+            return self.null(name, slot);
         }
-        T::from_slot(slot.data, self.offset, valid).ok_or_else(|| self.mismatch::<T>(name, dtype))
+        match T::from_slot(slot.data, self.offset) {
+            Some(value) => Ok(value),
+            None => Err(self.mismatch::<T>(name, slot)),
+        }
     }
 
     #[cold]
-    fn mismatch<T: FromCell<'a>>(&self, name: &str, found: &DataType) -> Error {
-        Error::DtypeMismatch {
+    #[inline(never)]
+    fn null<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Result<T> {
+        if T::from_slot(slot.data, self.offset).is_none() {
+            return Err(self.mismatch::<T>(name, slot));
+        }
+        T::null().ok_or_else(|| Error::NullValue {
             column: name.to_owned(),
-            row: Some(self.index()),
-            expected: T::dtype(),
-            found: found.clone(),
+            row: self.index(),
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mismatch<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Error {
+        match slot.dtype {
+            None => Error::ColumnNotFound {
+                column: name.to_owned(),
+                row: Some(self.index()),
+            },
+            Some(found) => Error::DtypeMismatch {
+                column: name.to_owned(),
+                row: Some(self.index()),
+                expected: Box::new(T::dtype()),
+                found: Box::new(found.clone()),
+            },
         }
     }
 }

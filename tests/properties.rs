@@ -1,0 +1,212 @@
+//! Property tests: every parallel path equals a plain serial computation, in order, for random
+//! frames (0–5,000 rows, nulls, one or several Arrow chunks), chunk sizes and thread counts, and
+//! calls its closure exactly once per row or block.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use polars_flock::polars::prelude::*;
+use polars_flock::prelude::*;
+use polars_flock::{Error, Flock};
+use proptest::prelude::*;
+
+fn config() -> ProptestConfig {
+    // At least 256 cases per property (CI runs the default); PROPTEST_CASES raises it.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+        .max(256);
+    ProptestConfig::with_cases(cases)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn rows_equal_serial_and_run_once(
+        (n, seed, pieces) in frame_params(),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let data = Data::generate(n, seed);
+        let df = data.frame(pieces);
+        let before = df.clone();
+        let calls = AtomicUsize::new(0);
+        let out = df.par_apply_rows_with(&flock(cs, threads), "out", |row| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            Ok(row_fn(row.opt_f64("f")?, row.opt_i64("i")?, row.opt_str("s")?, row.opt_bool("b")?))
+        }).unwrap();
+        prop_assert_eq!(calls.load(Ordering::Relaxed), n);
+        prop_assert_eq!(f64_values(&out, "out"), serial_row_fn(&data));
+        prop_assert!(df.equals_missing(&before));
+        prop_assert!(out.drop("out").unwrap().equals_missing(&df));
+    }
+
+    #[test]
+    fn rows_string_output_equals_serial(
+        (n, seed, pieces) in frame_params(),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let data = Data::generate(n, seed);
+        let df = data.frame(pieces);
+        let out = df.par_apply_rows_with(&flock(cs, threads), "label", |row| {
+            Ok(row.opt_str("s")?.map(|s| format!("{s}/{}", row.index())))
+        }).unwrap();
+        let expected: Vec<Option<String>> = data.s.iter().enumerate()
+            .map(|(r, s)| s.as_ref().map(|s| format!("{s}/{r}")))
+            .collect();
+        let got: Vec<Option<String>> = out.column("label").unwrap().str().unwrap()
+            .iter().map(|s| s.map(str::to_owned)).collect();
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn typed_columns_equal_serial_and_run_once(
+        (n, seed, pieces) in frame_params(),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let data = Data::generate(n, seed);
+        // Rechunk one column only, so that the columns' chunk boundaries differ.
+        let mut df = data.frame(pieces);
+        let s = df.column("s").unwrap().as_materialized_series().rechunk();
+        df.with_column(s.into_column()).unwrap();
+        let calls = AtomicUsize::new(0);
+        let out = df.par_apply_columns_with(
+            &flock(cs, threads),
+            "out",
+            ["f", "i", "s", "b"],
+            |(f, i, s, b): (Option<f64>, Option<i64>, Option<&str>, Option<bool>)| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                row_fn(f, i, s, b)
+            },
+        ).unwrap();
+        prop_assert_eq!(calls.load(Ordering::Relaxed), n);
+        prop_assert_eq!(f64_values(&out, "out"), serial_row_fn(&data));
+    }
+
+    #[test]
+    fn blocks_equal_serial_blocks_and_run_once(
+        (n, seed, pieces) in frame_params(),
+        cs in 1usize..=5_010,
+        threads in 1usize..=8,
+    ) {
+        let data = Data::generate(n, seed);
+        let df = data.frame(pieces);
+        let calls = AtomicUsize::new(0);
+        // Keep rows whose `i` is even, then add the block's row count: the output depends on the
+        // block boundaries, so it is compared with a serial loop over the same blocks.
+        let block_fn = |block: DataFrame| -> PolarsResult<DataFrame> {
+            let keep = block.column("i")?.i64()?.iter().map(|v| v.is_some_and(|v| v % 2 == 0)).collect::<BooleanChunked>();
+            let mut out = block.filter(&keep)?;
+            let h = block.height() as u32;
+            out.with_column(Column::new("block_rows".into(), vec![h; out.height()]))?;
+            Ok(out)
+        };
+        let out = df.par_apply_blocks_with(&flock(Some(cs), threads), |block| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            block_fn(block)
+        }).unwrap();
+        let mut serial = block_fn(df.slice(0, cs.min(n)))
+            .unwrap();
+        let mut offset = cs;
+        while offset < n {
+            serial.vstack_mut_owned(block_fn(df.slice(offset as i64, cs)).unwrap()).unwrap();
+            offset += cs;
+        }
+        prop_assert_eq!(calls.load(Ordering::Relaxed), n.div_ceil(cs).max(1));
+        prop_assert!(out.equals_missing(&serial), "{out:?}\n!=\n{serial:?}");
+    }
+
+    #[test]
+    fn first_error_is_the_lowest_failing_row(
+        n in 1usize..=3_000,
+        fail_seed in any::<u64>(),
+        cs in (0usize..=3_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        // About one row in fifty fails; the reported row must be the first of them.
+        let failing = |r: usize| { let mut s = fail_seed ^ r as u64; splitmix(&mut s).is_multiple_of(50) };
+        let df = df!("x" => (0..n as i64).collect::<Vec<_>>()).unwrap();
+        let result = df.par_apply_rows_with(&flock(cs, threads), "y", |row| {
+            let x = row.i64("x")?;
+            if failing(x as usize) { Err(Error::custom("bad row")) } else { Ok(x) }
+        });
+        match (0..n).find(|&r| failing(r)) {
+            Some(first) => {
+                let is_first = matches!(result, Err(Error::Row { row, .. }) if row == first);
+                prop_assert!(is_first);
+            }
+            None => prop_assert!(result.is_ok()),
+        }
+    }
+
+    #[test]
+    fn vec_rows_and_blocks_equal_serial(
+        items in proptest::collection::vec(any::<i64>(), 0..=5_000),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let flock = flock(cs, threads);
+        let calls = AtomicUsize::new(0);
+        let mapped = items.par_apply_rows_with(&flock, |x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            x.wrapping_mul(3) ^ 7
+        }).unwrap();
+        prop_assert_eq!(calls.load(Ordering::Relaxed), items.len());
+        prop_assert_eq!(mapped, items.iter().map(|x| x.wrapping_mul(3) ^ 7).collect::<Vec<_>>());
+
+        let plan = flock.plan(items.len()).unwrap();
+        let block_calls = AtomicUsize::new(0);
+        let sums = items.par_apply_blocks_with(&flock, |b| {
+            block_calls.fetch_add(1, Ordering::Relaxed);
+            vec![b.iter().fold(0i64, |a, x| a.wrapping_add(*x)), b.len() as i64]
+        }).unwrap();
+        prop_assert_eq!(block_calls.load(Ordering::Relaxed), plan.blocks());
+        let serial: Vec<i64> = (0..plan.blocks())
+            .flat_map(|b| {
+                let s = &items[plan.block_rows(b)];
+                [s.iter().fold(0i64, |a, x| a.wrapping_add(*x)), s.len() as i64]
+            })
+            .collect();
+        prop_assert_eq!(sums, serial);
+    }
+
+    #[test]
+    fn vec_try_rows_report_the_lowest_failing_item(
+        items in proptest::collection::vec(0u32..100, 0..=3_000),
+        cs in (0usize..=3_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let result = items.try_par_apply_rows_with(&flock(cs, threads), |x| {
+            if *x == 0 { Err("zero") } else { Ok(100 / x) }
+        });
+        match items.iter().position(|x| *x == 0) {
+            Some(first) => {
+                let is_first = matches!(result, Err(Error::Row { row, .. }) if row == first);
+                prop_assert!(is_first);
+            }
+            None => prop_assert_eq!(result.unwrap(), items.iter().map(|x| 100 / x).collect::<Vec<_>>()),
+        }
+    }
+}
+
+#[test]
+fn auto_plan_matches_the_documented_rule() {
+    for threads in 1..=8 {
+        let flock = Flock::new().threads(threads);
+        for rows in [0, 1, 127, 128, 1_000, 100_000, 1_000_001] {
+            let plan = flock.plan(rows).unwrap();
+            let expected = if rows < 128 || threads == 1 {
+                rows.max(1)
+            } else {
+                rows.div_ceil(4 * threads).max(64)
+            };
+            assert_eq!(plan.chunksize(), expected, "rows {rows}, threads {threads}");
+        }
+    }
+}

@@ -32,17 +32,16 @@ fn uniform(state: &mut u64) -> f64 {
     ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Median of `runs` timings of `f`, and its last result.
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut times = Vec::new();
-    let mut out = None;
-    for _ in 0..runs {
-        let start = Instant::now();
-        out = Some(f());
-        times.push(start.elapsed());
-    }
+/// Times `f` and returns the duration with the result.
+fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let start = Instant::now();
+    let out = f();
+    (start.elapsed(), out)
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    (times[runs / 2], out.expect("runs > 0"))
+    times[times.len() / 2]
 }
 
 fn main() -> Result<()> {
@@ -64,7 +63,7 @@ fn main() -> Result<()> {
     );
 
     // --- 2. Serial reference: a plain loop over the typed columns ---------------------------
-    let (serial_time, serial) = time(3, || -> Result<Vec<f64>> {
+    let serial_loop = || -> Result<Vec<f64>> {
         let lat = df.column("lat")?.f64()?;
         let lon = df.column("lon")?.f64()?;
         Ok(lat
@@ -72,36 +71,47 @@ fn main() -> Result<()> {
             .zip(lon.into_no_null_iter())
             .map(|(a, b)| distance_km(a, b))
             .collect())
-    });
-    let serial = serial?;
+    };
+    let serial = serial_loop()?;
+    println!("[2] serial loop: {} distances", serial.len());
 
     // --- 3. The same function with par_apply_rows -------------------------------------------
-    let plan = Flock::new().plan(df.height())?;
-    let (par_time, out) = time(3, || {
+    let rows = || {
         df.par_apply_rows("dist_km", |row| {
             Ok(distance_km(row.f64("lat")?, row.f64("lon")?))
         })
-    });
-    let out = out?;
+    };
+    let out = rows()?;
     let parallel: Vec<f64> = out.column("dist_km")?.f64()?.into_no_null_iter().collect();
     assert_eq!(
         parallel, serial,
         "parallel result differs from the serial loop"
     );
+    let plan = Flock::new().plan(df.height())?;
     println!(
-        "[3] par_apply_rows == serial loop: true  ({plan:?})\n{}",
+        "[3] par_apply_rows == serial loop: true\n    {plan:?}\n{}",
         out.head(Some(5))
     );
 
-    // --- 4. The typed fast path -------------------------------------------------------------
-    let (typed_time, typed) = time(3, || {
+    // --- 4. The typed fast path, and timings -------------------------------------------------
+    let typed = || {
         df.par_apply_columns("dist_km", ["lat", "lon"], |(a, b): (f64, f64)| {
             distance_km(a, b)
         })
-    });
-    assert!(typed?.column("dist_km")?.equals(out.column("dist_km")?));
-
-    println!("[4] timings (median of 3, {} threads):", plan.threads());
+    };
+    assert!(typed()?.column("dist_km")?.equals(out.column("dist_km")?));
+    // Interleaved runs, so that machine noise hits every method alike.
+    let (mut t_serial, mut t_rows, mut t_typed) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        t_serial.push(timed(serial_loop).0);
+        t_rows.push(timed(rows).0);
+        t_typed.push(timed(typed).0);
+    }
+    let (serial_time, par_time, typed_time) = (median(t_serial), median(t_rows), median(t_typed));
+    println!(
+        "[4] timings (median of 7 interleaved runs, {} threads):",
+        plan.threads()
+    );
     println!(
         "    serial loop        {:>8.1} ms",
         serial_time.as_secs_f64() * 1e3

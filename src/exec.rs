@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -24,6 +24,25 @@ impl Block {
     #[inline(always)]
     pub(crate) fn enter_row(&self, row: usize) {
         self.current_row.set(Some(row));
+    }
+
+    /// Runs `extend`, which appends one output per row to `out` from `first_row` on, without a
+    /// per-row [`enter_row`](Block::enter_row) store, which would keep the loop from vectorising:
+    /// on a panic the row is recovered from how many outputs were written (`len`), and the panic
+    /// goes on to the block's handler.
+    #[inline(always)]
+    pub(crate) fn extend_rows<B>(
+        &self,
+        out: &mut B,
+        len: impl Fn(&B) -> usize,
+        first_row: usize,
+        extend: impl FnOnce(&mut B),
+    ) {
+        let before = len(out);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| extend(&mut *out))) {
+            self.enter_row(first_row + len(out) - before);
+            resume_unwind(payload);
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! `DataFrameParApply`: parallel row and block apply on a Polars `DataFrame`.
 
-use std::convert::Infallible;
+use std::ops::Range;
 
 use polars::prelude::*;
 
-use crate::cell::{FromColumns, chunk_starts, columns_sealed};
+use crate::cell::{FromColumns, chunk_starts};
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{run_blocks, run_blocks_checked};
+use crate::exec::{Block, run_blocks, run_blocks_checked};
 use crate::flock::Flock;
 use crate::plan::segments;
 use crate::row::{Row, RowSegment};
@@ -202,10 +202,7 @@ pub trait DataFrameParApply: sealed::Sealed {
     where
         A: FromColumns<'a, N>,
         U: ColumnValue,
-        F: Fn(A) -> U + Sync,
-    {
-        self.try_par_apply_columns_with(flock, name, columns, |a| Ok::<_, Infallible>(f(a)))
-    }
+        F: Fn(A) -> U + Sync;
 
     /// [`par_apply_columns`](DataFrameParApply::par_apply_columns) for a fallible closure.
     ///
@@ -397,6 +394,28 @@ impl DataFrameParApply for DataFrame {
         with_new_column::<U>(self, name, parts)
     }
 
+    fn par_apply_columns_with<'a, const N: usize, A, U, F>(
+        &'a self,
+        flock: &Flock,
+        name: &str,
+        columns: [&str; N],
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        A: FromColumns<'a, N>,
+        U: ColumnValue,
+        F: Fn(A) -> U + Sync,
+    {
+        // Infallible: one `extend` per segment, which numeric outputs turn into a sized,
+        // vectorisable loop.
+        apply_columns::<N, A, U, _>(self, flock, name, columns, |out, segs, rows, block| {
+            block.extend_rows(out, U::len, rows.start, |out| {
+                U::extend(out, (0..rows.len()).map(|i| f(A::get(segs, i))));
+            });
+            Ok(())
+        })
+    }
+
     fn try_par_apply_columns_with<'a, const N: usize, A, U, E, F>(
         &'a self,
         flock: &Flock,
@@ -410,36 +429,21 @@ impl DataFrameParApply for DataFrame {
         E: Into<BoxError>,
         F: Fn(A) -> std::result::Result<U, E> + Sync,
     {
-        ensure_new_column(self, name)?;
-        let plan = flock.plan(self.height())?;
-        let readers = <A as columns_sealed::Sealed<'a, N>>::readers(self, columns)?;
-        let mut boundaries = Vec::new();
-        for reader in &readers {
-            reader.chunk_starts(&mut boundaries);
-        }
-        boundaries.sort_unstable();
-        boundaries.dedup();
-
-        let parts = run_blocks(flock, &plan, |block| {
-            let mut out = U::builder(block.rows.len());
-            for rows in segments(&boundaries, block.rows.clone()) {
-                let segs = A::segs(&readers, rows.clone());
-                for offset in 0..rows.len() {
-                    block.enter_row(rows.start + offset);
-                    match f(A::get(&segs, offset)) {
-                        Ok(value) => U::push(&mut out, value),
-                        Err(e) => {
-                            return Err(Error::Row {
-                                row: rows.start + offset,
-                                source: e.into(),
-                            });
-                        }
+        apply_columns::<N, A, U, _>(self, flock, name, columns, |out, segs, rows, block| {
+            for (i, row) in rows.enumerate() {
+                block.enter_row(row);
+                match f(A::get(segs, i)) {
+                    Ok(value) => U::push(out, value),
+                    Err(e) => {
+                        return Err(Error::Row {
+                            row,
+                            source: e.into(),
+                        });
                     }
                 }
             }
-            Ok(U::finish(out, name.into()))
-        })?;
-        with_new_column::<U>(self, name, parts)
+            Ok(())
+        })
     }
 
     fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
@@ -483,6 +487,41 @@ impl DataFrameParApply for DataFrame {
         }
         Ok(out)
     }
+}
+
+/// The typed path's frame: checks, readers read before any work, blocks split at the selected
+/// columns' chunk boundaries, and `fill` appending one segment's outputs.
+fn apply_columns<'a, const N: usize, A, U, Fill>(
+    df: &'a DataFrame,
+    flock: &Flock,
+    name: &str,
+    columns: [&str; N],
+    fill: Fill,
+) -> Result<DataFrame>
+where
+    A: FromColumns<'a, N>,
+    U: ColumnValue,
+    Fill: Fn(&mut U::Builder, &A::Segs, Range<usize>, &Block) -> Result<()> + Sync,
+{
+    ensure_new_column(df, name)?;
+    let plan = flock.plan(df.height())?;
+    let readers = A::readers(df, columns)?;
+    let mut boundaries = Vec::new();
+    for reader in &readers {
+        reader.chunk_starts(&mut boundaries);
+    }
+    boundaries.sort_unstable();
+    boundaries.dedup();
+
+    let parts = run_blocks(flock, &plan, |block| {
+        let mut out = U::builder(block.rows.len());
+        for rows in segments(&boundaries, block.rows.clone()) {
+            let segs = A::segs(&readers, rows.clone());
+            fill(&mut out, &segs, rows, block)?;
+        }
+        Ok(U::finish(out, name.into()))
+    })?;
+    with_new_column::<U>(df, name, parts)
 }
 
 /// Names, dtypes and order all equal (`Schema`'s own `==` ignores the order).

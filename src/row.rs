@@ -111,7 +111,7 @@ impl<'a> RowSegment<'a> {
         let position = self.cursor.get();
         self.cursor.set(position + 1);
         if let Some(slot) = self.slots.get(position).and_then(OnceCell::get)
-            && *slot.name == *name
+            && same_name(&slot.name, name)
         {
             return slot;
         }
@@ -157,6 +157,13 @@ impl<'a> RowSegment<'a> {
             },
         }
     }
+}
+
+/// `a == b`, inlined: column names are short, and a `memcmp` call per read costs more than the
+/// comparison.
+#[inline(always)]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 impl<'a> Row<'a> {

@@ -85,10 +85,7 @@ pub trait SliceParApply<T: Sync>: sealed::Sealed {
     fn par_apply_rows_with<U, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
     where
         U: Send,
-        F: Fn(&T) -> U + Sync,
-    {
-        self.try_par_apply_rows_with(flock, |x| Ok::<_, Infallible>(f(x)))
-    }
+        F: Fn(&T) -> U + Sync;
 
     /// [`par_apply_rows`](SliceParApply::par_apply_rows) for a fallible closure.
     ///
@@ -268,6 +265,22 @@ mod sealed {
 }
 
 impl<T: Sync> SliceParApply<T> for [T] {
+    fn par_apply_rows_with<U, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&T) -> U + Sync,
+    {
+        let plan = flock.plan(self.len())?;
+        let parts = run_blocks(flock, &plan, |block| {
+            let mut out = Vec::with_capacity(block.rows.len());
+            block.extend_rows(&mut out, Vec::len, block.rows.start, |out| {
+                out.extend(self[block.rows.clone()].iter().map(&f));
+            });
+            Ok(out)
+        })?;
+        Ok(concat_vecs(parts))
+    }
+
     fn try_par_apply_rows_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
     where
         U: Send,

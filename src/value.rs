@@ -1,6 +1,7 @@
 //! Output values: the closure's return type picks the new column's dtype.
 
 use polars::prelude::*;
+use polars_arrow::array::MutableBinaryViewArray;
 use polars_arrow::bitmap::MutableBitmap;
 
 /// A value a row closure may return; its type picks the dtype of the new column.
@@ -41,6 +42,15 @@ pub(crate) mod sealed {
         fn dtype() -> DataType;
         fn builder(capacity: usize) -> Self::Builder;
         fn push(builder: &mut Self::Builder, value: Self);
+        /// Values pushed so far (on a panic, the failing row is the next one).
+        fn len(builder: &Self::Builder) -> usize;
+        /// Appends many values; numeric builders let `Vec::extend` size and vectorise the loop.
+        #[inline(always)]
+        fn extend(builder: &mut Self::Builder, values: impl Iterator<Item = Self>) {
+            for value in values {
+                Self::push(builder, value);
+            }
+        }
         fn finish(builder: Self::Builder, name: PlSmallStr) -> Series;
     }
 }
@@ -76,6 +86,14 @@ macro_rules! numeric_value {
             fn push(builder: &mut Self::Builder, value: Self) {
                 builder.push(value);
             }
+            fn len(builder: &Self::Builder) -> usize {
+                builder.len()
+            }
+            #[inline(always)]
+            fn extend(builder: &mut Self::Builder, values: impl Iterator<Item = Self>) {
+                // On a panic inside `values`, `Vec::extend` keeps the length of what it wrote.
+                builder.extend(values);
+            }
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 ChunkedArray::<$pl>::from_vec(name, builder).into_series()
             }
@@ -93,6 +111,9 @@ macro_rules! numeric_value {
             fn push(builder: &mut Self::Builder, value: Self) {
                 builder.0.push(value.unwrap_or_default());
                 builder.1.push(value.is_some());
+            }
+            fn len(builder: &Self::Builder) -> usize {
+                builder.0.len()
             }
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 ChunkedArray::<$pl>::from_vec_validity(name, builder.0, builder.1.into())
@@ -125,6 +146,9 @@ macro_rules! bool_value {
             fn push(builder: &mut Self::Builder, value: Self) {
                 builder.push(value);
             }
+            fn len(builder: &Self::Builder) -> usize {
+                builder.len()
+            }
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 BooleanChunked::new(name, builder.as_slice()).into_series()
             }
@@ -137,27 +161,30 @@ bool_value!(bool, Option<bool>);
 macro_rules! string_value {
     ($($t:ty => |$b:ident, $v:ident| $push:expr;)*) => {$(
         impl sealed::Sealed for $t {
-            type Builder = StringChunkedBuilder;
+            type Builder = MutableBinaryViewArray<str>;
             fn dtype() -> DataType {
                 DataType::String
             }
             fn builder(capacity: usize) -> Self::Builder {
-                StringChunkedBuilder::new(PlSmallStr::EMPTY, capacity)
+                MutableBinaryViewArray::with_capacity(capacity)
             }
             #[inline(always)]
             fn push($b: &mut Self::Builder, $v: Self) {
                 $push
             }
+            fn len(builder: &Self::Builder) -> usize {
+                builder.len()
+            }
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
-                builder.finish().with_name(name).into_series()
+                StringChunked::with_chunk(name, builder.freeze()).into_series()
             }
         }
     )*};
 }
 
 string_value! {
-    String => |b, v| b.append_value(v);
-    &'static str => |b, v| b.append_value(v);
-    Option<String> => |b, v| b.append_option(v);
-    Option<&'static str> => |b, v| b.append_option(v);
+    String => |b, v| b.push_value(v);
+    &'static str => |b, v| b.push_value(v);
+    Option<String> => |b, v| b.push(v);
+    Option<&'static str> => |b, v| b.push(v);
 }

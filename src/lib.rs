@@ -135,3 +135,8 @@ pub use crate::value::ColumnValue;
 
 #[cfg(doc)]
 use polars::prelude::DataFrame;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -58,7 +58,7 @@ fn main() -> Result<()> {
     println!("[3] Scaler {{ factor: 2, offset: 0.5 }}.apply -> {scaled:?}");
 
     // --- 4. Multi-argument functions: items are tuples ---------------------------------------
-    let orders = vec![(2.5, 4i64, 0.2), (8.0, 3, 0.1), (1.0, 2, 0.0)];
+    let orders = [(2.5, 4i64, 0.2), (8.0, 3, 0.1), (1.0, 2, 0.0)];
     let totals = orders.par_apply_rows(|&(p, q, t)| weighted(p, q, t))?;
     println!("[4] weighted(price, qty, tax) -> {totals:?}");
 

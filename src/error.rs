@@ -5,9 +5,35 @@ use std::ops::Range;
 use polars::prelude::{DataType, PolarsError, SchemaRef};
 
 /// A boxed error from user code, as stored in [`Error::Row`] and [`Error::Block`].
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// use polars_flock::Error;
+///
+/// let err = ["7", "x"].try_par_apply_rows(|s| s.parse::<u8>()).unwrap_err();
+/// let Error::Row { source, .. } = err else { panic!("expected a row error") };
+/// // The closure's own error type is recovered by downcasting.
+/// assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// `Result<T, polars_flock::Error>`.
+/// `Result<T, polars_flock::Error>`, the return type of every call and of row closures.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// fn doubled(df: &DataFrame) -> polars_flock::Result<DataFrame> {
+///     df.par_apply_rows("y", |row| Ok(row.i64("x")? * 2))
+/// }
+/// let df = df!("x" => [1i64, 2])?;
+/// assert_eq!(doubled(&df)?.column("y")?.i64()?.get(1), Some(4));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in a parallel apply.

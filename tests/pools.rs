@@ -1,8 +1,11 @@
 //! Which pool runs the blocks, nested and concurrent calls, and Polars work inside closures.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use common::i64_values;
 use polars_flock::Flock;
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
@@ -127,13 +130,7 @@ fn nested_calls_do_not_deadlock_and_are_correct() {
             )
         })
         .unwrap();
-    let y: Vec<i64> = out
-        .column("y")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let y = i64_values(&out, "y");
     assert_eq!(y, (0..200_000i64).map(|x| x * 2).collect::<Vec<_>>());
 }
 

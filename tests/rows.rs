@@ -236,13 +236,7 @@ fn scalar_columns_are_read_like_any_other() {
             Ok(r.i64("x")? * r.i64("k")?)
         })
         .unwrap();
-    let y: Vec<i64> = out
-        .column("y")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let y = i64_values(&out, "y");
     assert_eq!(y, [10, 20, 30, 40]);
 }
 
@@ -272,13 +266,7 @@ fn getters_in_varying_order_and_missing_optional_columns() {
             Ok(r.i64(&name)? + bonus + r.i64("a")?)
         })
         .unwrap();
-    let y: Vec<i64> = out
-        .column("y")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let y = i64_values(&out, "y");
     assert_eq!(y, [2, 22, 6, 44]);
 }
 

@@ -117,3 +117,12 @@ pub fn flock(chunksize: Option<usize>, threads: usize) -> polars_flock::Flock {
 pub fn f64_values(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
     df.column(name).unwrap().f64().unwrap().iter().collect()
 }
+
+pub fn i64_values(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}

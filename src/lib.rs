@@ -46,9 +46,12 @@
 //!    columns are shared Arrow arrays, never copied. Without a chunk size the rule is
 //!    `ceil(rows / (4 × threads))` rows per block, at least 64, and the whole input as one block,
 //!    run inline on the calling thread, when that leaves fewer than two blocks.
-//! 2. Each block is one task for a rayon pool; work stealing balances blocks of unequal cost.
-//!    Inside a block, a row closure runs in a tight loop over the block's rows; column lookups and
-//!    Arrow downcasts happen once per block, not per row.
+//! 2. One task per pool thread claims blocks from a shared counter, in input order, until none
+//!    are left, so blocks of unequal cost balance out. A block is never a rayon job of its own: a
+//!    thread that waits inside your closure (a parallel Polars op, a nested call) can never start
+//!    another block of the same call on top of its stack. Inside a block, a row closure runs in a
+//!    tight loop over the block's rows; column lookups and Arrow downcasts happen once per block,
+//!    not per row.
 //! 3. Each block's output is one Arrow array (or frame, or `Vec`); the outputs are concatenated
 //!    in block order without copying, so the result is in input order and has one chunk per
 //!    block. Rechunk it ([`DataFrame::rechunk_mut_par`]) only if you need to.

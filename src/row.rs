@@ -61,16 +61,13 @@ impl std::fmt::Debug for RowSegment<'_> {
     }
 }
 
+/// Columns cached per segment at most. A closure reading more columns still works: the rest are
+/// looked up on every read. Bounded so that tiny blocks of very wide frames stay cheap to set up.
+const MAX_CACHED_COLUMNS: usize = 64;
+
 /// Slots beyond the frame's width, for names that are not columns (kept so that a closure which
 /// tolerates a missing column does not look it up on every row).
 const SPARE_SLOTS: usize = 8;
-
-static MISSING: Slot<'static> = Slot {
-    name: Cow::Borrowed(""),
-    dtype: None,
-    data: SlotData::Other,
-    validity: None,
-};
 
 /// A column resolved for this segment, under the name the closure asked for. Names are compared
 /// by content: a name's address is no identity (a `String` built per row may reuse the address
@@ -88,7 +85,7 @@ impl<'a> RowSegment<'a> {
         RowSegment {
             df,
             rows,
-            slots: (0..df.width() + SPARE_SLOTS)
+            slots: (0..df.width().min(MAX_CACHED_COLUMNS) + SPARE_SLOTS)
                 .map(|_| OnceCell::new())
                 .collect(),
             resolved: Cell::new(0),
@@ -106,35 +103,33 @@ impl<'a> RowSegment<'a> {
         }
     }
 
+    /// The cached slot for `name`, or `None` when the cache is full.
     #[inline(always)]
-    fn slot(&self, name: &str) -> &Slot<'a> {
+    fn slot(&self, name: &str) -> Option<&Slot<'a>> {
         let position = self.cursor.get();
         self.cursor.set(position + 1);
         if let Some(slot) = self.slots.get(position).and_then(OnceCell::get)
             && same_name(&slot.name, name)
         {
-            return slot;
+            return Some(slot);
         }
         self.find_or_resolve(name)
     }
 
     #[cold]
     #[inline(never)]
-    fn find_or_resolve(&self, name: &str) -> &Slot<'a> {
+    fn find_or_resolve(&self, name: &str) -> Option<&Slot<'a>> {
         let resolved = &self.slots[..self.resolved.get()];
         if let Some(slot) = resolved
             .iter()
             .filter_map(OnceCell::get)
             .find(|s| *s.name == *name)
         {
-            return slot;
+            return Some(slot);
         }
-        let Some(cell) = self.slots.get(self.resolved.get()) else {
-            // Only names that are not columns can fill the spare slots.
-            return &MISSING;
-        };
+        let cell = self.slots.get(self.resolved.get())?;
         self.resolved.set(self.resolved.get() + 1);
-        cell.get_or_init(|| self.resolve(name))
+        Some(cell.get_or_init(|| self.resolve(name)))
     }
 
     fn resolve(&self, name: &str) -> Slot<'a> {
@@ -213,7 +208,20 @@ impl<'a> Row<'a> {
     /// ```
     #[inline(always)]
     pub fn get<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
-        let slot = self.segment.slot(name);
+        match self.segment.slot(name) {
+            Some(slot) => self.read(name, slot),
+            None => self.read_uncached(name),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_uncached<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
+        self.read(name, &self.segment.resolve(name))
+    }
+
+    #[inline(always)]
+    fn read<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Result<T> {
         if let Some((bits, offset)) = slot.validity
             && !bits.get_bit(offset + self.offset)
         {

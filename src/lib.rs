@@ -102,13 +102,46 @@
 //! | `chunksize=` | [`Flock::chunksize`] |
 //! | `poolSize=` | [`Flock::threads`] |
 //!
+//! # Per-worker resources
+//!
+//! Flock's `DatabaseAsync` opens a database connection once per worker and reuses it for every
+//! task the worker runs. Here that is the `*_per_worker` family: an `init` closure builds one
+//! state per worker (a connection, a client, a scratch buffer, or a tuple of them), and the work
+//! closure gets `&mut` to its worker's state.
+//!
+//! | Flock (Python) | polars-flock |
+//! |---|---|
+//! | `DatabaseSetup(...)` (how to connect) | the `init` closure, e.g. `\|\| Connection::open(&path)` |
+//! | a list of `DatabaseSetup`s (read and write connections) | `init` returning a tuple or a struct |
+//! | `DatabaseAsync(...).run(f, rows)` | `df.par_apply_rows_per_worker(name, init, f)`, or `_blocks_` |
+//! | a `DatabaseAsync` kept across calls | [`Flock::workers`] → [`Workers`], then `*_per_worker_with(&workers, ..)` |
+//!
+//! `init` runs at most once per pool thread that receives work in a call, never per block or per
+//! row; a [`Workers`] runner keeps its workers' states between calls and reuses them, and drops
+//! (closes) them when it is dropped. See [`Workers`] for the exact bound, including what work
+//! stealing does to it. If `init` fails, no block runs without its state and the call returns
+//! [`Error::Init`] naming the worker, the cause and the blocks that completed.
+//!
+//! A connection must not be shared across threads: most database clients (`rusqlite::Connection`
+//! among them) are `Send` but not `Sync`, so the compiler rejects sharing one, and wrapping it in
+//! a `Mutex` would serialise every query. One per worker gives each thread its own, with no lock.
+//!
+//! **IO-bound work** (queries, HTTP calls) spends its time waiting. Run it on a pool of its own
+//! with more threads than cores, e.g. `Flock::new().threads(4 * cores)` (the seed ETL guidance:
+//! m × cores, m from 2 to 8 depending on how much of the time is waiting), never on Polars' CPU
+//! pool, where a blocked thread is a core lost to every Polars query in the process.
+//!
 //! # Crate features
 //!
-//! None yet; the default build depends on Polars with no optional features.
+//! | feature | adds |
+//! |---|---|
+//! | `sqlite` | `From<rusqlite::Error> for Error` (so `?` works on SQLite calls in row closures), a re-export of [`rusqlite`](https://docs.rs/rusqlite) (SQLite bundled: nothing to install), and the `database` example |
+//!
+//! The default build depends on Polars with the `fmt` feature only.
 //!
 //! # Rust and Polars versions
 //!
-//! Edition 2024, Rust 1.88 or newer. Polars 0.55 (pinned to `=0.55.2`, re-exported).
+//! Edition 2024, Rust 1.89 or newer. Polars 0.55 (pinned to `=0.55.2`, re-exported).
 
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
@@ -124,8 +157,11 @@ pub mod prelude;
 mod row;
 mod slice;
 mod value;
+mod workers;
 
 pub use polars;
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
 
 pub use crate::cell::{FromCell, FromColumns};
 pub use crate::error::{BoxError, Error, Result};
@@ -135,6 +171,7 @@ pub use crate::plan::ChunkPlan;
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
 pub use crate::value::ColumnValue;
+pub use crate::workers::Workers;
 
 #[cfg(doc)]
 use polars::prelude::DataFrame;

@@ -3,8 +3,9 @@
 use std::convert::Infallible;
 
 use crate::error::{BoxError, Error, Result};
-use crate::exec::run_blocks;
+use crate::exec::{InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful};
 use crate::flock::Flock;
+use crate::workers::Workers;
 
 /// Parallel, in-order apply on a slice or `Vec`: per item ([`par_apply_rows`]) or per block of
 /// items ([`par_apply_blocks`]), with `try_` forms for fallible closures.
@@ -257,6 +258,157 @@ pub trait SliceParApply<T: Sync>: sealed::Sealed {
         U: Send,
         E: Into<BoxError>,
         F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync;
+
+    /// A fallible closure per item with a per-worker state, such as a database connection: `init`
+    /// builds one state per worker that receives items, and `f` gets `&mut` to its worker's state
+    /// for every item. States are dropped when the call returns; for states that outlive a call,
+    /// or other options, see
+    /// [`par_apply_rows_per_worker_with`](SliceParApply::par_apply_rows_per_worker_with).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Init`] when `init` fails or panics (no block runs without its state);
+    /// [`Error::Row`] with the lowest failing item; otherwise as
+    /// [`par_apply_rows`](SliceParApply::par_apply_rows).
+    ///
+    /// # Parallelism
+    ///
+    /// On the default pool (see [`Flock`]); `init` runs at most once per pool thread that receives
+    /// items, never per block or per item. See [`Workers`] for the exact bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use polars_flock::prelude::*;
+    ///
+    /// let opened = AtomicUsize::new(0);
+    /// let init = || {
+    ///     opened.fetch_add(1, Ordering::Relaxed);
+    ///     Ok::<_, std::io::Error>(Vec::<u64>::new()) // e.g. a connection
+    /// };
+    /// let ids: Vec<u64> = (0..100_000).collect();
+    /// let out = ids.par_apply_rows_per_worker(init, |seen, id| {
+    ///     seen.push(*id);
+    ///     Ok::<_, std::io::Error>(id + 1)
+    /// })?;
+    /// assert_eq!(out[99_999], 100_000);
+    /// let threads = polars_flock::Flock::new().plan(ids.len())?.threads();
+    /// assert!(opened.load(Ordering::Relaxed) <= threads);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_rows_per_worker<S, E, I, U, E2, F>(&self, init: I, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: Send,
+        E2: Into<BoxError>,
+        F: Fn(&mut S, &T) -> std::result::Result<U, E2> + Sync;
+
+    /// [`par_apply_rows_per_worker`](SliceParApply::par_apply_rows_per_worker) on a [`Workers`]
+    /// runner: its options, and states reused across calls until the runner is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows_per_worker`](SliceParApply::par_apply_rows_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// // IO-bound work: more threads than cores, on a pool of its own.
+    /// let workers = Flock::new().threads(16).chunksize(1).workers(|| Ok::<_, std::io::Error>(()));
+    /// let slept = (0..32).collect::<Vec<u64>>().par_apply_rows_per_worker_with(&workers, |(), ms| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms % 3));
+    ///     Ok::<_, std::io::Error>(*ms)
+    /// })?;
+    /// assert_eq!(slept.len(), 32);
+    /// assert!(workers.inits() <= 16);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_rows_per_worker_with<S, U, E, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<Vec<U>>
+    where
+        S: Send,
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&mut S, &T) -> std::result::Result<U, E> + Sync;
+
+    /// A fallible closure per block of items with a per-worker state, e.g. a connection that
+    /// writes each block in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Init`], [`Error::Block`] with the lowest failing block; otherwise as
+    /// [`par_apply_blocks`](SliceParApply::par_apply_blocks).
+    ///
+    /// # Parallelism
+    ///
+    /// As [`par_apply_rows_per_worker`](SliceParApply::par_apply_rows_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let items: Vec<u32> = (0..1_000).collect();
+    /// let sums = items.par_apply_blocks_per_worker(
+    ///     || Ok::<_, std::io::Error>(Vec::with_capacity(1_000)), // a reusable scratch buffer
+    ///     |scratch: &mut Vec<u64>, block| {
+    ///         scratch.clear();
+    ///         scratch.extend(block.iter().map(|x| u64::from(*x) * 2));
+    ///         Ok::<_, std::io::Error>(vec![scratch.iter().sum::<u64>()])
+    ///     },
+    /// )?;
+    /// assert_eq!(sums.iter().sum::<u64>(), 999_000);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_blocks_per_worker<S, E, I, U, E2, F>(&self, init: I, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: Send,
+        E2: Into<BoxError>,
+        F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E2> + Sync;
+
+    /// [`par_apply_blocks_per_worker`](SliceParApply::par_apply_blocks_per_worker) on a
+    /// [`Workers`] runner.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks_per_worker`](SliceParApply::par_apply_blocks_per_worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let workers = Flock::new().chunksize(10).workers(|| Ok::<_, std::io::Error>(0usize));
+    /// let counts = (0..25).collect::<Vec<i32>>().par_apply_blocks_per_worker_with(&workers, |n, b| {
+    ///     *n += b.len(); // items this worker has seen so far
+    ///     Ok::<_, std::io::Error>(vec![b.len()])
+    /// })?;
+    /// assert_eq!(counts, [10, 10, 5]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_apply_blocks_per_worker_with<S, U, E, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<Vec<U>>
+    where
+        S: Send,
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync;
 }
 
 mod sealed {
@@ -287,12 +439,94 @@ impl<T: Sync> SliceParApply<T> for [T] {
         E: Into<BoxError>,
         F: Fn(&T) -> std::result::Result<U, E> + Sync,
     {
-        let plan = flock.plan(self.len())?;
-        let parts = run_blocks(flock, &plan, |block| {
+        apply_items(self, flock, &Stateless, |(), item| f(item))
+    }
+
+    fn try_par_apply_blocks_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync,
+    {
+        apply_item_blocks(self, flock, &Stateless, |(), block| f(block))
+    }
+
+    fn par_apply_rows_per_worker<S, E, I, U, E2, F>(&self, init: I, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: Send,
+        E2: Into<BoxError>,
+        F: Fn(&mut S, &T) -> std::result::Result<U, E2> + Sync,
+    {
+        apply_items(self, &Flock::new(), &InitPerCall(init), f)
+    }
+
+    fn par_apply_rows_per_worker_with<S, U, E, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<Vec<U>>
+    where
+        S: Send,
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&mut S, &T) -> std::result::Result<U, E> + Sync,
+    {
+        apply_items(self, workers.flock(), workers, f)
+    }
+
+    fn par_apply_blocks_per_worker<S, E, I, U, E2, F>(&self, init: I, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        E: Into<BoxError>,
+        I: Fn() -> std::result::Result<S, E> + Sync,
+        U: Send,
+        E2: Into<BoxError>,
+        F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E2> + Sync,
+    {
+        apply_item_blocks(self, &Flock::new(), &InitPerCall(init), f)
+    }
+
+    fn par_apply_blocks_per_worker_with<S, U, E, F>(
+        &self,
+        workers: &Workers<'_, S>,
+        f: F,
+    ) -> Result<Vec<U>>
+    where
+        S: Send,
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync,
+    {
+        apply_item_blocks(self, workers.flock(), workers, f)
+    }
+}
+
+/// A fallible closure per item, with its worker's state; the first failing item is reported.
+fn apply_items<T, S, U, E, F>(
+    items: &[T],
+    flock: &Flock,
+    states: &impl StateSource<S>,
+    f: F,
+) -> Result<Vec<U>>
+where
+    T: Sync,
+    U: Send,
+    E: Into<BoxError>,
+    F: Fn(&mut S, &T) -> std::result::Result<U, E> + Sync,
+{
+    let plan = flock.plan(items.len())?;
+    let parts = run_blocks_stateful(
+        flock,
+        &plan,
+        states,
+        |block, state| {
             let mut out = Vec::with_capacity(block.rows.len());
-            for (row, item) in block.rows.clone().zip(&self[block.rows.clone()]) {
+            for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
                 block.enter_row(row);
-                match f(item) {
+                match f(state, item) {
                     Ok(value) => out.push(value),
                     Err(e) => {
                         return Err(Error::Row {
@@ -303,26 +537,40 @@ impl<T: Sync> SliceParApply<T> for [T] {
                 }
             }
             Ok(out)
-        })?;
-        Ok(concat_vecs(parts))
-    }
+        },
+        |_, _| Ok(()),
+    )?;
+    Ok(concat_vecs(parts))
+}
 
-    fn try_par_apply_blocks_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
-    where
-        U: Send,
-        E: Into<BoxError>,
-        F: Fn(&[T]) -> std::result::Result<Vec<U>, E> + Sync,
-    {
-        let plan = flock.plan(self.len())?;
-        let parts = run_blocks(flock, &plan, |block| {
-            f(&self[block.rows.clone()]).map_err(|e| Error::Block {
+/// A fallible closure per sub-slice, with its worker's state.
+fn apply_item_blocks<T, S, U, E, F>(
+    items: &[T],
+    flock: &Flock,
+    states: &impl StateSource<S>,
+    f: F,
+) -> Result<Vec<U>>
+where
+    T: Sync,
+    U: Send,
+    E: Into<BoxError>,
+    F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync,
+{
+    let plan = flock.plan(items.len())?;
+    let parts = run_blocks_stateful(
+        flock,
+        &plan,
+        states,
+        |block, state| {
+            f(state, &items[block.rows.clone()]).map_err(|e| Error::Block {
                 block: block.index,
                 rows: block.rows.clone(),
                 source: e.into(),
             })
-        })?;
-        Ok(concat_vecs(parts))
-    }
+        },
+        |_, _| Ok(()),
+    )?;
+    Ok(concat_vecs(parts))
 }
 
 fn concat_vecs<U>(parts: Vec<Vec<U>>) -> Vec<U> {

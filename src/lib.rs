@@ -37,7 +37,9 @@
 //!   (per sub-slice), with `try_` forms for fallible closures.
 //!
 //! Each method has a `*_with` form taking a [`Flock`]: the options (rows per block, thread count
-//! or pool). [`Flock::plan`] shows what a call would do. The `polars` crate is re-exported as
+//! or pool). The `*_per_worker` forms give each worker a state built once by an `init` closure,
+//! such as a database connection; a [`Workers`] runner keeps those states across calls (see
+//! [Per-worker resources](#per-worker-resources)). [`Flock::plan`] shows what a call would do. The `polars` crate is re-exported as
 //! [`polars`](mod@polars) so that you use the version this crate was built against.
 //!
 //! # How it works

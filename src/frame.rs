@@ -668,11 +668,19 @@ where
             let mut out = U::builder(block.rows.len());
             for rows in segments(&boundaries, block.rows.clone()) {
                 let segment = RowSegment::new(df, rows.clone());
-                for (offset, global) in rows.enumerate() {
-                    block.enter_row(global);
-                    let value = f(state, &segment.row(offset)).map_err(|e| e.at_row(global))?;
-                    U::push(&mut out, value);
-                }
+                let mut result = Ok(());
+                block.extend_rows(&mut out, U::len, rows.start, |out| {
+                    for (offset, global) in rows.clone().enumerate() {
+                        match f(state, &segment.row(offset)) {
+                            Ok(value) => U::push(out, value),
+                            Err(e) => {
+                                result = Err(e.at_row(global));
+                                return;
+                            }
+                        }
+                    }
+                });
+                result?;
             }
             Ok(U::finish(out, name.into()))
         },

@@ -1,6 +1,5 @@
 //! The row view handed to row closures: typed getters by column name.
 
-use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::ops::Range;
 
@@ -73,7 +72,10 @@ const SPARE_SLOTS: usize = 8;
 /// by content: a name's address is no identity (a `String` built per row may reuse the address
 /// of the previous row's, with other content).
 struct Slot<'a> {
-    name: Cow<'a, str>,
+    /// The column's name (empty for a missing column).
+    name: &'a str,
+    /// The name asked for, when no column has it.
+    missing: Option<Box<str>>,
     /// `None` when the column does not exist.
     dtype: Option<&'a DataType>,
     data: SlotData<'a>,
@@ -109,7 +111,8 @@ impl<'a> RowSegment<'a> {
         let position = self.cursor.get();
         self.cursor.set(position + 1);
         if let Some(slot) = self.slots.get(position).and_then(OnceCell::get)
-            && same_name(&slot.name, name)
+            && same_name(slot.name, name)
+            && slot.dtype.is_some()
         {
             return Some(slot);
         }
@@ -123,7 +126,7 @@ impl<'a> RowSegment<'a> {
         if let Some(slot) = resolved
             .iter()
             .filter_map(OnceCell::get)
-            .find(|s| *s.name == *name)
+            .find(|s| s.missing.as_deref().unwrap_or(s.name) == name)
         {
             return Some(slot);
         }
@@ -138,14 +141,16 @@ impl<'a> RowSegment<'a> {
                 let series = column.as_materialized_series();
                 let (data, validity) = SlotData::new(series, self.rows.clone());
                 Slot {
-                    name: Cow::Borrowed(series.name().as_str()),
+                    name: series.name().as_str(),
+                    missing: None,
                     dtype: Some(series.dtype()),
                     data,
                     validity,
                 }
             }
             Err(_) => Slot {
-                name: Cow::Owned(name.to_owned()),
+                name: "",
+                missing: Some(name.into()),
                 dtype: None,
                 data: SlotData::Other,
                 validity: None,

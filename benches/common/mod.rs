@@ -36,7 +36,10 @@ pub fn frame(n: usize) -> DataFrame {
     let id: Vec<i64> = (0..n as i64).collect();
     let k: Vec<i64> = id.iter().map(|i| i % 1_000).collect();
     let labels: Vec<String> = (0..997).map(|i| format!("item-{i}")).collect();
-    let s = StringChunked::from_iter_values("s".into(), id.iter().map(|i| labels[(*i % 997) as usize].as_str()));
+    let s = StringChunked::from_iter_values(
+        "s".into(),
+        id.iter().map(|i| labels[(*i % 997) as usize].as_str()),
+    );
     DataFrame::new(
         n,
         vec![

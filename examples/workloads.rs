@@ -1,0 +1,626 @@
+//! The standard workloads (W1–W6) measured every applicable way in one process, printed as a
+//! Markdown table (and optionally CSV).
+//!
+//! Run with `cargo run --release --example workloads --features sqlite` (W6 needs the feature;
+//! without it W6 is skipped). Options:
+//!
+//! - `--scale 0.1` multiplies every N (quick runs);
+//! - `--threads 1,2` repeats the parallel methods on pools of those sizes (default: Polars' pool
+//!   size);
+//! - `--runs 5` timed runs per method after one warm-up (the median is reported);
+//! - `--only W1,W4` runs a subset;
+//! - `--csv PATH` also writes `workload,method,n,threads,median_s,rows_per_s,peak_rss_bytes`.
+//!
+//! Methods: `serial` (a plain loop, one thread), `rayon` (a hand-written rayon loop over column
+//! slices, on the same pool as ours), `polars` (native Polars kernels or expressions, on Polars'
+//! pool), `rows` (the row view), `typed` (the typed fast path), `blocks` / `serial_blocks` (a block
+//! function in parallel / in a serial loop over the same blocks), `vec` (a Vec apply), and
+//! `per_worker` / `per_row` (a SQLite connection per worker / per row). `ratio` is throughput
+//! relative to the workload's reference method (marked `ref`), measured in the same run. Peak RSS
+//! is the process's high-water mark during that method's runs (reset before each method), so it
+//! includes the input.
+
+#[path = "../benches/common/mod.rs"]
+mod workloads;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use polars_flock::polars::prelude::*;
+use polars_flock::prelude::*;
+use polars_flock::{Flock, Result};
+use rayon::prelude::*;
+use workloads::*;
+
+struct Args {
+    scale: f64,
+    threads: Vec<usize>,
+    runs: usize,
+    only: Option<Vec<String>>,
+    csv: Option<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        scale: 1.0,
+        threads: Vec::new(),
+        runs: 5,
+        only: None,
+        csv: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--scale" => args.scale = value().parse().expect("--scale takes a number"),
+            "--threads" => {
+                args.threads = value()
+                    .split(',')
+                    .map(|t| t.parse().expect("--threads takes 1,2,..."))
+                    .collect()
+            }
+            "--runs" => {
+                args.runs = value()
+                    .parse::<usize>()
+                    .expect("--runs takes a number")
+                    .max(1)
+            }
+            "--only" => args.only = Some(value().split(',').map(str::to_uppercase).collect()),
+            "--csv" => args.csv = Some(value()),
+            other => panic!("unknown option {other}; see the header of examples/workloads.rs"),
+        }
+    }
+    if args.threads.is_empty() {
+        args.threads
+            .push(polars_core::runtime::THREAD_POOL.current_num_threads());
+    }
+    args
+}
+
+/// One line of the table.
+struct Measured {
+    workload: &'static str,
+    method: &'static str,
+    n: usize,
+    threads: usize,
+    median_s: f64,
+    peak_rss: u64,
+}
+
+fn reset_peak_rss() {
+    // Linux: writing 5 resets the high-water mark to the current RSS.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// A `/proc/self/status` field in bytes (Linux; 0 elsewhere).
+fn status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn peak_rss() -> u64 {
+    status_bytes("VmHWM:")
+}
+
+/// A method's name, N, threads, and a run that drops its output.
+type Method<'a> = (&'static str, usize, usize, Box<dyn FnMut() + 'a>);
+
+/// The methods of one workload, run round-robin so that machine noise hits all of them alike.
+struct Group<'a> {
+    workload: &'static str,
+    methods: Vec<Method<'a>>,
+}
+
+impl<'a> Group<'a> {
+    fn new(workload: &'static str) -> Self {
+        Group {
+            workload,
+            methods: Vec::new(),
+        }
+    }
+
+    /// A method over `n` rows on `threads` threads; its output is dropped after each run.
+    fn add<T>(
+        &mut self,
+        method: &'static str,
+        n: usize,
+        threads: usize,
+        mut f: impl FnMut() -> T + 'a,
+    ) {
+        self.methods.push((
+            method,
+            n,
+            threads,
+            Box::new(move || drop(std::hint::black_box(f()))),
+        ));
+    }
+
+    /// One warm-up run of each method, then `runs` rounds; the median wall time of each method
+    /// and the highest peak RSS over its runs (the high-water mark is reset before every run).
+    fn run(mut self, table: &mut Vec<Measured>, runs: usize) {
+        for (_, _, _, f) in &mut self.methods {
+            f();
+        }
+        let mut times = vec![Vec::new(); self.methods.len()];
+        let mut peaks = vec![0u64; self.methods.len()];
+        for _ in 0..runs {
+            for (i, (_, _, _, f)) in self.methods.iter_mut().enumerate() {
+                reset_peak_rss();
+                let start = Instant::now();
+                f();
+                times[i].push(start.elapsed().as_secs_f64());
+                peaks[i] = peaks[i].max(peak_rss());
+            }
+        }
+        for ((method, n, threads, _), (mut t, peak_rss)) in
+            self.methods.into_iter().zip(times.into_iter().zip(peaks))
+        {
+            t.sort_by(f64::total_cmp);
+            let median_s = t[t.len() / 2];
+            eprintln!(
+                "  {} {method:<13} n={n:<9} threads={threads} {median_s:>9.4} s",
+                self.workload
+            );
+            table.push(Measured {
+                workload: self.workload,
+                method,
+                n,
+                threads,
+                median_s,
+                peak_rss,
+            });
+        }
+    }
+}
+
+/// Rows `[start, end)` of a one-chunk column as a slice.
+fn slice<T: PolarsNumericType>(ca: &ChunkedArray<T>) -> &[T::Native] {
+    ca.cont_slice()
+        .expect("generated columns are one chunk without nulls")
+}
+
+/// The hand-written rayon shape: cut `0..n` into `4 × threads` ranges, map each to an array on
+/// `pool`, and append the arrays in order (no rechunk) — what this crate does, without it.
+fn rayon_ranges<F>(pool: &rayon::ThreadPool, n: usize, f: F) -> Series
+where
+    F: Fn(std::ops::Range<usize>) -> Series + Sync,
+{
+    let chunk = n.div_ceil(4 * pool.current_num_threads()).max(1);
+    let parts: Vec<Series> = pool.install(|| {
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|b| f(b * chunk..((b + 1) * chunk).min(n)))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().expect("n > 0");
+    for part in parts {
+        out.append_owned(part).expect("same dtype");
+    }
+    out
+}
+
+fn scaled(n: usize, scale: f64) -> usize {
+    ((n as f64 * scale) as usize).max(1_000)
+}
+
+fn main() -> Result<()> {
+    let args = args();
+    let wanted = |w: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == w))
+    };
+    let polars_threads = polars_core::runtime::THREAD_POOL.current_num_threads();
+    let mut table: Vec<Measured> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let pools: Vec<Arc<rayon::ThreadPool>> = args
+        .threads
+        .iter()
+        .map(|&t| {
+            Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("pool"),
+            )
+        })
+        .collect();
+    // Ours runs on the very pool the hand-written rayon loops use.
+    let flocks: Vec<Flock> = pools
+        .iter()
+        .map(|p| Flock::new().pool(Arc::clone(p)))
+        .collect();
+
+    if wanted("W1") {
+        let n = scaled(20_000_000, args.scale);
+        let df = frame(n);
+        let (x, y, k) = (
+            slice(df.column("x")?.f64()?),
+            slice(df.column("y")?.f64()?),
+            slice(df.column("k")?.i64()?),
+        );
+        let mut g = Group::new("W1");
+        g.add("serial", n, 1, || {
+            let out = x.iter().zip(y).zip(k).map(|((x, y), k)| w1(*x, *y, *k));
+            Float64Chunked::from_vec("out".into(), out.collect())
+        });
+        g.add("polars", n, polars_threads, || {
+            let (x, y) = (
+                df.column("x").unwrap().f64().unwrap(),
+                df.column("y").unwrap().f64().unwrap(),
+            );
+            let k = df.column("k").unwrap().cast(&DataType::Float64).unwrap();
+            &(x * y) + k.f64().unwrap()
+        });
+        for (pool, flock) in pools.iter().zip(&flocks) {
+            let t = pool.current_num_threads();
+            let df = &df;
+            g.add("rayon", n, t, move || {
+                rayon_ranges(pool, n, |r| {
+                    let (x, y, k) = (&x[r.clone()], &y[r.clone()], &k[r]);
+                    let out = x.iter().zip(y).zip(k).map(|((x, y), k)| w1(*x, *y, *k));
+                    Float64Chunked::from_vec("out".into(), out.collect()).into_series()
+                })
+            });
+            g.add("rows", n, t, move || {
+                df.par_apply_rows_with(flock, "out", |row| {
+                    Ok(w1(row.f64("x")?, row.f64("y")?, row.i64("k")?))
+                })
+                .unwrap()
+            });
+            g.add("typed", n, t, move || {
+                df.par_apply_columns_with(
+                    flock,
+                    "out",
+                    ["x", "y", "k"],
+                    |(x, y, k): (f64, f64, i64)| w1(x, y, k),
+                )
+                .unwrap()
+            });
+        }
+        g.run(&mut table, args.runs);
+    }
+
+    if wanted("W2") {
+        let n = scaled(200_000, args.scale);
+        let df = frame(n);
+        let (x, k) = (slice(df.column("x")?.f64()?), slice(df.column("k")?.i64()?));
+        let mut g = Group::new("W2");
+        g.add("serial", n, 1, || {
+            let out = x.iter().zip(k).map(|(x, k)| w2(*x, *k));
+            Float64Chunked::from_vec("out".into(), out.collect())
+        });
+        g.add("polars", n, polars_threads, || {
+            // Polars' vectorised form: 1,000 chained expressions, each over every row.
+            let mut v = (df.column("x").unwrap().as_materialized_series() * 0.98) + 0.01;
+            for _ in 0..1_000 {
+                let one_minus = (&v * -1.0) + 1.0;
+                v = (&(&v * 3.9) * &one_minus).unwrap();
+            }
+            (&v + &df
+                .column("k")
+                .unwrap()
+                .cast(&DataType::Float64)
+                .unwrap()
+                .take_materialized_series())
+                .unwrap()
+        });
+        for (pool, flock) in pools.iter().zip(&flocks) {
+            let t = pool.current_num_threads();
+            let df = &df;
+            g.add("rayon", n, t, move || {
+                rayon_ranges(pool, n, |r| {
+                    let out = x[r.clone()].iter().zip(&k[r]).map(|(x, k)| w2(*x, *k));
+                    Float64Chunked::from_vec("out".into(), out.collect()).into_series()
+                })
+            });
+            g.add("rows", n, t, move || {
+                df.par_apply_rows_with(flock, "out", |row| Ok(w2(row.f64("x")?, row.i64("k")?)))
+                    .unwrap()
+            });
+            g.add("typed", n, t, move || {
+                df.par_apply_columns_with(flock, "out", ["x", "k"], |(x, k): (f64, i64)| w2(x, k))
+                    .unwrap()
+            });
+            g.add("blocks", n, t, move || {
+                // The typed block form: the closure gets the block's columns as slices and runs the
+                // map on eight rows at once, so the compiler vectorises across rows.
+                df.par_apply_blocks_with(flock, |block| {
+                    let x = block.column("x")?.f64()?.rechunk();
+                    let k = block.column("k")?.i64()?.rechunk();
+                    let (x, k) = (x.cont_slice()?, k.cont_slice()?);
+                    let out: Vec<f64> = w2_lanes(x, k);
+                    Ok(Float64Chunked::from_vec("out".into(), out)
+                        .into_series()
+                        .into_frame())
+                })
+                .unwrap()
+            });
+        }
+        g.run(&mut table, args.runs);
+    }
+
+    if wanted("W3") {
+        let n = scaled(20_000_000, args.scale);
+        let df = frame(n);
+        let s = df.column("s")?.str()?;
+        let arr = s.downcast_iter().next().expect("one chunk");
+        let mut g = Group::new("W3");
+        g.add("serial", n, 1, || {
+            Int64Chunked::from_vec("out".into(), arr.values_iter().map(w3).collect())
+        });
+        g.add("polars", n, polars_threads, || {
+            df.clone()
+                .lazy()
+                .select([(col("s").str().len_bytes().cast(DataType::Int64)
+                    + col("s")
+                        .str()
+                        .count_matches(lit("1"), true)
+                        .cast(DataType::Int64))
+                .alias("out")])
+                .collect()
+                .unwrap()
+        });
+        for (pool, flock) in pools.iter().zip(&flocks) {
+            let t = pool.current_num_threads();
+            let df = &df;
+            g.add("rayon", n, t, move || {
+                rayon_ranges(pool, n, |r| {
+                    Int64Chunked::from_vec("out".into(), r.map(|i| w3(arr.value(i))).collect())
+                        .into_series()
+                })
+            });
+            g.add("rows", n, t, move || {
+                df.par_apply_rows_with(flock, "out", |row| Ok(w3(row.str("s")?)))
+                    .unwrap()
+            });
+            g.add("typed", n, t, move || {
+                df.par_apply_columns_with(flock, "out", ["s"], |s: &str| w3(s))
+                    .unwrap()
+            });
+        }
+        g.run(&mut table, args.runs);
+    }
+
+    if wanted("W4") {
+        let n = scaled(10_000_000, args.scale);
+        let baseline = status_bytes("VmRSS:");
+        let df = frame(n);
+        let mut g = Group::new("W4");
+        for (pool, flock) in pools.iter().zip(&flocks) {
+            let t = pool.current_num_threads();
+            let plan = flock.plan(n)?;
+            let cs = plan.chunksize();
+            let df = &df;
+            g.add("serial_blocks", n, 1, move || {
+                let mut out = w4(df.slice(0, cs)).unwrap();
+                for b in 1..plan.blocks() {
+                    out.vstack_mut_owned(w4(df.slice((b * cs) as i64, cs)).unwrap())
+                        .unwrap();
+                }
+                out
+            });
+            g.add("polars", n, polars_threads, move || {
+                let block = (col("id") / lit(cs as i64)).cast(DataType::Int64);
+                df.clone()
+                    .lazy()
+                    .with_column(
+                        ((col("x") - col("x").mean().over([block.clone()]).unwrap())
+                            / col("x").std(1).over([block]).unwrap())
+                        .alias("z"),
+                    )
+                    .collect()
+                    .unwrap()
+            });
+            g.add("blocks", n, t, move || {
+                df.par_apply_blocks_with(flock, w4).unwrap()
+            });
+        }
+        g.run(&mut table, args.runs);
+        // Memory: the output shares the input's columns and adds `z`.
+        let out = df.par_apply_blocks_with(&flocks[0], w4)?;
+        let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
+        let (input, new) = (
+            df.estimated_size(),
+            out.column("z")?.as_materialized_series().estimated_size(),
+        );
+        let peak = table
+            .iter()
+            .filter(|m| m.workload == "W4" && m.method == "blocks")
+            .map(|m| m.peak_rss)
+            .max();
+        notes.push(format!(
+            "W4 memory: input {:.0} MiB, output {:.0} MiB of which {:.0} MiB new (`z`, the rest shared); \
+             blocks peak RSS {:.0} MiB over a {:.0} MiB baseline: {:.2}x (input + new output)",
+            mib(input),
+            mib(out.estimated_size()),
+            mib(new),
+            mib(peak.unwrap_or(0) as usize),
+            mib(baseline as usize),
+            peak.unwrap_or(0).saturating_sub(baseline) as f64 / (input + new) as f64,
+        ));
+    }
+
+    if wanted("W5") {
+        let n = scaled(1_000_000, args.scale);
+        let items: Vec<u64> = (0..n as u64).collect();
+        let mut g = Group::new("W5");
+        g.add("serial", n, 1, || items.iter().map(w5).collect::<Vec<_>>());
+        for (pool, flock) in pools.iter().zip(&flocks) {
+            let t = pool.current_num_threads();
+            let items = &items;
+            g.add("rayon", n, t, move || {
+                pool.install(|| items.par_iter().map(w5).collect::<Vec<_>>())
+            });
+            g.add("vec", n, t, move || {
+                items.par_apply_rows_with(flock, w5).unwrap()
+            });
+        }
+        g.run(&mut table, args.runs);
+    }
+
+    #[cfg(feature = "sqlite")]
+    if wanted("W6") {
+        w6(&mut table, &flocks, args.scale, args.runs)?;
+    }
+
+    println!(
+        "{} cores; Polars' pool: {polars_threads} threads; median of {} runs per method (round-robin); ratios from this run",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.runs
+    );
+    println!();
+    print_table(&table);
+    for note in &notes {
+        println!("\n{note}");
+    }
+    if let Some(path) = &args.csv {
+        let mut csv =
+            String::from("workload,method,n,threads,median_s,rows_per_s,peak_rss_bytes\n");
+        for m in &table {
+            csv.push_str(&format!(
+                "{},{},{},{},{:.6},{:.0},{}\n",
+                m.workload,
+                m.method,
+                m.n,
+                m.threads,
+                m.median_s,
+                m.n as f64 / m.median_s,
+                m.peak_rss
+            ));
+        }
+        std::fs::write(path, csv).map_err(polars_flock::Error::custom)?;
+        eprintln!("wrote {path}");
+    }
+    Ok(())
+}
+
+/// W2 on eight rows at a time: the same arithmetic as [`w2`], in an order the compiler can run
+/// on SIMD lanes.
+fn w2_lanes(x: &[f64], k: &[i64]) -> Vec<f64> {
+    const LANES: usize = 8;
+    let mut out = Vec::with_capacity(x.len());
+    let mut xs = x.chunks_exact(LANES);
+    let mut ks = k.chunks_exact(LANES);
+    for (x, k) in (&mut xs).zip(&mut ks) {
+        let mut v = [0.0; LANES];
+        for l in 0..LANES {
+            v[l] = 0.01 + 0.98 * x[l];
+        }
+        for _ in 0..1_000 {
+            for v in &mut v {
+                *v = 3.9 * *v * (1.0 - *v);
+            }
+        }
+        for l in 0..LANES {
+            out.push(v[l] + k[l] as f64);
+        }
+    }
+    out.extend(
+        xs.remainder()
+            .iter()
+            .zip(ks.remainder())
+            .map(|(x, k)| w2(*x, *k)),
+    );
+    out
+}
+
+#[cfg(feature = "sqlite")]
+fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> Result<()> {
+    use polars_flock::rusqlite::{Connection, OpenFlags};
+    let n = scaled(200_000, scale);
+    let dir = std::env::temp_dir().join(format!("polars-flock-workloads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    let path = dir.join("w6.sqlite");
+    let _ = std::fs::remove_file(&path);
+    let mut conn = Connection::open(&path)?;
+    conn.execute_batch("CREATE TABLE lookup (k INTEGER PRIMARY KEY, label TEXT NOT NULL);")?;
+    let tx = conn.transaction()?;
+    for k in 0..1_000i64 {
+        tx.execute("INSERT INTO lookup VALUES (?1, ?2)", (k, w6_label(k)))?;
+    }
+    tx.commit()?;
+    let open = || Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY);
+    let len = |conn: &Connection, k: i64| -> Result<i64> {
+        let label: String = conn
+            .prepare_cached("SELECT label FROM lookup WHERE k = ?1")?
+            .query_row([k], |r| r.get(0))?;
+        Ok(label.len() as i64)
+    };
+    let df = frame(n);
+    // A connection per row is ~40x slower: it runs on a tenth of the rows, compared in rows/s.
+    let sample = df.head(Some(n / 10));
+    let workers: Vec<_> = flocks
+        .iter()
+        .map(|flock| flock.clone().workers(open))
+        .collect();
+    let mut g = Group::new("W6");
+    for (flock, workers) in flocks.iter().zip(&workers) {
+        let t = flock.plan(1)?.threads();
+        g.add("per_row", sample.height(), t, || {
+            sample
+                .par_apply_rows_with(flock, "out", |row| len(&open()?, row.i64("k")?))
+                .unwrap()
+        });
+        g.add("per_worker", n, t, || {
+            df.par_apply_rows_per_worker_with(workers, "out", |conn, row| len(conn, row.i64("k")?))
+                .unwrap()
+        });
+    }
+    g.run(table, runs);
+    for (flock, workers) in flocks.iter().zip(&workers) {
+        eprintln!(
+            "  W6 per_worker on {} threads: {} connections opened over {} calls",
+            flock.plan(1)?.threads(),
+            workers.inits(),
+            runs + 1
+        );
+    }
+    std::fs::remove_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    Ok(())
+}
+
+fn reference(workload: &str) -> &'static str {
+    match workload {
+        "W2" => "serial",
+        "W4" => "serial_blocks",
+        "W6" => "per_row",
+        _ => "rayon",
+    }
+}
+
+fn print_table(table: &[Measured]) {
+    println!("| workload | method | N | threads | median s | rows/s | ratio | peak RSS |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for m in table {
+        let rate = m.n as f64 / m.median_s;
+        let reference = table.iter().find(|r| {
+            r.workload == m.workload
+                && r.method == reference(m.workload)
+                && (r.threads == m.threads || r.method == "serial" || r.method == "serial_blocks")
+        });
+        let ratio = match reference {
+            Some(r) if std::ptr::eq(r, m) => "ref".to_owned(),
+            Some(r) => format!("{:.2}x", rate / (r.n as f64 / r.median_s)),
+            None => "-".to_owned(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.4} | {:.3e} | {} | {:.0} MiB |",
+            m.workload,
+            m.method,
+            m.n,
+            m.threads,
+            m.median_s,
+            rate,
+            ratio,
+            m.peak_rss as f64 / (1024.0 * 1024.0)
+        );
+    }
+}

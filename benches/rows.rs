@@ -9,26 +9,7 @@ mod workloads;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use rayon::prelude::*;
 use workloads::*;
-
-/// The hand-written rayon shape on Polars' pool: `4 × threads` ranges, one array each, appended.
-fn rayon_ranges(n: usize, f: impl Fn(std::ops::Range<usize>) -> Series + Sync) -> Series {
-    let pool = &polars_core::runtime::THREAD_POOL;
-    let chunk = n.div_ceil(4 * pool.current_num_threads());
-    let parts: Vec<Series> = pool.install(|| {
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map(|b| f(b * chunk..((b + 1) * chunk).min(n)))
-            .collect()
-    });
-    let mut parts = parts.into_iter();
-    let mut out = parts.next().unwrap();
-    parts.for_each(|p| {
-        out.append_owned(p).unwrap();
-    });
-    out
-}
 
 fn light(c: &mut Criterion) {
     const N: usize = 2_000_000;
@@ -47,7 +28,7 @@ fn light(c: &mut Criterion) {
     });
     group.bench_function("rayon", |b| {
         b.iter(|| {
-            rayon_ranges(N, |r| {
+            rayon_ranges(&polars_core::runtime::THREAD_POOL, N, |r| {
                 Float64Chunked::from_vec("out".into(), r.map(|i| w1(x[i], y[i], k[i])).collect())
                     .into_series()
             })
@@ -84,7 +65,7 @@ fn heavy(c: &mut Criterion) {
     });
     group.bench_function("rayon", |b| {
         b.iter(|| {
-            rayon_ranges(N, |r| {
+            rayon_ranges(&polars_core::runtime::THREAD_POOL, N, |r| {
                 Float64Chunked::from_vec("out".into(), r.map(|i| w2(x[i], k[i])).collect())
                     .into_series()
             })
@@ -126,7 +107,7 @@ fn strings(c: &mut Criterion) {
     });
     group.bench_function("rayon", |b| {
         b.iter(|| {
-            rayon_ranges(N, |r| {
+            rayon_ranges(&polars_core::runtime::THREAD_POOL, N, |r| {
                 Int64Chunked::from_vec("out".into(), r.map(|i| w3(arr.value(i))).collect())
                     .into_series()
             })

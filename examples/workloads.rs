@@ -185,27 +185,6 @@ fn slice<T: PolarsNumericType>(ca: &ChunkedArray<T>) -> &[T::Native] {
         .expect("generated columns are one chunk without nulls")
 }
 
-/// The hand-written rayon shape: cut `0..n` into `4 × threads` ranges, map each to an array on
-/// `pool`, and append the arrays in order (no rechunk) — what this crate does, without it.
-fn rayon_ranges<F>(pool: &rayon::ThreadPool, n: usize, f: F) -> Series
-where
-    F: Fn(std::ops::Range<usize>) -> Series + Sync,
-{
-    let chunk = n.div_ceil(4 * pool.current_num_threads()).max(1);
-    let parts: Vec<Series> = pool.install(|| {
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map(|b| f(b * chunk..((b + 1) * chunk).min(n)))
-            .collect()
-    });
-    let mut parts = parts.into_iter();
-    let mut out = parts.next().expect("n > 0");
-    for part in parts {
-        out.append_owned(part).expect("same dtype");
-    }
-    out
-}
-
 fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale) as usize).max(1_000)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use polars_flock::polars::prelude::*;
+use rayon::prelude::*;
 
 /// splitmix64: the generator and (W5) the per-item work.
 #[inline(always)]
@@ -98,4 +99,25 @@ pub fn w5(x: &u64) -> u64 {
 /// W6's lookup table: `lookup(k INTEGER PRIMARY KEY, label TEXT)`, 1,000 rows.
 pub fn w6_label(k: i64) -> String {
     format!("label-{k}-{}", "x".repeat((k % 13) as usize))
+}
+
+/// The hand-written rayon shape: cut `0..n` into `4 × threads` ranges, map each to an array on
+/// `pool`, and append the arrays in order (no rechunk) — what this crate does, without it.
+pub fn rayon_ranges<F>(pool: &rayon::ThreadPool, n: usize, f: F) -> Series
+where
+    F: Fn(std::ops::Range<usize>) -> Series + Sync,
+{
+    let chunk = n.div_ceil(4 * pool.current_num_threads()).max(1);
+    let parts: Vec<Series> = pool.install(|| {
+        (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|b| f(b * chunk..((b + 1) * chunk).min(n)))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().expect("n > 0");
+    for part in parts {
+        out.append_owned(part).expect("same dtype");
+    }
+    out
 }

@@ -106,15 +106,22 @@ fn locate(chunks: &[ArrayRef], row: usize) -> (&ArrayRef, usize) {
     unreachable!("row {row} beyond the column's {start} rows")
 }
 
-/// The global row indices where `series`' Arrow chunks start (after the first).
-pub(crate) fn chunk_starts(series: &Series, out: &mut Vec<usize>) {
-    let mut start = 0;
-    for len in series.chunk_lengths() {
-        if start > 0 {
-            out.push(start);
+/// The sorted global row indices (after 0) where an Arrow chunk of any of `columns` starts: the
+/// points where a block must be split so that every column is one array within each piece.
+pub(crate) fn chunk_boundaries<'s>(columns: impl IntoIterator<Item = &'s Series>) -> Vec<usize> {
+    let mut boundaries = Vec::new();
+    for series in columns {
+        let mut start = 0;
+        for len in series.chunk_lengths() {
+            if start > 0 {
+                boundaries.push(start);
+            }
+            start += len;
         }
-        start += len;
     }
+    boundaries.sort_unstable();
+    boundaries.dedup();
+    boundaries
 }
 
 /// The first null in `series`, if any.
@@ -278,8 +285,8 @@ impl<'a> ColumnReader<'a> {
         Ok(ColumnReader { series })
     }
 
-    pub(crate) fn chunk_starts(&self, out: &mut Vec<usize>) {
-        chunk_starts(self.series, out);
+    pub(crate) fn series(&self) -> &'a Series {
+        self.series
     }
 
     /// The view of `rows` (global, inside one Arrow chunk) for reads as `T`.

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use polars::prelude::*;
 
-use crate::cell::{FromColumns, chunk_starts};
+use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{Block, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful};
 use crate::flock::Flock;
@@ -649,16 +649,9 @@ where
 {
     ensure_new_column(df, name)?;
     let plan = flock.plan(df.height())?;
-    let mut boundaries = Vec::new();
-    for column in df.columns() {
-        // Scalar columns are one chunk once materialised: no boundary, and no need to
-        // materialise a column the closure may never read.
-        if let Some(series) = column.as_series() {
-            chunk_starts(series, &mut boundaries);
-        }
-    }
-    boundaries.sort_unstable();
-    boundaries.dedup();
+    // Scalar columns are one chunk once materialised: no boundary, and no need to materialise a
+    // column the closure may never read.
+    let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
 
     let parts = run_blocks_stateful(
         flock,
@@ -756,12 +749,7 @@ where
     ensure_new_column(df, name)?;
     let plan = flock.plan(df.height())?;
     let readers = A::readers(df, columns)?;
-    let mut boundaries = Vec::new();
-    for reader in &readers {
-        reader.chunk_starts(&mut boundaries);
-    }
-    boundaries.sort_unstable();
-    boundaries.dedup();
+    let boundaries = chunk_boundaries(readers.iter().map(ColumnReader::series));
 
     let parts = run_blocks(flock, &plan, |block| {
         let mut out = U::builder(block.rows.len());

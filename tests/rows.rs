@@ -186,22 +186,16 @@ fn output_keeps_one_chunk_per_block_and_shares_input_columns() {
         .par_apply_rows_with(&Flock::new().chunksize(100), "y", |r| Ok(r.f64("x")? + 1.0))
         .unwrap();
     assert_eq!(out.column("y").unwrap().n_chunks(), 10);
-    let input = df
-        .column("x")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .cont_slice()
-        .unwrap()
-        .as_ptr();
-    let shared = out
-        .column("x")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .cont_slice()
-        .unwrap()
-        .as_ptr();
+    let values = |df: &DataFrame| {
+        df.column("x")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .cont_slice()
+            .unwrap()
+            .as_ptr()
+    };
+    let (input, shared) = (values(&df), values(&out));
     assert_eq!(input, shared, "input columns must be shared, not copied");
 }
 

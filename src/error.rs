@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use polars::prelude::{DataType, PolarsError, SchemaRef};
 
@@ -228,6 +229,49 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The call's [`CancelToken`](crate::CancelToken) was cancelled: no block started after that.
+    ///
+    /// Blocks already running when it was cancelled finished (a running closure is never
+    /// interrupted); a block that returned an error once the token was cancelled counts as
+    /// cancelled, so a closure may stop early with [`CancelToken::check`](crate::CancelToken::check).
+    /// Fail-fast calls drop the completed blocks' results; the `*_keep_going` forms keep them and
+    /// report this error in [`Report::stopped`](crate::Report::stopped).
+    #[error(
+        "cancelled: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
+    )]
+    Cancelled {
+        /// Blocks that completed.
+        completed_blocks: usize,
+        /// Blocks in the call.
+        blocks: usize,
+        /// Rows (or items) in the completed blocks.
+        completed_rows: usize,
+        /// Rows (or items) in the call.
+        rows: usize,
+    },
+
+    /// The call's [`Flock::timeout`](crate::Flock::timeout) passed: no block started after that.
+    ///
+    /// The deadline is checked before each block starts, so the call returns at most about one
+    /// block's run time after it; a running closure is never interrupted. A block that returned an
+    /// error after the deadline counts as timed out. Use smaller blocks for a tighter bound, or
+    /// raise the timeout.
+    #[error(
+        "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
+    )]
+    TimedOut {
+        /// The timeout that passed.
+        timeout: Duration,
+        /// Blocks that completed.
+        completed_blocks: usize,
+        /// Blocks in the call.
+        blocks: usize,
+        /// Rows (or items) in the completed blocks.
+        completed_rows: usize,
+        /// Rows (or items) in the call.
+        rows: usize,
+    },
+
     /// An error raised by Polars outside user code (e.g. while assembling the output).
     #[error(transparent)]
     Polars(#[from] PolarsError),
@@ -290,6 +334,10 @@ impl From<Error> for PolarsError {
     fn from(error: Error) -> Self {
         match error {
             Error::Polars(e) => e,
+            // Kept as a value, so that the call can tell a block stopped by its token.
+            stop @ (Error::Cancelled { .. } | Error::TimedOut { .. }) => {
+                std::io::Error::new(std::io::ErrorKind::Interrupted, stop).into()
+            }
             other => PolarsError::ComputeError(other.to_string().into()),
         }
     }

@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::control::{Report, RowFailure, Stop, Tracker, caused_by_stop, is_stop, with_counts};
 use crate::error::{BoxError, Error, Result};
 use crate::flock::Flock;
 use crate::plan::ChunkPlan;
@@ -117,7 +118,182 @@ where
     F: Fn(&Block, &mut S) -> Result<R> + Sync,
     C: FnMut(usize, &R) -> Result<()>,
 {
+    let tracker = Tracker::start(flock.progress(), plan.rows());
+    let outcome = (|| {
+        let mut results = drain_blocks(flock, plan, states, &tracker, task)?;
+        let blocks = results.len();
+        let mut outputs = Vec::with_capacity(blocks);
+        for index in 0..blocks {
+            // A block is skipped only after a lower one failed, and that failure returns first.
+            match results[index]
+                .take()
+                .expect("a block was skipped without an earlier failure")
+            {
+                Ok(output) => {
+                    check(index, &output)?;
+                    outputs.push(output);
+                }
+                Err(Error::Init {
+                    worker,
+                    block,
+                    rows,
+                    source,
+                    ..
+                }) => {
+                    // Every block before this one succeeded; later ones may have, on other workers.
+                    let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
+                    let completed_blocks = (0..index).chain(later).collect();
+                    return Err(Error::Init {
+                        worker,
+                        block,
+                        rows,
+                        completed_blocks,
+                        source,
+                    });
+                }
+                Err(stop) if is_stop(&stop) => {
+                    // Blocks before this one are in `outputs`; later ones may have completed too.
+                    let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
+                    return Err(counted(stop, plan, (0..index).chain(later)));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(outputs)
+    })();
+    tracker.finish(outcome.is_ok());
+    outcome
+}
+
+/// The keep-going runner: like [`run_blocks`] for tasks that absorb their rows' failures, but a
+/// cancellation or timeout does not fail the call: blocks that did not run are `None`, and the
+/// stop comes back (with its counts) beside them.
+fn run_blocks_keep_going<R, F>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    task: F,
+) -> Result<(Vec<Option<R>>, Option<Error>)>
+where
+    R: Send,
+    F: Fn(&Block) -> Result<R> + Sync,
+{
+    let tracker = Tracker::start(flock.progress(), plan.rows());
+    let outcome = (|| {
+        let results = drain_blocks(flock, plan, &Stateless, &tracker, |block, ()| task(block))?;
+        let completed = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, Some(Ok(_))))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        let mut stopped = None;
+        let mut outputs = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Some(Ok(output)) => outputs.push(Some(output)),
+                Some(Err(stop)) if is_stop(&stop) => {
+                    stopped.get_or_insert(stop);
+                    outputs.push(None);
+                }
+                Some(Err(error)) => return Err(error),
+                None => outputs.push(None),
+            }
+        }
+        let stopped = stopped.map(|stop| counted(stop, plan, completed.iter().copied()));
+        Ok((outputs, stopped))
+    })();
+    let ok = matches!(outcome, Ok((_, None)));
+    tracker.finish(ok);
+    outcome
+}
+
+/// Runs one row of a keep-going block: its value, or `None` with the row's error (or panic)
+/// recorded in `failures`. `f`'s error already carries its row.
+pub(crate) fn keep_going_row<U>(
+    block: &Block,
+    row: usize,
+    failures: &mut Vec<RowFailure>,
+    f: impl FnOnce() -> Result<U>,
+) -> Option<U> {
+    let error = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => return Some(value),
+        Ok(Err(error)) => error,
+        Err(payload) => Error::Panicked {
+            block: block.index,
+            rows: block.rows.clone(),
+            row: Some(row),
+            message: panic_message(payload.as_ref()),
+        },
+    };
+    failures.push(RowFailure { row, error });
+    None
+}
+
+/// Runs a keep-going call whose blocks return their output and their failed rows; `skipped`
+/// makes the output of a block that did not run (all null). Returns the outputs in block order
+/// and the report.
+pub(crate) fn run_keep_going<R, F>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    task: F,
+    skipped: impl Fn(Range<usize>) -> R,
+) -> Result<(Vec<R>, Report)>
+where
+    R: Send,
+    F: Fn(&Block, &mut Vec<RowFailure>) -> R + Sync,
+{
+    let (results, stopped) = run_blocks_keep_going(flock, plan, |block| {
+        let mut failures = Vec::new();
+        let output = task(block, &mut failures);
+        Ok((output, failures))
+    })?;
+    let mut report = Report {
+        stopped,
+        ..Report::default()
+    };
+    let mut outputs = Vec::with_capacity(results.len());
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
+            Some((output, failures)) => {
+                outputs.push(output);
+                report.failures.extend(failures);
+            }
+            None => {
+                let rows = plan.block_rows(index);
+                outputs.push(skipped(rows.clone()));
+                match report.skipped.last_mut() {
+                    Some(last) if last.end == rows.start => last.end = rows.end,
+                    _ => report.skipped.push(rows),
+                }
+            }
+        }
+    }
+    Ok((outputs, report))
+}
+
+/// A stop error with the counts of the `completed` blocks filled in.
+fn counted(stop: Error, plan: &ChunkPlan, completed: impl Iterator<Item = usize>) -> Error {
+    let (blocks, rows) = completed.fold((0, 0), |(blocks, rows), i| {
+        (blocks + 1, rows + plan.block_rows(i).len())
+    });
+    with_counts(stop, blocks, plan.blocks(), rows, plan.rows())
+}
+
+/// Runs the blocks and returns each one's result in block order: `None` for a block that never
+/// started because a lower one failed or the call was stopped.
+fn drain_blocks<S, R, F>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    states: &impl StateSource<S>,
+    tracker: &Tracker<'_>,
+    task: F,
+) -> Result<Vec<Option<Result<R>>>>
+where
+    R: Send,
+    F: Fn(&Block, &mut S) -> Result<R> + Sync,
+{
     let blocks = plan.blocks();
+    let stop = Stop::start(flock.cancel(), flock.timeout_option());
     let first_failure = AtomicUsize::new(usize::MAX);
     let next = AtomicUsize::new(0);
     let finished: Mutex<Vec<(usize, Result<R>)>> = Mutex::new(Vec::with_capacity(blocks));
@@ -134,6 +310,12 @@ where
             let index = next.fetch_add(1, Ordering::Relaxed);
             // Blocks are claimed in order: past the end, or past a failure, nothing is left.
             if index >= blocks || index > first_failure.load(Ordering::Acquire) {
+                break;
+            }
+            // Cancellation and the deadline are checked before each block, never during one.
+            if let Some(stopped) = stop.check() {
+                first_failure.fetch_min(index, Ordering::AcqRel);
+                done.push((index, Err(stopped)));
                 break;
             }
             let rows = plan.block_rows(index);
@@ -166,7 +348,17 @@ where
                 rows: rows.clone(),
                 current_row: Cell::new(None),
             };
-            let result = match catch_unwind(AssertUnwindSafe(|| task(&block, current))) {
+            let run = || {
+                let result = task(&block, current);
+                if result.is_ok() {
+                    tracker.advance(block.rows.len());
+                }
+                result
+            };
+            let result = match catch_unwind(AssertUnwindSafe(run)) {
+                // A closure that stopped itself (`CancelToken::check()?`) reports the call's
+                // stop, with its counts; any other error is reported as it is.
+                Ok(Err(error)) if caused_by_stop(&error) => Err(stop.check().unwrap_or(error)),
                 Ok(result) => result,
                 Err(payload) => {
                     // The state may be half-updated (a transaction left open): never reuse it.
@@ -211,39 +403,7 @@ where
     {
         results[index] = Some(result);
     }
-    let mut outputs = Vec::with_capacity(blocks);
-    for index in 0..blocks {
-        // A block is skipped only after a lower one failed, and that failure returns first.
-        match results[index]
-            .take()
-            .expect("a block was skipped without an earlier failure")
-        {
-            Ok(output) => {
-                check(index, &output)?;
-                outputs.push(output);
-            }
-            Err(Error::Init {
-                worker,
-                block,
-                rows,
-                source,
-                ..
-            }) => {
-                // Every block before this one succeeded; later ones may have, on other workers.
-                let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
-                let completed_blocks = (0..index).chain(later).collect();
-                return Err(Error::Init {
-                    worker,
-                    block,
-                    rows,
-                    completed_blocks,
-                    source,
-                });
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(outputs)
+    Ok(results)
 }
 
 /// Locks a mutex that no user code runs under, so poisoning cannot leave it inconsistent.

@@ -1,9 +1,11 @@
 //! `Flock`: the options of a call (chunk size, pool) and the runner that carries them out.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rayon::ThreadPool;
 
+use crate::control::{CancelToken, Progress};
 use crate::error::{Error, Result};
 use crate::plan::ChunkPlan;
 
@@ -42,6 +44,9 @@ use crate::plan::ChunkPlan;
 pub struct Flock {
     chunksize: Option<usize>,
     pool: PoolChoice,
+    timeout: Option<Duration>,
+    cancel: Option<CancelToken>,
+    progress: Progress,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -138,6 +143,130 @@ impl Flock {
         self
     }
 
+    /// Stops a call that runs longer than `timeout` (Flock's `timeOutError`): once it has passed,
+    /// no new block starts, and the call returns [`Error::TimedOut`] with how many blocks and rows
+    /// had completed (the `*_keep_going` forms return what completed, with the error in
+    /// [`Report::stopped`](crate::Report::stopped)).
+    ///
+    /// The clock starts when the call starts. The deadline is checked before each block, and a
+    /// running closure is never interrupted (threads cannot be killed safely), so the call returns
+    /// within about one block's run time after the deadline: choose a
+    /// [`chunksize`](Flock::chunksize) whose blocks run well inside the timeout. No thread is left
+    /// busy when the call returns.
+    ///
+    /// Default: no timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Error, Flock};
+    ///
+    /// let flock = Flock::new().chunksize(1).threads(2).timeout(Duration::from_millis(50));
+    /// let items: Vec<u64> = (0..100).collect();
+    /// let err = items
+    ///     .par_apply_rows_with(&flock, |&x| {
+    ///         std::thread::sleep(Duration::from_millis(10));
+    ///         x
+    ///     })
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::TimedOut { blocks: 100, .. }));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Lets `token` stop the call from another thread: see [`CancelToken`]. The call keeps a
+    /// clone; cancelling any clone stops every call that uses it.
+    ///
+    /// Default: no token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{CancelToken, Error, Flock};
+    ///
+    /// let token = CancelToken::new();
+    /// token.cancel(); // before the call: nothing runs
+    /// let items = [1, 2, 3];
+    /// let err = items
+    ///     .par_apply_rows_with(&Flock::new().cancel_token(&token), |x| x + 1)
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Cancelled { completed_rows: 0, rows: 3, .. }));
+    /// ```
+    pub fn cancel_token(mut self, token: &CancelToken) -> Self {
+        self.cancel = Some(token.clone());
+        self
+    }
+
+    /// Calls `callback(done, total)` after each block completes, with the rows (or items) done
+    /// so far and the call's total (known up front), for logs and notebooks.
+    ///
+    /// It runs on the worker that finished the block, one call at a time, with `done` increasing;
+    /// when two blocks finish at once the later report may be merged into the next one, and the
+    /// final count (`done == total` on success) is always reported before the call returns.
+    /// Keep it quick: it is called while the call runs. It cannot change results, and it cannot
+    /// deadlock the call (it is never waited on while it runs). A panic in it is reported as
+    /// [`Error::Panicked`] for the block that called it.
+    ///
+    /// Default: none. For a terminal progress bar, see `progress_bar` (feature `progress`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let flock = Flock::new()
+    ///     .chunksize(250)
+    ///     .on_progress(move |done, total| log.lock().unwrap().push((done, total)));
+    /// let items: Vec<u32> = (0..1_000).collect();
+    /// items.par_apply_rows_with(&flock, |x| x + 1)?;
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen.last(), Some(&(1_000, 1_000)));
+    /// assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn on_progress(mut self, callback: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        self.progress.callback = Some(Arc::new(callback));
+        self
+    }
+
+    /// Shows the call's progress on an [indicatif](https://docs.rs/indicatif) bar: its length is
+    /// set to the call's rows (or items) when the call starts, it advances once per block, and it
+    /// is finished on success or abandoned where it stopped on an error. The bar is shared by
+    /// clones of this `Flock`; give each call its own bar to see one bar per call.
+    ///
+    /// The bar is only drawn; it never changes results or waits on the work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::indicatif::ProgressBar;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let bar = ProgressBar::hidden(); // `ProgressBar::new(0)` draws on stderr
+    /// let flock = Flock::new().chunksize(100).progress_bar(bar.clone());
+    /// let items: Vec<u32> = (0..1_000).collect();
+    /// items.par_apply_rows_with(&flock, |x| x + 1)?;
+    /// assert_eq!(bar.length(), Some(1_000));
+    /// assert_eq!(bar.position(), 1_000);
+    /// assert!(bar.is_finished());
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress_bar(mut self, bar: indicatif::ProgressBar) -> Self {
+        self.progress.bar = Some(bar);
+        self
+    }
+
     /// The blocks a call over `rows` rows would run, after checking the options.
     ///
     /// # Errors
@@ -188,6 +317,18 @@ impl Flock {
             PoolChoice::Owned { threads, .. } => *threads,
             PoolChoice::Given(pool) => pool.current_num_threads(),
         }
+    }
+
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub(crate) fn cancel(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
+    pub(crate) fn timeout_option(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// Runs `op` on the pool this `Flock` selects.

@@ -5,11 +5,16 @@ use std::ops::Range;
 use polars::prelude::*;
 
 use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
+use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{Block, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful};
+use crate::exec::{
+    Block, InitPerCall, StateSource, Stateless, keep_going_row, run_blocks, run_blocks_stateful,
+    run_keep_going,
+};
 use crate::flock::Flock;
 use crate::plan::segments;
 use crate::row::{Row, RowSegment};
+use crate::value::sealed::Sealed;
 use crate::value::{ColumnValue, concat_series};
 use crate::workers::Workers;
 
@@ -118,6 +123,86 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<DataFrame>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync;
+
+    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) that keeps going past failing rows:
+    /// a row whose closure returns an error or panics becomes null in the new column, and the
+    /// [`Report`] lists every such row with its error, so one bad row in ten million does not
+    /// discard the rest.
+    ///
+    /// A [cancellation](Flock::cancel_token) or [timeout](Flock::timeout) does not fail the call
+    /// either: rows that did not run are null, listed in [`Report::skipped`], and the reason is in
+    /// [`Report::stopped`]. Check [`Report::is_complete`] before trusting the column. Each row runs
+    /// under its own panic guard, which costs a little on the cheapest closures.
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: [`Error::DuplicateColumn`], [`Error::InvalidOption`]
+    /// and [`Error::ThreadPool`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// let df = df!("x" => [4.0, -1.0, 9.0, f64::NAN])?;
+    /// let (out, report) = df.par_apply_rows_keep_going("root", |row| {
+    ///     let x = row.f64("x")?;
+    ///     if x < 0.0 {
+    ///         return Err(Error::custom(format!("negative: {x}")));
+    ///     }
+    ///     assert!(!x.is_nan(), "NaN input"); // a panic is a failed row too
+    ///     Ok(x.sqrt())
+    /// })?;
+    /// let root = out.column("root")?.f64()?;
+    /// assert_eq!(root.iter().collect::<Vec<_>>(), [Some(2.0), None, Some(3.0), None]);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
+    /// assert!(matches!(report.failures[0].error, Error::Row { row: 1, .. }));
+    /// assert!(matches!(report.failures[1].error, Error::Panicked { row: Some(3), .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows_keep_going<U, F>(&self, name: &str, f: F) -> Result<(DataFrame, Report)>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync,
+    {
+        self.par_apply_rows_keep_going_with(&Flock::new(), name, f)
+    }
+
+    /// [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going) with explicit
+    /// options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{CancelToken, Error, Flock};
+    ///
+    /// let token = CancelToken::new();
+    /// token.cancel(); // cancelled before it starts: every row is skipped, none is lost silently
+    /// let df = df!("x" => [1i64, 2, 3])?;
+    /// let flock = Flock::new().cancel_token(&token);
+    /// let (out, report) = df.par_apply_rows_keep_going_with(&flock, "y", |row| Ok(row.i64("x")? + 1))?;
+    /// assert_eq!(out.column("y")?.null_count(), 3);
+    /// assert_eq!(report.skipped, [0..3]);
+    /// assert!(matches!(report.stopped, Some(Error::Cancelled { completed_rows: 0, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_rows_keep_going_with<U, F>(
+        &self,
+        flock: &Flock,
+        name: &str,
+        f: F,
+    ) -> Result<(DataFrame, Report)>
     where
         U: ColumnValue,
         F: Fn(&Row<'_>) -> Result<U> + Sync;
@@ -520,6 +605,43 @@ impl DataFrameParApply for DataFrame {
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
         apply_rows(self, flock, name, &Stateless, |(), row| f(row))
+    }
+
+    fn par_apply_rows_keep_going_with<U, F>(
+        &self,
+        flock: &Flock,
+        name: &str,
+        f: F,
+    ) -> Result<(DataFrame, Report)>
+    where
+        U: ColumnValue,
+        F: Fn(&Row<'_>) -> Result<U> + Sync,
+    {
+        ensure_new_column(self, name)?;
+        let plan = flock.plan(self.height())?;
+        let boundaries = chunk_boundaries(self.columns().iter().filter_map(Column::as_series));
+        let (parts, report) = run_keep_going(
+            flock,
+            &plan,
+            |block, failures| {
+                let mut out = <U::Nullable as Sealed>::builder(block.rows.len());
+                for rows in segments(&boundaries, block.rows.clone()) {
+                    let segment = RowSegment::new(self, rows.clone());
+                    for (offset, global) in rows.enumerate() {
+                        let value = keep_going_row(block, global, failures, || {
+                            f(&segment.row(offset)).map_err(|e| e.at_row(global))
+                        });
+                        <U::Nullable as Sealed>::push(
+                            &mut out,
+                            value.map_or_else(U::null, U::some),
+                        );
+                    }
+                }
+                <U::Nullable as Sealed>::finish(out, name.into())
+            },
+            |rows| Series::full_null(name.into(), rows.len(), &U::dtype()),
+        )?;
+        Ok((with_new_column::<U::Nullable>(self, name, parts)?, report))
     }
 
     fn par_apply_rows_per_worker<S, E, I, U, F>(

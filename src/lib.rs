@@ -85,13 +85,51 @@
 //! - Closures that block on IO belong on their own pool ([`Flock::threads`], more threads than
 //!   cores), never on Polars' CPU pool.
 //!
-//! # Errors and panics
+//! # Errors, panics and cancellation
 //!
 //! Every method returns [`Result`]`<_, `[`Error`]`>`. Errors carry the global row index, the block
 //! and its row range, the column and the dtypes involved, and are deterministic: with several
-//! failures, the one a serial loop would meet first is reported. After a failure no new block
-//! starts. A panic in a closure is caught in its block and returned as [`Error::Panicked`]; the
-//! process goes on. The input is never modified.
+//! failures, the one a serial loop would meet first is reported. The input is never modified.
+//!
+//! **Fail fast (default).** After the first failure no new block starts; blocks already running
+//! finish and their results are dropped. **Keep going (opt-in).**
+//! [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going) and
+//! [`try_par_apply_rows_keep_going`](SliceParApply::try_par_apply_rows_keep_going) turn each
+//! failing row (an error or a panic) into a null and return a [`Report`] listing every failed row
+//! with its error, so one bad row in ten million does not discard the rest.
+//!
+//! **Panics** in a closure (or an `init`, or a progress callback) are caught and returned as
+//! errors; the process goes on, and under keep-going a panicking row is a failed row.
+//!
+//! **Stopping a call.** [`Flock::timeout`] (a deadline for the whole call) and
+//! [`Flock::cancel_token`] (a [`CancelToken`] another thread can trigger) are checked before each
+//! block starts. A running closure is not pre-empted — Rust threads cannot be killed safely — so
+//! the call returns once the blocks already running finish: within about one block's run time.
+//! Closures with long rows can check the token themselves ([`CancelToken::check`]). When the call
+//! returns, none of its closures is still running. Keep-going calls return what completed, with
+//! the skipped rows null and the reason in [`Report::stopped`].
+//!
+//! **Progress.** [`Flock::on_progress`] calls `(done, total)` after each block; with the
+//! `progress` feature, `Flock::progress_bar` drives an [indicatif](https://docs.rs/indicatif)
+//! bar. Neither can change a result or stall the call.
+//!
+//! | error | when | what to do |
+//! |---|---|---|
+//! | [`Error::InvalidOption`] | `chunksize(0)`, `threads(0)`; nothing ran | fix the option |
+//! | [`Error::ThreadPool`] | the OS refused the threads of [`Flock::threads`]; nothing ran | fewer threads, or the default pool |
+//! | [`Error::ColumnNotFound`] | a getter or the typed path names a missing column (typed: before any work) | fix the name; `row` says where |
+//! | [`Error::DtypeMismatch`] | a column read as a type it does not have (no implicit casts) | use the getter for `found`, or cast first |
+//! | [`Error::NullValue`] | a null read through a non-`Option` getter | read it as an `Option`, or fill nulls |
+//! | [`Error::DuplicateColumn`] | the output name already exists; nothing ran | choose another name |
+//! | [`Error::Row`] | a row closure returned an error | `source` is your error (`downcast_ref`); or use keep-going |
+//! | [`Error::Block`] | a block closure returned an error | `source` is your error |
+//! | [`Error::SchemaMismatch`] | a block returned a schema unlike block 0's | return the same columns and dtypes from every block |
+//! | [`Error::Panicked`] | a closure panicked (block, rows, row if known, message) | fix the bug; under keep-going it is a failed row |
+//! | [`Error::Init`] | a per-worker `init` failed or panicked; no block ran without its state | fix the resource (path, server), rerun; `completed_blocks` had their side effects |
+//! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled | expected after a cancel; counts say how far it got |
+//! | [`Error::TimedOut`] | [`Flock::timeout`] passed | raise the timeout, use smaller blocks, or keep going to keep partial results |
+//! | [`Error::Polars`] | Polars failed outside user code (assembling the output) | report it: a bug here or in Polars |
+//! | [`Error::Custom`] | made by [`Error::custom`] in user code; a call reports it as [`Error::Row`] | — |
 //!
 //! # Flock (Python) → polars-flock
 //!
@@ -103,6 +141,7 @@
 //! | `DataFrameAsync(df, f, block-like)` | `df.par_apply_blocks(f)` |
 //! | `chunksize=` | [`Flock::chunksize`] |
 //! | `poolSize=` | [`Flock::threads`] |
+//! | `timeOutError` | [`Flock::timeout`] → [`Error::TimedOut`] |
 //!
 //! # Per-worker resources
 //!
@@ -138,6 +177,7 @@
 //! | feature | adds |
 //! |---|---|
 //! | `sqlite` | `From<rusqlite::Error> for Error` (so `?` works on SQLite calls in row closures), a re-export of [`rusqlite`](https://docs.rs/rusqlite) (SQLite bundled: nothing to install), and the `database` example |
+//! | `progress` | `Flock::progress_bar` (an [indicatif](https://docs.rs/indicatif) bar per call), a re-export of `indicatif`, and the `progress` example |
 //!
 //! The default build depends on Polars with the `fmt` feature only.
 //!
@@ -150,6 +190,7 @@
 #![forbid(unsafe_code)]
 
 mod cell;
+mod control;
 mod error;
 mod exec;
 mod flock;
@@ -161,11 +202,14 @@ mod slice;
 mod value;
 mod workers;
 
+#[cfg(feature = "progress")]
+pub use indicatif;
 pub use polars;
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
 
 pub use crate::cell::{FromCell, FromColumns};
+pub use crate::control::{CancelToken, Report, RowFailure};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::flock::Flock;
 pub use crate::frame::DataFrameParApply;

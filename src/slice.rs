@@ -2,8 +2,12 @@
 
 use std::convert::Infallible;
 
+use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful};
+use crate::exec::{
+    InitPerCall, StateSource, Stateless, keep_going_row, run_blocks, run_blocks_stateful,
+    run_keep_going,
+};
 use crate::flock::Flock;
 use crate::workers::Workers;
 
@@ -138,6 +142,70 @@ pub trait SliceParApply<T: Sync>: sealed::Sealed {
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
     fn try_par_apply_rows_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync;
+
+    /// [`try_par_apply_rows`](SliceParApply::try_par_apply_rows) that keeps going past failing
+    /// items: an item whose closure returns an error or panics gives `None`, and the [`Report`]
+    /// lists every such item with its error ([`Error::Row`] or [`Error::Panicked`]).
+    ///
+    /// A [cancellation](Flock::cancel_token) or [timeout](Flock::timeout) does not fail the call
+    /// either: items that did not run are `None`, listed in [`Report::skipped`], and the reason is
+    /// in [`Report::stopped`].
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: [`Error::InvalidOption`] and [`Error::ThreadPool`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let raw = ["1", "2", "three", "4"];
+    /// let (parsed, report) = raw.try_par_apply_rows_keep_going(|s| s.parse::<i32>())?;
+    /// assert_eq!(parsed, [Some(1), Some(2), None, Some(4)]);
+    /// assert_eq!(report.failures[0].row, 2);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_rows_keep_going<U, E, F>(&self, f: F) -> Result<(Vec<Option<U>>, Report)>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync,
+    {
+        self.try_par_apply_rows_keep_going_with(&Flock::new(), f)
+    }
+
+    /// [`try_par_apply_rows_keep_going`](SliceParApply::try_par_apply_rows_keep_going) with
+    /// explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_par_apply_rows_keep_going`](SliceParApply::try_par_apply_rows_keep_going).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let items: Vec<i64> = (0..1_000).collect();
+    /// let flock = Flock::new().chunksize(100);
+    /// let (out, report) = items.try_par_apply_rows_keep_going_with(&flock, |&x| {
+    ///     if x % 250 == 7 { Err("unlucky") } else { Ok(x * 2) }
+    /// })?;
+    /// assert_eq!(out.len(), 1_000);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [7, 257, 507, 757]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn try_par_apply_rows_keep_going_with<U, E, F>(
+        &self,
+        flock: &Flock,
+        f: F,
+    ) -> Result<(Vec<Option<U>>, Report)>
     where
         U: Send,
         E: Into<BoxError>,
@@ -440,6 +508,38 @@ impl<T: Sync> SliceParApply<T> for [T] {
         F: Fn(&T) -> std::result::Result<U, E> + Sync,
     {
         apply_items(self, flock, &Stateless, |(), item| f(item))
+    }
+
+    fn try_par_apply_rows_keep_going_with<U, E, F>(
+        &self,
+        flock: &Flock,
+        f: F,
+    ) -> Result<(Vec<Option<U>>, Report)>
+    where
+        U: Send,
+        E: Into<BoxError>,
+        F: Fn(&T) -> std::result::Result<U, E> + Sync,
+    {
+        let plan = flock.plan(self.len())?;
+        let (parts, report) = run_keep_going(
+            flock,
+            &plan,
+            |block, failures| {
+                let items = &self[block.rows.clone()];
+                (block.rows.clone().zip(items))
+                    .map(|(row, item)| {
+                        keep_going_row(block, row, failures, || {
+                            f(item).map_err(|e| Error::Row {
+                                row,
+                                source: e.into(),
+                            })
+                        })
+                    })
+                    .collect()
+            },
+            |rows| rows.map(|_| None).collect(),
+        )?;
+        Ok((concat_vecs(parts), report))
     }
 
     fn try_par_apply_blocks_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>

@@ -52,7 +52,35 @@ pub(crate) mod sealed {
             }
         }
         fn finish(builder: Self::Builder, name: PlSmallStr) -> Series;
+        /// The same dtype with nulls: `Option<Self>`, or `Self` if it already is an `Option`.
+        type Nullable: Sealed + Send;
+        /// This value as a `Nullable`.
+        fn some(self) -> Self::Nullable;
+        /// A null `Nullable`.
+        fn null() -> Self::Nullable;
     }
+}
+
+/// `Nullable` of a plain type (`Option<T>`) and of its `Option` (itself).
+macro_rules! nullable {
+    () => {
+        type Nullable = Option<Self>;
+        fn some(self) -> Self::Nullable {
+            Some(self)
+        }
+        fn null() -> Self::Nullable {
+            None
+        }
+    };
+    (option) => {
+        type Nullable = Self;
+        fn some(self) -> Self::Nullable {
+            self
+        }
+        fn null() -> Self::Nullable {
+            None
+        }
+    };
 }
 
 impl<T: sealed::Sealed + Send> ColumnValue for T {}
@@ -97,6 +125,7 @@ macro_rules! numeric_value {
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 ChunkedArray::<$pl>::from_vec(name, builder).into_series()
             }
+            nullable!();
         }
 
         impl sealed::Sealed for Option<$native> {
@@ -119,6 +148,7 @@ macro_rules! numeric_value {
                 ChunkedArray::<$pl>::from_vec_validity(name, builder.0, builder.1.into())
                     .into_series()
             }
+            nullable!(option);
         }
     )*};
 }
@@ -133,7 +163,7 @@ numeric_value! {
 }
 
 macro_rules! bool_value {
-    ($($t:ty),*) => {$(
+    ($($t:ty $(, $option:ident)?;)*) => {$(
         impl sealed::Sealed for $t {
             type Builder = Vec<$t>;
             fn dtype() -> DataType {
@@ -152,14 +182,18 @@ macro_rules! bool_value {
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 BooleanChunked::new(name, builder.as_slice()).into_series()
             }
+            nullable!($($option)?);
         }
     )*};
 }
 
-bool_value!(bool, Option<bool>);
+bool_value! {
+    bool;
+    Option<bool>, option;
+}
 
 macro_rules! string_value {
-    ($($t:ty => |$b:ident, $v:ident| $push:expr;)*) => {$(
+    ($($t:ty $(, $option:ident)? => |$b:ident, $v:ident| $push:expr;)*) => {$(
         impl sealed::Sealed for $t {
             type Builder = MutableBinaryViewArray<str>;
             fn dtype() -> DataType {
@@ -178,6 +212,7 @@ macro_rules! string_value {
             fn finish(builder: Self::Builder, name: PlSmallStr) -> Series {
                 StringChunked::with_chunk(name, builder.freeze()).into_series()
             }
+            nullable!($($option)?);
         }
     )*};
 }
@@ -185,6 +220,6 @@ macro_rules! string_value {
 string_value! {
     String => |b, v| b.push_value(v);
     &'static str => |b, v| b.push_value(v);
-    Option<String> => |b, v| b.push(v);
-    Option<&'static str> => |b, v| b.push(v);
+    Option<String>, option => |b, v| b.push(v);
+    Option<&'static str>, option => |b, v| b.push(v);
 }

@@ -193,6 +193,76 @@ proptest! {
             None => prop_assert_eq!(result.unwrap(), items.iter().map(|x| 100 / x).collect::<Vec<_>>()),
         }
     }
+
+    #[test]
+    fn keep_going_rows_equal_serial_with_failures_as_nulls(
+        (n, seed, pieces) in frame_params(),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        quiet_expected_panics();
+        let data = Data::generate(n, seed);
+        let df = data.frame(pieces);
+        let calls = AtomicUsize::new(0);
+        let (out, report) = df.par_apply_rows_keep_going_with(&flock(cs, threads), "out", |row| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let f = row.f64("f")?; // a null fails the row: Error::NullValue
+            let i = row.opt_i64("i")?;
+            if i == Some(0) {
+                panic!("{EXPECTED_PANIC}"); // a panic fails the row too
+            }
+            if i.is_some_and(|i| i % 7 == 0) {
+                return Err(Error::custom("multiple of 7"));
+            }
+            Ok(f * i.unwrap_or(1) as f64)
+        }).unwrap();
+        let mut expected = Vec::with_capacity(n);
+        let mut failed = Vec::new();
+        for r in 0..n {
+            let fails = data.f[r].is_none() || data.i[r].is_some_and(|i| i % 7 == 0);
+            if fails {
+                failed.push(r);
+            }
+            expected.push((!fails).then(|| data.f[r].unwrap() * data.i[r].unwrap_or(1) as f64));
+        }
+        prop_assert_eq!(calls.load(Ordering::Relaxed), n);
+        prop_assert_eq!(f64_values(&out, "out"), expected);
+        prop_assert_eq!(report.failed_rows().collect::<Vec<_>>(), failed);
+        prop_assert!(report.skipped.is_empty() && report.stopped.is_none());
+    }
+
+    #[test]
+    fn keep_going_items_equal_serial_with_failures_as_none(
+        items in proptest::collection::vec(-50i32..50, 0..3_000),
+        cs in (0usize..=3_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let (out, report) = items.try_par_apply_rows_keep_going_with(&flock(cs, threads), |x| {
+            if *x == 0 { Err("zero") } else { Ok(100 / x) }
+        }).unwrap();
+        let expected: Vec<Option<i32>> = items.iter().map(|x| (*x != 0).then(|| 100 / x)).collect();
+        let failed: Vec<usize> = (0..items.len()).filter(|&i| items[i] == 0).collect();
+        prop_assert_eq!(out, expected);
+        prop_assert_eq!(report.failed_rows().collect::<Vec<_>>(), failed);
+    }
+}
+
+const EXPECTED_PANIC: &str = "expected panic (property test)";
+
+/// Keeps the panics the keep-going property causes on purpose out of the test output; any other
+/// panic (a failing assertion) is printed as usual.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected =
+                info.payload().downcast_ref::<String>().map(String::as_str) == Some(EXPECTED_PANIC);
+            if !expected {
+                default(info);
+            }
+        }));
+    });
 }
 
 #[test]

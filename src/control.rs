@@ -1,0 +1,393 @@
+//! Stopping a call early (cancellation and timeouts), progress reporting, and the keep-going
+//! report.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A flag another thread (a UI, a signal handler, a supervisor) sets to stop a running call.
+///
+/// Give a clone to [`Flock::cancel_token`](crate::Flock::cancel_token); keep another to call
+/// [`cancel`](CancelToken::cancel). The call checks it before each block starts: once it is set, no
+/// new block starts, blocks already running finish, and the call returns [`Error::Cancelled`] with
+/// how many blocks and rows had completed. A closure with long rows can check it too (capture a
+/// clone): [`check`](CancelToken::check) returns an error, and a block that fails after the token
+/// was cancelled counts as cancelled. Nothing pre-empts a closure that does not check: a thread
+/// cannot be killed safely.
+///
+/// Clones share one flag. A token stays cancelled; use a new token for the next job.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// use polars_flock::{CancelToken, Error, Flock};
+///
+/// let token = CancelToken::new();
+/// let flock = Flock::new().chunksize(10).threads(2).cancel_token(&token);
+/// let items: Vec<u64> = (0..1_000).collect();
+/// let stop = token.clone();
+/// let err = items
+///     .try_par_apply_rows_with(&flock, |&x| {
+///         if x == 500 {
+///             stop.cancel(); // e.g. from a UI thread
+///         }
+///         stop.check()?; // long rows may check too
+///         Ok::<_, Error>(x * 2)
+///     })
+///     .unwrap_err();
+/// let Error::Cancelled { completed_rows, rows, .. } = err else { panic!("{err}") };
+/// assert!(completed_rows < rows);
+/// assert_eq!(rows, 1_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!polars_flock::CancelToken::new().is_cancelled());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every call using this token (or a clone of it). Safe from any thread, any number
+    /// of times.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let token = polars_flock::CancelToken::new();
+    /// let other = token.clone();
+    /// std::thread::spawn(move || other.cancel()).join().unwrap();
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether [`cancel`](CancelToken::cancel) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let token = polars_flock::CancelToken::new();
+    /// token.cancel();
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// `Err(Error::Cancelled { .. })` once the token is cancelled, for closures to return with
+    /// `?` between expensive steps. The counts in it are zero; the call fills them in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cancelled`] when the token is cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let token = polars_flock::CancelToken::new();
+    /// assert!(token.check().is_ok());
+    /// token.cancel();
+    /// assert!(matches!(token.check(), Err(polars_flock::Error::Cancelled { .. })));
+    /// ```
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(cancelled());
+        }
+        Ok(())
+    }
+}
+
+fn cancelled() -> Error {
+    Error::Cancelled {
+        completed_blocks: 0,
+        blocks: 0,
+        completed_rows: 0,
+        rows: 0,
+    }
+}
+
+/// Why a call stopped before its end, checked before each block.
+pub(crate) struct Stop<'a> {
+    cancel: Option<&'a CancelToken>,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl<'a> Stop<'a> {
+    /// Starts the clock of the call's timeout, if any.
+    pub(crate) fn start(cancel: Option<&'a CancelToken>, timeout: Option<Duration>) -> Self {
+        Self {
+            cancel,
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+        }
+    }
+
+    /// The error to stop with, counts not yet filled in, or `None` to go on.
+    pub(crate) fn check(&self) -> Option<Error> {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Some(cancelled());
+        }
+        match self.deadline {
+            Some((deadline, timeout)) if Instant::now() >= deadline => Some(Error::TimedOut {
+                timeout,
+                completed_blocks: 0,
+                blocks: 0,
+                completed_rows: 0,
+                rows: 0,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Fills in the counts of a stop error made by [`Stop::check`].
+pub(crate) fn with_counts(
+    error: Error,
+    done_blocks: usize,
+    blocks: usize,
+    done_rows: usize,
+    rows: usize,
+) -> Error {
+    match error {
+        Error::Cancelled { .. } => Error::Cancelled {
+            completed_blocks: done_blocks,
+            blocks,
+            completed_rows: done_rows,
+            rows,
+        },
+        Error::TimedOut { timeout, .. } => Error::TimedOut {
+            timeout,
+            completed_blocks: done_blocks,
+            blocks,
+            completed_rows: done_rows,
+            rows,
+        },
+        other => other,
+    }
+}
+
+/// Whether `error` is a stop made by [`Stop::check`].
+pub(crate) fn is_stop(error: &Error) -> bool {
+    matches!(error, Error::Cancelled { .. } | Error::TimedOut { .. })
+}
+
+/// Whether a closure's error was caused by a stop: a [`CancelToken::check`] error returned as is,
+/// as a row's or block's source, or through a `PolarsError` (where it travels as an
+/// `io::ErrorKind::Interrupted` error).
+pub(crate) fn caused_by_stop(error: &Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<Error>().is_some_and(is_stop) {
+            return true;
+        }
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => e.source(),
+        };
+    }
+    false
+}
+
+/// A plain progress callback: `(rows done, rows in total)`.
+pub(crate) type ProgressFn = dyn Fn(usize, usize) + Send + Sync;
+
+/// Where a call reports progress: a callback and, with the `progress` feature, a bar.
+#[derive(Clone, Default)]
+pub(crate) struct Progress {
+    pub(crate) callback: Option<Arc<ProgressFn>>,
+    #[cfg(feature = "progress")]
+    pub(crate) bar: Option<indicatif::ProgressBar>,
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Progress");
+        s.field(
+            "callback",
+            &self.callback.as_ref().map(|_| "Fn(done, total)"),
+        );
+        #[cfg(feature = "progress")]
+        s.field("bar", &self.bar.as_ref().map(|_| "ProgressBar"));
+        s.finish()
+    }
+}
+
+impl Progress {
+    fn is_off(&self) -> bool {
+        #[cfg(feature = "progress")]
+        if self.bar.is_some() {
+            return false;
+        }
+        self.callback.is_none()
+    }
+}
+
+/// One call's progress: rows done, reported after each block.
+pub(crate) struct Tracker<'a> {
+    progress: Option<&'a Progress>,
+    total: usize,
+    done: AtomicUsize,
+    /// The last `done` given to the callback; held only while the callback runs.
+    reported: Mutex<usize>,
+}
+
+impl<'a> Tracker<'a> {
+    /// Starts a call of `total` rows: the bar's length is set up front.
+    pub(crate) fn start(progress: &'a Progress, total: usize) -> Self {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &progress.bar {
+            bar.set_length(total as u64);
+            bar.set_position(0);
+        }
+        Self {
+            progress: (!progress.is_off()).then_some(progress),
+            total,
+            done: AtomicUsize::new(0),
+            reported: Mutex::new(0),
+        }
+    }
+
+    /// A block of `rows` rows completed. The callback is called with increasing `done`, one call
+    /// at a time; a thread that finds it busy leaves the report to the next block (or to
+    /// [`finish`](Tracker::finish)), so a callback can never wait on itself.
+    pub(crate) fn advance(&self, rows: usize) {
+        let Some(progress) = self.progress else {
+            return;
+        };
+        self.done.fetch_add(rows, Ordering::AcqRel);
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &progress.bar {
+            bar.inc(rows as u64);
+        }
+        self.report(progress);
+    }
+
+    fn report(&self, progress: &Progress) {
+        let Some(callback) = &progress.callback else {
+            return;
+        };
+        if let Ok(mut reported) = self.reported.try_lock() {
+            let done = self.done.load(Ordering::Acquire);
+            if done > *reported {
+                *reported = done;
+                callback(done, self.total);
+            }
+        }
+    }
+
+    /// The call is over: a last report if the final count was left unreported, and the bar
+    /// finished (`ok`) or abandoned where it stopped.
+    pub(crate) fn finish(&self, ok: bool) {
+        let Some(progress) = self.progress else {
+            return;
+        };
+        self.report(progress);
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &progress.bar {
+            if ok {
+                bar.finish();
+            } else {
+                bar.abandon();
+            }
+        }
+        let _ = ok;
+    }
+}
+
+/// What a `*_keep_going` call met: the rows that failed (now null in the output) and whether the
+/// call stopped early.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("s" => ["1", "2", "x", "4"])?;
+/// let (out, report) = df.par_apply_rows_keep_going("n", |row| {
+///     row.str("s")?.parse::<i64>().map_err(polars_flock::Error::custom)
+/// })?;
+/// assert_eq!(out.column("n")?.null_count(), 1);
+/// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2]);
+/// assert!(!report.is_complete());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Report {
+    /// Every row whose closure returned an error or panicked, in row order.
+    pub failures: Vec<RowFailure>,
+    /// [`Error::Cancelled`] or [`Error::TimedOut`] if the call stopped before its end.
+    pub stopped: Option<Error>,
+    /// The rows that did not run because the call stopped early, in order; they are null in the
+    /// output.
+    pub skipped: Vec<Range<usize>>,
+}
+
+impl Report {
+    /// No row failed, and the call ran to its end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(polars_flock::Report::default().is_complete());
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty() && self.stopped.is_none()
+    }
+
+    /// The failed rows' indices, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let items = ["1", "x", "3", "y"];
+    /// let (out, report) = items.try_par_apply_rows_keep_going(|s| s.parse::<u8>())?;
+    /// assert_eq!(out, [Some(1), None, Some(3), None]);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn failed_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.failures.iter().map(|f| f.row)
+    }
+
+    /// Rows that are null in the output because they failed or did not run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(polars_flock::Report::default().null_rows(), 0);
+    /// ```
+    pub fn null_rows(&self) -> usize {
+        self.failures.len()
+            + self
+                .skipped
+                .iter()
+                .map(ExactSizeIterator::len)
+                .sum::<usize>()
+    }
+}
+
+/// One failed row of a `*_keep_going` call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RowFailure {
+    /// The global row (or item) index.
+    pub row: usize,
+    /// What went wrong: the closure's error (as the fail-fast call would have returned it, e.g.
+    /// [`Error::Row`] or [`Error::NullValue`]) or [`Error::Panicked`].
+    pub error: Error,
+}

@@ -1,0 +1,82 @@
+//! Memory stays flat across repeated calls: no cache, pool or result outlives its call.
+//!
+//! The only test in its binary, so that no other test's allocations move the process's RSS.
+
+use polars_flock::polars::prelude::*;
+use polars_flock::prelude::*;
+use polars_flock::{CancelToken, Flock};
+
+/// Resident set size in bytes (Linux; `None` elsewhere).
+fn rss() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn one_round(df: &DataFrame, items: &[u64]) {
+    let out = df
+        .par_apply_rows("y", |row| Ok(row.f64("x")? * 2.0))
+        .unwrap()
+        .par_apply_columns("z", ["x"], |x: f64| x + 1.0)
+        .unwrap()
+        .par_apply_blocks(Ok)
+        .unwrap();
+    assert_eq!(out.height(), df.height());
+    let (_, report) = df
+        .par_apply_rows_keep_going("k", |row| {
+            let x = row.f64("x")?;
+            if (x as u64).is_multiple_of(1_000) {
+                return Err(polars_flock::Error::custom("bad"));
+            }
+            Ok(x)
+        })
+        .unwrap();
+    assert_eq!(report.failures.len(), df.height() / 1_000);
+    // A fresh owned pool, token and progress callback every round: all must go away with the call.
+    let token = CancelToken::new();
+    let flock = Flock::new()
+        .threads(2)
+        .cancel_token(&token)
+        .on_progress(|_, _| {});
+    let doubled = items.par_apply_rows_with(&flock, |x| x * 2).unwrap();
+    assert_eq!(doubled.len(), items.len());
+    let per_worker = items
+        .par_apply_rows_per_worker(
+            || Ok::<_, std::convert::Infallible>(vec![0u8; 1 << 20]),
+            |buf, x| {
+                buf[0] = *x as u8;
+                Ok::<_, std::convert::Infallible>(*x)
+            },
+        )
+        .unwrap();
+    assert_eq!(per_worker.len(), items.len());
+}
+
+#[test]
+fn rss_stays_flat_over_100_calls() {
+    let Some(_) = rss() else {
+        eprintln!("no /proc/self/statm: skipped");
+        return;
+    };
+    let n = 200_000;
+    let df = df!("x" => (0..n).map(|i| i as f64).collect::<Vec<_>>()).unwrap();
+    let items: Vec<u64> = (0..n as u64).collect();
+    // Warm up: allocator arenas, Polars' pool and lazily built statics reach their steady size.
+    for _ in 0..10 {
+        one_round(&df, &items);
+    }
+    let before = rss().unwrap();
+    for _ in 0..100 {
+        one_round(&df, &items);
+    }
+    let after = rss().unwrap();
+    let growth = after.saturating_sub(before) as f64 / (1 << 20) as f64;
+    eprintln!(
+        "RSS before {:.1} MiB, after 100 more rounds {:.1} MiB: {growth:+.1} MiB",
+        before as f64 / (1 << 20) as f64,
+        after as f64 / (1 << 20) as f64
+    );
+    // One round allocates ~20 MiB of outputs; a leak of even one output per round would add
+    // hundreds of MiB over 100 rounds.
+    assert!(growth < 24.0, "RSS grew by {growth:.1} MiB over 100 rounds");
+}

@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use polars::prelude::{DataType, PolarsError, SchemaRef};
@@ -168,6 +169,32 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A group-wise closure ([`par_apply_groups`](crate::DataFrameParApply::par_apply_groups))
+    /// failed for a group: it returned an error, panicked (`source` is `"panicked: …"`), or
+    /// returned a schema unlike the first group's.
+    #[error("group {group} ({key}): {source}")]
+    Group {
+        /// The group's index, counting from 0 in the order groups first appear.
+        group: usize,
+        /// The group's key, as `column=value` pairs.
+        key: String,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A file of a [`Files`](crate::Files) job failed: it could not be listed or read, the
+    /// closure returned an error or panicked (`source` is `"panicked: …"`), or its frame's schema
+    /// differs from the first file's.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file (or the directory or glob pattern being listed).
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+
     /// A block closure returned a frame whose schema differs from the first block's.
     ///
     /// All blocks must return the same column names and dtypes in the same order, so that their
@@ -270,6 +297,20 @@ pub enum Error {
         completed_rows: usize,
         /// Rows (or items) in the call.
         rows: usize,
+    },
+
+    /// An Arrow column could not cross between arrow-rs and Polars (feature `arrow`): a data type
+    /// one side cannot represent, or a malformed batch.
+    ///
+    /// Cast the column to a supported type first (see
+    /// [`arrow::to_dataframe`](crate::arrow::to_dataframe) for the list).
+    #[error("Arrow column {column:?}: {source}")]
+    Arrow {
+        /// The column's name.
+        column: String,
+        /// The reason, from arrow-rs or polars-arrow.
+        #[source]
+        source: BoxError,
     },
 
     /// An error raised by Polars outside user code (e.g. while assembling the output).

@@ -344,6 +344,27 @@ impl Flock {
     }
 }
 
+impl Flock {
+    /// Runs `op` on the calling thread with a scope whose spawned jobs run on the pool this
+    /// `Flock` selects (for the streaming window, whose reader and sink stay on the caller).
+    #[cfg(feature = "streaming")]
+    pub(crate) fn in_place_scope<'scope, R>(
+        &self,
+        op: impl FnOnce(&rayon::Scope<'scope>) -> R,
+    ) -> Result<R> {
+        match &self.pool {
+            PoolChoice::Ambient if rayon::current_thread_index().is_some() => {
+                Ok(rayon::in_place_scope(op))
+            }
+            PoolChoice::Ambient => Ok(polars_core::runtime::THREAD_POOL.in_place_scope(op)),
+            PoolChoice::Owned { threads, pool } => {
+                Ok(owned_pool(*threads, pool)?.in_place_scope(op))
+            }
+            PoolChoice::Given(pool) => Ok(pool.in_place_scope(op)),
+        }
+    }
+}
+
 /// Starts the owned pool on first use. The lock is held only while building, never around user
 /// code.
 fn owned_pool(threads: usize, slot: &Mutex<Option<Arc<ThreadPool>>>) -> Result<Arc<ThreadPool>> {

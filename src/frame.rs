@@ -12,6 +12,8 @@ use crate::exec::{
     run_keep_going,
 };
 use crate::flock::Flock;
+use crate::fold::fold_rows;
+use crate::group::{apply_groups, same_schema};
 use crate::plan::segments;
 use crate::row::{Row, RowSegment};
 use crate::value::sealed::Sealed;
@@ -591,6 +593,177 @@ pub trait DataFrameParApply: sealed::Sealed {
     where
         S: Send,
         F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync;
+    /// Folds the rows in parallel through the row view (toolz's `fold`): each block folds its
+    /// rows with `fold`, starting from `identity()`, and the blocks' accumulators are combined
+    /// left to right, in block order, with `combine`.
+    ///
+    /// The result equals a serial fold over the rows when `combine` is associative and
+    /// `identity()` is neutral for it; `combine` need not be commutative. An empty frame gives
+    /// `identity()`.
+    ///
+    /// # Errors
+    ///
+    /// The getters' errors and the closure's own, with the global row, as for
+    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) (the lowest failing row);
+    /// [`Error::Panicked`]; [`Error::InvalidOption`] and [`Error::ThreadPool`];
+    /// [`Error::Cancelled`] / [`Error::TimedOut`] if stopped.
+    ///
+    /// # Parallelism
+    ///
+    /// `fold` runs on the pool; `combine` runs on the calling thread, once per block after the
+    /// first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("city" => ["Oslo", "Rome", "Oslo"], "qty" => [3i64, 5, 4])?;
+    /// // Quantity per city, as a map: merged block by block.
+    /// let per_city = df.par_fold_rows(
+    ///     std::collections::BTreeMap::<String, i64>::new,
+    ///     |mut acc, row| {
+    ///         *acc.entry(row.str("city")?.to_owned()).or_default() += row.i64("qty")?;
+    ///         Ok(acc)
+    ///     },
+    ///     |mut a, b| {
+    ///         for (k, v) in b {
+    ///             *a.entry(k).or_default() += v;
+    ///         }
+    ///         a
+    ///     },
+    /// )?;
+    /// assert_eq!(per_city["Oslo"], 7);
+    /// assert_eq!(per_city["Rome"], 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_fold_rows<A, Id, F, C>(&self, identity: Id, fold: F, combine: C) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+        C: FnMut(A, A) -> A,
+    {
+        self.par_fold_rows_with(&Flock::new(), identity, fold, combine)
+    }
+
+    /// [`par_fold_rows`](DataFrameParApply::par_fold_rows) with explicit options.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_fold_rows`](DataFrameParApply::par_fold_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let df = df!("x" => (1..=100).map(f64::from).collect::<Vec<_>>())?;
+    /// let flock = Flock::new().chunksize(10).threads(2);
+    /// let (n, sum) = df.par_fold_rows_with(&flock, || (0, 0.0), |(n, s), row| Ok((n + 1, s + row.f64("x")?)), |a, b| (a.0 + b.0, a.1 + b.1))?;
+    /// assert_eq!((n, sum), (100, 5050.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_fold_rows_with<A, Id, F, C>(
+        &self,
+        flock: &Flock,
+        identity: Id,
+        fold: F,
+        combine: C,
+    ) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+        C: FnMut(A, A) -> A;
+    /// Calls `f` once per group of rows sharing the values of the `by` columns (pandarallel's
+    /// `groupby.parallel_apply`), groups in parallel, and concatenates the returned frames.
+    ///
+    /// Each call gets one whole group as a frame with all columns (keys included). Groups whose
+    /// rows are contiguous are zero-copy slices; others are gathered (a copy of that group's rows).
+    /// Many small groups are batched into blocks ([`Flock::chunksize`] counts groups here), so
+    /// dispatch stays per block.
+    ///
+    /// # Ordering
+    ///
+    /// Groups come in the order their key first appears in the frame, rows of a group in frame
+    /// order, and the outputs are concatenated in that group order, whatever the thread count. Sort
+    /// the output if you need key order.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Group`] if `f` fails or panics for a group (the group's index and key), or
+    ///   returns a schema unlike the first group's;
+    /// - [`Error::ColumnNotFound`] for a missing key column and [`Error::InvalidOption`] for an
+    ///   empty `by`, before any work;
+    /// - [`Error::InvalidOption`], [`Error::ThreadPool`], [`Error::Cancelled`],
+    ///   [`Error::TimedOut`] as for the other calls.
+    ///
+    /// An input with no rows has no groups: `f` is not called and the result is the input's
+    /// (empty) frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!(
+    ///     "store" => ["b", "a", "b", "a", "c"],
+    ///     "sales" => [10.0, 1.0, 30.0, 3.0, 5.0],
+    /// )?;
+    /// // Each store's share of its own total.
+    /// let out = df.par_apply_groups(&["store"], |g| {
+    ///     let sales = g.column("sales")?.as_materialized_series().clone();
+    ///     let total = sales.sum::<f64>()?;
+    ///     let share = (&sales / total).with_name("share".into());
+    ///     g.hstack(&[share.into_column()])
+    /// })?;
+    /// assert_eq!(out.column("store")?.str()?.get(0), Some("b")); // "b" appears first
+    /// let share: Vec<f64> = out.column("share")?.f64()?.into_no_null_iter().collect();
+    /// assert_eq!(share, [0.25, 0.75, 0.25, 0.75, 1.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_groups<F>(&self, by: &[&str], f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        self.par_apply_groups_with(&Flock::new(), by, f)
+    }
+
+    /// [`par_apply_groups`](DataFrameParApply::par_apply_groups) with explicit options; the
+    /// chunk size counts groups.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_groups`](DataFrameParApply::par_apply_groups).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Error, Flock};
+    ///
+    /// let df = df!("k" => [1i64, 2, 1, 3], "x" => [1.0, 2.0, 3.0, 4.0])?;
+    /// let flock = Flock::new().chunksize(1).threads(2);
+    /// let err = df
+    ///     .par_apply_groups_with(&flock, &["k"], |g| {
+    ///         if g.height() > 1 {
+    ///             polars_bail!(ComputeError: "duplicate key")
+    ///         }
+    ///         Ok(g)
+    ///     })
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::Group { group: 0, ref key, .. } if key == "k=1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_groups_with<F>(&self, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync;
 }
 
 mod sealed {
@@ -754,6 +927,29 @@ impl DataFrameParApply for DataFrame {
     {
         apply_blocks(self, workers.flock(), workers, f)
     }
+
+    fn par_fold_rows_with<A, Id, F, C>(
+        &self,
+        flock: &Flock,
+        identity: Id,
+        fold: F,
+        combine: C,
+    ) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+        C: FnMut(A, A) -> A,
+    {
+        fold_rows(self, flock, identity, fold, combine)
+    }
+
+    fn par_apply_groups_with<F>(&self, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    {
+        apply_groups(self, flock, by, f)
+    }
 }
 
 /// The row view's frame: blocks split at every column's chunk boundaries, one row view per
@@ -882,11 +1078,6 @@ where
         Ok(U::finish(out, name.into()))
     })?;
     with_new_column::<U>(df, name, parts)
-}
-
-/// Names, dtypes and order all equal (`Schema`'s own `==` ignores the order).
-fn same_schema(a: &Schema, b: &Schema) -> bool {
-    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
 }
 
 fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {

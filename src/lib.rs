@@ -36,6 +36,21 @@
 //! - [`SliceParApply`] on slices and `Vec`s: `par_apply_rows` (per item) and `par_apply_blocks`
 //!   (per sub-slice), with `try_` forms for fallible closures.
 //!
+//! Around them:
+//!
+//! - group-wise apply, [`par_apply_groups`](DataFrameParApply::par_apply_groups): one call per
+//!   group of a key, groups in parallel, outputs in first-appearance order;
+//! - parallel fold, [`par_fold`](SliceParApply::par_fold) and
+//!   [`par_fold_rows`](DataFrameParApply::par_fold_rows): per-block accumulators combined in
+//!   order;
+//! - many files, [`Files`]: a directory or glob, read → transform → write per file or concatenate,
+//!   each error naming its file;
+//! - keep-going forms that turn failing rows into nulls and return a [`Report`];
+//! - `arrow` (feature `arrow`): `RecordBatch` ⇄ `DataFrame` without copying, and the same calls
+//!   over record batches;
+//! - `streaming` (feature `streaming`): a block function over a stream of batches bigger than
+//!   memory, a bounded number in flight, outputs in order.
+//!
 //! Each method has a `*_with` form taking a [`Flock`]: the options (rows per block, thread count
 //! or pool). The `*_per_worker` forms give each worker a state built once by an `init` closure,
 //! such as a database connection; a [`Workers`] runner keeps those states across calls (see
@@ -74,7 +89,12 @@
 //! | per-row logic reading a few columns by name, maybe fallible | [`par_apply_rows`](DataFrameParApply::par_apply_rows) |
 //! | a very cheap per-row formula over known columns | [`par_apply_columns`](DataFrameParApply::par_apply_columns) |
 //! | logic that works on a frame (Polars ops, filters, aggregates) | [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) |
-//! | a list of items (paths, ids, records) | [`SliceParApply`] |
+//! | a list of items (ids, records) | [`SliceParApply`] |
+//! | one computation per group of a key | [`par_apply_groups`](DataFrameParApply::par_apply_groups) |
+//! | one number (or map, or histogram) from all rows | [`par_fold`](SliceParApply::par_fold), [`par_fold_rows`](DataFrameParApply::par_fold_rows) |
+//! | a directory of files | [`Files`] |
+//! | Arrow record batches | `RecordBatchParApply` (feature `arrow`) |
+//! | data bigger than memory | `streaming::par_apply_batches` (feature `streaming`) |
 //!
 //! # Performance
 //!
@@ -122,7 +142,10 @@
 //! | [`Error::NullValue`] | a null read through a non-`Option` getter | read it as an `Option`, or fill nulls |
 //! | [`Error::DuplicateColumn`] | the output name already exists; nothing ran | choose another name |
 //! | [`Error::Row`] | a row closure returned an error | `source` is your error (`downcast_ref`); or use keep-going |
-//! | [`Error::Block`] | a block closure returned an error | `source` is your error |
+//! | [`Error::Block`] | a block closure returned an error (streaming: `block` is the batch) | `source` is your error |
+//! | [`Error::Group`] | a group-wise closure failed, panicked or changed the schema | `group` and `key` say which group |
+//! | [`Error::File`] | a file of a [`Files`] job (or its listing) failed | `path` says which file |
+//! | [`Error::Arrow`] | an Arrow column of an unsupported type (feature `arrow`) | cast the column first |
 //! | [`Error::SchemaMismatch`] | a block returned a schema unlike block 0's | return the same columns and dtypes from every block |
 //! | [`Error::Panicked`] | a closure panicked (block, rows, row if known, message) | fix the bug; under keep-going it is a failed row |
 //! | [`Error::Init`] | a per-worker `init` failed or panicked; no block ran without its state | fix the resource (path, server), rerun; `completed_blocks` had their side effects |
@@ -178,6 +201,8 @@
 //! |---|---|
 //! | `sqlite` | `From<rusqlite::Error> for Error` (so `?` works on SQLite calls in row closures), a re-export of [`rusqlite`](https://docs.rs/rusqlite) (SQLite bundled: nothing to install), and the `database` example |
 //! | `progress` | `Flock::progress_bar` (an [indicatif](https://docs.rs/indicatif) bar per call), a re-export of `indicatif`, and the `progress` example |
+//! | `arrow` | the `arrow` module: `RecordBatch` ⇄ `DataFrame` through the Arrow C Data Interface (arrow-rs `arrow-array` / `arrow-schema`, no buffer copied), `RecordBatchParApply` in the prelude, Polars' 8/16-bit integer, date and datetime dtypes, and the `arrow_interop` example |
+//! | `streaming` | the `streaming` module: `par_apply_batches` (bounded window, ordered sink), `apply_batches_in_order`, Arrow IPC file reading and writing batch by batch, and the `bigger_than_ram` example |
 //!
 //! The default build depends on Polars with the `fmt` feature only.
 //!
@@ -187,18 +212,26 @@
 
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
-#![forbid(unsafe_code)]
+// `unsafe` only in the `arrow` module, at the Arrow C Data Interface boundary.
+#![deny(unsafe_code)]
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod cell;
 mod control;
 mod error;
 mod exec;
+mod files;
 mod flock;
+mod fold;
 mod frame;
+mod group;
 mod plan;
 pub mod prelude;
 mod row;
 mod slice;
+#[cfg(feature = "streaming")]
+pub mod streaming;
 mod value;
 mod workers;
 
@@ -211,6 +244,7 @@ pub use rusqlite;
 pub use crate::cell::{FromCell, FromColumns};
 pub use crate::control::{CancelToken, Report, RowFailure};
 pub use crate::error::{BoxError, Error, Result};
+pub use crate::files::Files;
 pub use crate::flock::Flock;
 pub use crate::frame::DataFrameParApply;
 pub use crate::plan::ChunkPlan;

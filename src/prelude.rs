@@ -12,3 +12,6 @@
 
 pub use crate::frame::DataFrameParApply;
 pub use crate::slice::SliceParApply;
+
+#[cfg(feature = "arrow")]
+pub use crate::arrow::RecordBatchParApply;

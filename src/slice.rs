@@ -9,6 +9,7 @@ use crate::exec::{
     run_keep_going,
 };
 use crate::flock::Flock;
+use crate::fold::fold_items;
 use crate::workers::Workers;
 
 /// Parallel, in-order apply on a slice or `Vec`: per item ([`par_apply_rows`]) or per block of
@@ -477,6 +478,82 @@ pub trait SliceParApply<T: Sync>: sealed::Sealed {
         U: Send,
         E: Into<BoxError>,
         F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync;
+    /// Folds the items in parallel (toolz's `fold`, rayon's `fold` + `reduce` in one call, in
+    /// order): each block folds its items with `fold`, starting from `identity()`, and the blocks'
+    /// accumulators are combined left to right, in block order, with `combine`.
+    ///
+    /// The result equals the serial `items.iter().fold(identity(), fold)` when `combine` is
+    /// associative and `identity()` is neutral for it (`combine(identity(), a) == a`).
+    /// `combine` need not be commutative: accumulators are never combined out of order. An empty
+    /// input gives `identity()`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] (with the item) if `fold` panics; [`Error::InvalidOption`] and
+    /// [`Error::ThreadPool`] for bad options; [`Error::Cancelled`] / [`Error::TimedOut`] if
+    /// stopped.
+    ///
+    /// # Parallelism
+    ///
+    /// `fold` runs on the pool, one block at a time per thread; `combine` runs on the calling
+    /// thread, once per block after the first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let words = ["par", "allel", " ", "fo", "ld"];
+    /// // String concatenation: associative, not commutative; the order is kept.
+    /// let joined = words.par_fold(String::new, |acc, w| acc + w, |a, b| a + &b)?;
+    /// assert_eq!(joined, "parallel fold");
+    ///
+    /// let items: Vec<u64> = (1..=1_000).collect();
+    /// let (sum, max) = items.par_fold(|| (0, 0), |(s, m), &x| (s + x, m.max(x)), |a, b| (a.0 + b.0, a.1.max(b.1)))?;
+    /// assert_eq!((sum, max), (500_500, 1_000));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_fold<A, Id, F, C>(&self, identity: Id, fold: F, combine: C) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &T) -> A + Sync,
+        C: FnMut(A, A) -> A,
+    {
+        self.par_fold_with(&Flock::new(), identity, fold, combine)
+    }
+
+    /// [`par_fold`](SliceParApply::par_fold) with explicit options. The chunk size sets how many
+    /// items each accumulator folds.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_fold`](SliceParApply::par_fold).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Flock;
+    ///
+    /// let items: Vec<u32> = (0..10).collect();
+    /// let blocks = Flock::new().chunksize(4);
+    /// let runs = items.par_fold_with(&blocks, Vec::new, |mut v, &x| { v.push(x); v }, |mut a, b| { a.extend(b); a })?;
+    /// assert_eq!(runs, items);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    fn par_fold_with<A, Id, F, C>(
+        &self,
+        flock: &Flock,
+        identity: Id,
+        fold: F,
+        combine: C,
+    ) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &T) -> A + Sync,
+        C: FnMut(A, A) -> A;
 }
 
 mod sealed {
@@ -601,6 +678,22 @@ impl<T: Sync> SliceParApply<T> for [T] {
         F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync,
     {
         apply_item_blocks(self, workers.flock(), workers, f)
+    }
+
+    fn par_fold_with<A, Id, F, C>(
+        &self,
+        flock: &Flock,
+        identity: Id,
+        fold: F,
+        combine: C,
+    ) -> Result<A>
+    where
+        A: Send,
+        Id: Fn() -> A + Sync,
+        F: Fn(A, &T) -> A + Sync,
+        C: FnMut(A, A) -> A,
+    {
+        fold_items(self, flock, identity, fold, combine)
     }
 }
 

@@ -1,0 +1,78 @@
+//! Parallel fold (toolz's `fold`): per-block accumulators from `identity`, combined in block
+//! order.
+
+use polars::prelude::*;
+
+use crate::cell::chunk_boundaries;
+use crate::error::Result;
+use crate::exec::run_blocks;
+use crate::flock::Flock;
+use crate::plan::segments;
+use crate::row::{Row, RowSegment};
+
+/// Folds `items`: each block folds its items from `identity()`, then the blocks' accumulators
+/// are combined left to right in block order.
+pub(crate) fn fold_items<T, A, Id, F, C>(
+    items: &[T],
+    flock: &Flock,
+    identity: Id,
+    fold: F,
+    combine: C,
+) -> Result<A>
+where
+    T: Sync,
+    A: Send,
+    Id: Fn() -> A + Sync,
+    F: Fn(A, &T) -> A + Sync,
+    C: FnMut(A, A) -> A,
+{
+    let plan = flock.plan(items.len())?;
+    let accs = run_blocks(flock, &plan, |block| {
+        let mut acc = identity();
+        for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
+            block.enter_row(row);
+            acc = fold(acc, item);
+        }
+        Ok(acc)
+    })?;
+    Ok(combine_in_order(accs, identity, combine))
+}
+
+/// Folds the rows of `df` through the row view; a failing row stops the fold with its error.
+pub(crate) fn fold_rows<A, Id, F, C>(
+    df: &DataFrame,
+    flock: &Flock,
+    identity: Id,
+    fold: F,
+    combine: C,
+) -> Result<A>
+where
+    A: Send,
+    Id: Fn() -> A + Sync,
+    F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+    C: FnMut(A, A) -> A,
+{
+    let plan = flock.plan(df.height())?;
+    let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
+    let accs = run_blocks(flock, &plan, |block| {
+        let mut acc = identity();
+        for rows in segments(&boundaries, block.rows.clone()) {
+            let segment = RowSegment::new(df, rows.clone());
+            for (offset, global) in rows.enumerate() {
+                block.enter_row(global);
+                acc = fold(acc, &segment.row(offset)).map_err(|e| e.at_row(global))?;
+            }
+        }
+        Ok(acc)
+    })?;
+    Ok(combine_in_order(accs, identity, combine))
+}
+
+/// `combine(combine(a0, a1), a2)…`: block order, so `combine` need not be commutative.
+fn combine_in_order<A>(
+    accs: Vec<A>,
+    identity: impl Fn() -> A,
+    combine: impl FnMut(A, A) -> A,
+) -> A {
+    accs.into_iter().reduce(combine).unwrap_or_else(identity)
+}

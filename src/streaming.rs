@@ -1,0 +1,607 @@
+//! Bigger than RAM: a block function applied to a stream of batches, with a bounded number of
+//! batches in flight and the outputs handed on in input order (feature `streaming`).
+//!
+//! A source is any iterator of frames: [`IpcBatches`] reads an Arrow IPC file one record batch at
+//! a time; a Polars lazy query's `LazyFrame::collect_batches` (Polars' streaming engine, with the
+//! features your build enables) is one too. A sink is any `FnMut(DataFrame)`: [`IpcSink`] writes
+//! an Arrow IPC file batch by batch, and a closure that adds to a total folds the stream.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use polars::prelude::*;
+use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
+use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
+
+use crate::control::{Stop, with_counts};
+use crate::error::{Error, Result};
+use crate::exec::panic_message;
+use crate::flock::Flock;
+use crate::group::same_schema;
+
+/// What a streaming call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamSummary {
+    /// Batches read, processed and handed to the sink.
+    pub batches: usize,
+    /// Rows read.
+    pub rows_in: usize,
+    /// Rows handed to the sink.
+    pub rows_out: usize,
+    /// The most batches that were in flight at once (read, not yet handed to the sink): never
+    /// more than the window.
+    pub max_in_flight: usize,
+}
+
+/// Applies `f` to every batch of `source` in parallel, at most `window` batches in flight, and
+/// hands the outputs to `sink` in input order, on the calling thread.
+///
+/// The source is read on the calling thread, a batch at a time, only while fewer than `window`
+/// batches are in flight; a batch leaves the window when its output has been given to `sink`. So
+/// peak memory is about `window × (input batch + output batch)` plus what the source and the sink
+/// buffer, whatever the size of the dataset. A window of twice the pool's threads keeps every
+/// thread busy while one slow batch holds up the in-order sink. `window = 1` processes one batch
+/// at a time, in order (see [`apply_batches_in_order`] for closures with state).
+///
+/// Cancellation and the timeout of `flock` are checked before each batch is read; its chunk size
+/// and progress reporting are not used (a stream's length is not known up front).
+///
+/// # Errors
+///
+/// - [`Error::InvalidOption`] for `window = 0`;
+/// - [`Error::Block`] (`block` = the batch's index, `rows` = its rows in the stream) if `f` fails,
+///   [`Error::Panicked`] if it panics;
+/// - the source's and the sink's own errors;
+/// - [`Error::Cancelled`] / [`Error::TimedOut`], counting the batches (`blocks`) and rows read so
+///   far and those handed to the sink (`completed_*`).
+///
+/// The first failure in stream order wins; every batch before it is still handed to the sink, none
+/// after it.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::{IpcBatches, IpcSink, par_apply_batches, write_ipc};
+/// use polars_flock::Flock;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (input, output) = (dir.path().join("in.arrow"), dir.path().join("out.arrow"));
+/// // A file of 10 batches of 1,000 rows.
+/// let batches = (0..10).map(|b| df!("x" => (0..1_000).map(|i| (b * 1_000 + i) as f64).collect::<Vec<_>>()));
+/// write_ipc(&input, batches)?;
+///
+/// let mut sink = IpcSink::create(&output)?;
+/// let summary = par_apply_batches(
+///     &Flock::new(),
+///     4,
+///     IpcBatches::open(&input)?,
+///     |batch| {
+///         let doubled = (batch.column("x")?.as_materialized_series() * 2.0).with_name("y".into());
+///         batch.hstack(&[doubled.into_column()])
+///     },
+///     |out| sink.write(&out),
+/// )?;
+/// sink.finish()?;
+/// assert_eq!((summary.batches, summary.rows_out), (10, 10_000));
+/// assert!(summary.max_in_flight <= 4);
+///
+/// // Folding instead of writing: the sink keeps a running total.
+/// let mut total = 0.0;
+/// par_apply_batches(&Flock::new(), 4, IpcBatches::open(&output)?, Ok, |out| {
+///     total += out.column("y")?.f64()?.sum().unwrap_or(0.0);
+///     Ok(())
+/// })?;
+/// assert_eq!(total, 2.0 * (0..10_000).sum::<i64>() as f64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn par_apply_batches<I, E, F, S>(
+    flock: &Flock,
+    window: usize,
+    source: I,
+    f: F,
+    mut sink: S,
+) -> Result<StreamSummary>
+where
+    I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
+    E: Into<Error>,
+    F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    S: FnMut(DataFrame) -> Result<()>,
+{
+    if window == 0 {
+        return Err(Error::InvalidOption {
+            option: "window",
+            value: 0,
+            reason: "at least one batch must be in flight",
+        });
+    }
+    let stop = Stop::start(flock.cancel(), flock.timeout_option());
+    let (tx, rx) = channel::<(usize, Result<DataFrame>)>();
+    let f = &f;
+    flock.in_place_scope(|scope| {
+        let mut source = source.into_iter();
+        let mut summary = StreamSummary::default();
+        let mut rows: BTreeMap<usize, Range<usize>> = BTreeMap::new();
+        let mut ready: BTreeMap<usize, Result<DataFrame>> = BTreeMap::new();
+        let (mut read, mut written) = (0, 0);
+        // Input rows of the batches handed to the sink: the completed rows of a stopped stream.
+        let mut rows_done = 0;
+        // The first failure in stream order, with its batch index.
+        let mut failure: Option<(usize, Error)> = None;
+        let mut exhausted = false;
+        loop {
+            while failure.is_none() && !exhausted && read - written < window {
+                if let Some(stopped) = stop.check() {
+                    failure = Some((read, stopped));
+                    break;
+                }
+                match source.next() {
+                    None => exhausted = true,
+                    Some(Err(e)) => failure = Some((read, e.into())),
+                    Some(Ok(batch)) => {
+                        let range = summary.rows_in..summary.rows_in + batch.height();
+                        summary.rows_in = range.end;
+                        rows.insert(read, range.clone());
+                        let (tx, index) = (tx.clone(), read);
+                        scope.spawn(move |_| {
+                            let result = run_batch(index, range, || f(batch));
+                            // The receiver outlives the scope: sending cannot fail.
+                            let _ = tx.send((index, result));
+                        });
+                        read += 1;
+                        summary.max_in_flight = summary.max_in_flight.max(read - written);
+                    }
+                }
+            }
+            if written == read {
+                break;
+            }
+            let result = loop {
+                if let Some(result) = ready.remove(&written) {
+                    break result;
+                }
+                let (index, result) = receive(&rx);
+                ready.insert(index, result);
+            };
+            let index = written;
+            written += 1;
+            let range = rows.remove(&index).unwrap_or_default();
+            if failure.as_ref().is_some_and(|(at, _)| *at < index) {
+                continue; // After the first failure: drained, dropped.
+            }
+            let handed = result.and_then(|out| {
+                let height = out.height();
+                sink(out)?;
+                Ok(height)
+            });
+            match handed {
+                Ok(height) => {
+                    summary.batches += 1;
+                    summary.rows_out += height;
+                    rows_done += range.len();
+                }
+                Err(error) => failure = Some((index, error)),
+            }
+        }
+        match failure {
+            None => Ok(summary),
+            Some((_, error)) => Err(with_counts(
+                error,
+                summary.batches,
+                read,
+                rows_done,
+                summary.rows_in,
+            )),
+        }
+    })?
+}
+
+/// Applies `f` to every batch of `source` one at a time, in order, on the calling thread, and
+/// hands each output to `sink`: the sequential mode, for closures with state (a running total
+/// carried from batch to batch, a model updated in order).
+///
+/// # Errors
+///
+/// As [`par_apply_batches`] (without `window`).
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::apply_batches_in_order;
+/// use polars_flock::Flock;
+///
+/// let batches = (0..3i64).map(|b| df!("x" => [b * 2, b * 2 + 1]));
+/// // A running sum across batches: needs the batches in order, one at a time.
+/// let mut running = 0;
+/// let mut sums = Vec::new();
+/// apply_batches_in_order(
+///     &Flock::new(),
+///     batches,
+///     |batch| {
+///         let x = batch.column("x")?.i64()?;
+///         let cum: Vec<i64> = x.into_no_null_iter().map(|v| { running += v; running }).collect();
+///         batch.hstack(&[Column::new("cum".into(), cum)])
+///     },
+///     |out| {
+///         sums.extend(out.column("cum")?.i64()?.into_no_null_iter());
+///         Ok(())
+///     },
+/// )?;
+/// assert_eq!(sums, [0, 1, 3, 6, 10, 15]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn apply_batches_in_order<I, E, F, S>(
+    flock: &Flock,
+    source: I,
+    mut f: F,
+    mut sink: S,
+) -> Result<StreamSummary>
+where
+    I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
+    E: Into<Error>,
+    F: FnMut(DataFrame) -> PolarsResult<DataFrame>,
+    S: FnMut(DataFrame) -> Result<()>,
+{
+    let stop = Stop::start(flock.cancel(), flock.timeout_option());
+    let mut summary = StreamSummary::default();
+    for (index, batch) in source.into_iter().enumerate() {
+        if let Some(stopped) = stop.check() {
+            return Err(with_counts(
+                stopped,
+                index,
+                index,
+                summary.rows_in,
+                summary.rows_in,
+            ));
+        }
+        let batch = batch.map_err(Into::into)?;
+        let range = summary.rows_in..summary.rows_in + batch.height();
+        summary.rows_in = range.end;
+        summary.max_in_flight = 1;
+        let out = run_batch(index, range, || f(batch))?;
+        summary.rows_out += out.height();
+        sink(out)?;
+        summary.batches += 1;
+    }
+    Ok(summary)
+}
+
+/// Runs one batch's closure: its error or panic named with the batch and its rows.
+fn run_batch(
+    index: usize,
+    rows: Range<usize>,
+    f: impl FnOnce() -> PolarsResult<DataFrame>,
+) -> Result<DataFrame> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(source)) => Err(Error::Block {
+            block: index,
+            rows,
+            source: Box::new(source),
+        }),
+        Err(payload) => Err(Error::Panicked {
+            block: index,
+            rows,
+            row: None,
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// Waits for a batch's result without blocking a pool thread that its own jobs may need: on a
+/// pool thread, runs pending jobs while waiting.
+fn receive<T>(rx: &Receiver<T>) -> T {
+    loop {
+        if let Ok(value) = rx.try_recv() {
+            return value;
+        }
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            continue;
+        }
+        if let Ok(value) = rx.recv_timeout(Duration::from_millis(1)) {
+            return value;
+        }
+    }
+}
+
+fn io_error(path: &Path, source: impl Into<crate::BoxError>) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        source: source.into(),
+    }
+}
+
+/// An Arrow IPC file read one record batch at a time: a source for [`par_apply_batches`].
+///
+/// Only the batch being read is in memory (plus the file's footer); each batch becomes a
+/// `DataFrame` without copying.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::{IpcBatches, write_ipc};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("data.arrow");
+/// write_ipc(&path, [df!("n" => [1i64, 2]), df!("n" => [3i64])])?;
+/// let batches = IpcBatches::open(&path)?;
+/// assert_eq!(batches.num_batches(), 2);
+/// let heights: Vec<usize> = batches.map(|b| b.map(|df| df.height())).collect::<Result<_, _>>()?;
+/// assert_eq!(heights, [2, 1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct IpcBatches {
+    reader: FileReader<BufReader<File>>,
+    path: PathBuf,
+    batches: usize,
+}
+
+impl std::fmt::Debug for IpcBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcBatches")
+            .field("path", &self.path)
+            .field("batches", &self.batches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpcBatches {
+    /// Opens an Arrow IPC file (Feather v2) and reads its footer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] naming the file if it cannot be opened or is not an IPC file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = polars_flock::streaming::IpcBatches::open("no/such.arrow").unwrap_err();
+    /// assert!(matches!(err, polars_flock::Error::File { .. }));
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let mut reader = BufReader::new(file);
+        let metadata = read_file_metadata(&mut reader).map_err(|e| io_error(path, e))?;
+        let batches = metadata.blocks.len();
+        Ok(Self {
+            reader: FileReader::new(reader, metadata, None, None),
+            path: path.to_path_buf(),
+            batches,
+        })
+    }
+
+    /// The number of record batches in the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::streaming::{IpcBatches, write_ipc};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("one.arrow");
+    /// write_ipc(&path, [df!("a" => [1i64])])?;
+    /// assert_eq!(IpcBatches::open(&path)?.num_batches(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn num_batches(&self) -> usize {
+        self.batches
+    }
+}
+
+impl Iterator for IpcBatches {
+    type Item = Result<DataFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.reader.next()?;
+        Some(
+            batch
+                .map_err(|e| io_error(&self.path, e))
+                .and_then(|batch| {
+                    let height = batch.height();
+                    let schema = batch.schema().clone();
+                    let columns = schema
+                        .iter_values()
+                        .zip(batch.into_arrays())
+                        .map(|(field, array)| {
+                            Series::from_arrow(field.name.clone(), array).map(Column::from)
+                        })
+                        .collect::<PolarsResult<Vec<_>>>()
+                        .map_err(|e| io_error(&self.path, e))?;
+                    Ok(DataFrame::new(height, columns)?)
+                }),
+        )
+    }
+}
+
+/// Writes frames to an Arrow IPC file batch by batch: a sink for [`par_apply_batches`].
+///
+/// The schema is taken from the first frame; every later frame must have the same one. Call
+/// [`finish`](IpcSink::finish) to write the footer: a file without it cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::{IpcBatches, IpcSink};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("out.arrow");
+/// let mut sink = IpcSink::create(&path)?;
+/// sink.write(&df!("s" => ["a", "b"])?)?;
+/// sink.write(&df!("s" => ["c"])?)?;
+/// sink.finish()?;
+/// assert_eq!(IpcBatches::open(&path)?.count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct IpcSink {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    writer: Option<FileWriter<BufWriter<File>>>,
+    schema: Option<SchemaRef>,
+}
+
+impl std::fmt::Debug for IpcSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcSink")
+            .field("path", &self.path)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpcSink {
+    /// Creates (or truncates) the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] naming the file if it cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = polars_flock::streaming::IpcSink::create(dir.path().join("x.arrow"))?;
+    /// sink.finish()?; // an empty file: no columns, no batches
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::create(path).map_err(|e| io_error(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Some(BufWriter::new(file)),
+            writer: None,
+            schema: None,
+        })
+    }
+
+    /// Appends `df` as one or more record batches (one per run of aligned chunks).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] naming the file if writing fails or `df`'s schema differs from the first
+    /// frame's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut sink = polars_flock::streaming::IpcSink::create(dir.path().join("x.arrow"))?;
+    /// sink.write(&df!("a" => [1i64])?)?;
+    /// assert!(sink.write(&df!("b" => [1.0])?).is_err()); // another schema
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write(&mut self, df: &DataFrame) -> Result<()> {
+        match &self.schema {
+            None => {
+                let file = self
+                    .file
+                    .take()
+                    .ok_or_else(|| io_error(&self.path, "sink is closed"))?;
+                let arrow_schema = Arc::new(df.schema().to_arrow(CompatLevel::newest()));
+                let options = WriteOptions { compression: None };
+                let writer = FileWriter::try_new(file, arrow_schema, None, options)
+                    .map_err(|e| io_error(&self.path, e))?;
+                self.writer = Some(writer);
+                self.schema = Some(df.schema().clone());
+            }
+            Some(schema) if same_schema(schema, df.schema()) => {}
+            Some(schema) => {
+                return Err(io_error(
+                    &self.path,
+                    format!(
+                        "schema {:?} differs from the first frame's {schema:?}",
+                        df.schema()
+                    ),
+                ));
+            }
+        }
+        let writer = self.writer.as_mut().expect("started above");
+        let mut df = df.clone();
+        if df.should_rechunk() {
+            df.align_chunks_par();
+        }
+        for chunk in df.iter_chunks(CompatLevel::newest(), false) {
+            writer
+                .write(&chunk, None)
+                .map_err(|e| io_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and closes the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] naming the file if writing fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("x.arrow");
+    /// let mut sink = polars_flock::streaming::IpcSink::create(&path)?;
+    /// sink.write(&df!("a" => [1i64])?)?;
+    /// sink.finish()?;
+    /// assert!(std::fs::metadata(&path)?.len() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn finish(mut self) -> Result<()> {
+        if self.writer.is_none() {
+            // Nothing written: an IPC file with an empty schema.
+            let file = self
+                .file
+                .take()
+                .ok_or_else(|| io_error(&self.path, "sink is closed"))?;
+            let schema = Arc::new(ArrowSchema::default());
+            self.writer = Some(
+                FileWriter::try_new(file, schema, None, WriteOptions { compression: None })
+                    .map_err(|e| io_error(&self.path, e))?,
+            );
+        }
+        let writer = self.writer.as_mut().expect("started above");
+        writer.finish().map_err(|e| io_error(&self.path, e))
+    }
+}
+
+/// Writes frames (or results of frames) to a new Arrow IPC file, batch by batch, without holding
+/// more than one in memory.
+///
+/// # Errors
+///
+/// The first frame's error, or [`Error::File`] naming the file.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::{IpcBatches, write_ipc};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("gen.arrow");
+/// write_ipc(&path, (0..5).map(|i| df!("i" => [i as i64])))?;
+/// assert_eq!(IpcBatches::open(&path)?.num_batches(), 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_ipc<I, E>(path: impl AsRef<Path>, frames: I) -> Result<()>
+where
+    I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
+    E: Into<Error>,
+{
+    let mut sink = IpcSink::create(path)?;
+    for frame in frames {
+        sink.write(&frame.map_err(Into::into)?)?;
+    }
+    sink.finish()
+}

@@ -240,11 +240,11 @@ pub(crate) fn run_keep_going<R, F>(
 ) -> Result<(Vec<R>, Report)>
 where
     R: Send,
-    F: Fn(&Block, &mut Vec<RowFailure>) -> R + Sync,
+    F: Fn(&Block, &mut Vec<RowFailure>) -> Result<R> + Sync,
 {
     let (results, stopped) = run_blocks_keep_going(flock, plan, |block| {
         let mut failures = Vec::new();
-        let output = task(block, &mut failures);
+        let output = task(block, &mut failures)?;
         Ok((output, failures))
     })?;
     let mut report = Report {

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{Stateless, panic_message, run_blocks_stateful};
 use crate::flock::Flock;
+use crate::frame::vstack_all;
 use crate::group::same_schema;
 
 /// The input files of an ETL job, in a stable order: apply a function to each in parallel, and
@@ -312,14 +313,7 @@ impl Files {
             }
             Ok(())
         })?;
-        let mut frames = outputs.into_iter().flatten();
-        let Some(mut out) = frames.next() else {
-            return Ok(DataFrame::empty());
-        };
-        for frame in frames {
-            out.vstack_mut_owned(frame)?;
-        }
-        Ok(out)
+        Ok(vstack_all(outputs.into_iter().flatten())?.unwrap_or_default())
     }
 
     /// Runs `f` per file (blocks of files, in order), each failure wrapped with its path, and

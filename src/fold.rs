@@ -7,8 +7,7 @@ use crate::cell::chunk_boundaries;
 use crate::error::Result;
 use crate::exec::run_blocks;
 use crate::flock::Flock;
-use crate::plan::segments;
-use crate::row::{Row, RowSegment};
+use crate::row::{Row, fold_row_views};
 
 /// Folds `items`: each block folds its items from `identity()`, then the blocks' accumulators
 /// are combined left to right in block order.
@@ -55,15 +54,16 @@ where
     let plan = flock.plan(df.height())?;
     let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
     let accs = run_blocks(flock, &plan, |block| {
-        let mut acc = identity();
-        for rows in segments(&boundaries, block.rows.clone()) {
-            let segment = RowSegment::new(df, rows.clone());
-            for (offset, global) in rows.enumerate() {
+        fold_row_views(
+            df,
+            &boundaries,
+            block.rows.clone(),
+            identity(),
+            |acc, global, row| {
                 block.enter_row(global);
-                acc = fold(acc, &segment.row(offset)).map_err(|e| e.at_row(global))?;
-            }
-        }
-        Ok(acc)
+                fold(acc, row).map_err(|e| e.at_row(global))
+            },
+        )
     })?;
     Ok(combine_in_order(accs, identity, combine))
 }

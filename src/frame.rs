@@ -15,7 +15,7 @@ use crate::flock::Flock;
 use crate::fold::fold_rows;
 use crate::group::{apply_groups, same_schema};
 use crate::plan::segments;
-use crate::row::{Row, RowSegment};
+use crate::row::{Row, RowSegment, fold_row_views};
 use crate::value::sealed::Sealed;
 use crate::value::{ColumnValue, concat_series};
 use crate::workers::Workers;
@@ -797,20 +797,20 @@ impl DataFrameParApply for DataFrame {
             flock,
             &plan,
             |block, failures| {
-                let mut out = <U::Nullable as Sealed>::builder(block.rows.len());
-                for rows in segments(&boundaries, block.rows.clone()) {
-                    let segment = RowSegment::new(self, rows.clone());
-                    for (offset, global) in rows.enumerate() {
+                let builder = <U::Nullable as Sealed>::builder(block.rows.len());
+                let rows = block.rows.clone();
+                let out =
+                    fold_row_views(self, &boundaries, rows, builder, |mut out, global, row| {
                         let value = keep_going_row(block, global, failures, || {
-                            f(&segment.row(offset)).map_err(|e| e.at_row(global))
+                            f(row).map_err(|e| e.at_row(global))
                         });
                         <U::Nullable as Sealed>::push(
                             &mut out,
                             value.map_or_else(U::null, U::some),
                         );
-                    }
-                }
-                <U::Nullable as Sealed>::finish(out, name.into())
+                        Ok(out)
+                    })?;
+                Ok(<U::Nullable as Sealed>::finish(out, name.into()))
             },
             |rows| Series::full_null(name.into(), rows.len(), &U::dtype()),
         )?;
@@ -1042,12 +1042,22 @@ where
             Ok(())
         },
     )?;
-    let mut parts = parts.into_iter();
-    let mut out = parts.next().unwrap_or_default();
-    for part in parts {
-        out.vstack_mut_owned(part)?;
+    Ok(vstack_all(parts)?.unwrap_or_default())
+}
+
+/// The frames one under the other, in order, without copying (their chunks are appended);
+/// `None` for no frames.
+pub(crate) fn vstack_all(
+    frames: impl IntoIterator<Item = DataFrame>,
+) -> PolarsResult<Option<DataFrame>> {
+    let mut frames = frames.into_iter();
+    let Some(mut out) = frames.next() else {
+        return Ok(None);
+    };
+    for frame in frames {
+        out.vstack_mut_owned(frame)?;
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// The typed path's frame: checks, readers read before any work, blocks split at the selected

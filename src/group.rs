@@ -9,6 +9,7 @@ use polars_core::frame::group_by::GroupsIndicator;
 use crate::error::{Error, Result};
 use crate::exec::{Stateless, panic_message, run_blocks_stateful};
 use crate::flock::Flock;
+use crate::frame::vstack_all;
 
 /// Runs `f` on every group of `df` by the `by` columns and vstacks the outputs in group order.
 pub(crate) fn apply_groups<F>(df: &DataFrame, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
@@ -87,16 +88,10 @@ where
             Ok(())
         },
     )?;
-    let mut outputs = parts.into_iter().flatten().map(|(_, out)| out);
-    let Some(mut out) = outputs.next() else {
-        // No groups: the closure never ran, so its schema is unknown; the input's (empty) frame
-        // is the honest answer.
-        return Ok(df.clear());
-    };
-    for part in outputs {
-        out.vstack_mut_owned(part)?;
-    }
-    Ok(out)
+    let outputs = parts.into_iter().flatten().map(|(_, out)| out);
+    // No groups: the closure never ran, so its schema is unknown; the input's (empty) frame is
+    // the honest answer.
+    Ok(vstack_all(outputs)?.unwrap_or_else(|| df.clear()))
 }
 
 /// `k=3, city="Oslo"`: the key of the group whose first row is `row`.

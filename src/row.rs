@@ -8,6 +8,7 @@ use polars_arrow::bitmap::Bitmap;
 
 use crate::cell::{FromCell, SlotData};
 use crate::error::{Error, Result};
+use crate::plan::segments;
 
 /// One row of the frame, as a row closure sees it: typed getters by column name.
 ///
@@ -80,6 +81,25 @@ struct Slot<'a> {
     dtype: Option<&'a DataType>,
     data: SlotData<'a>,
     validity: Option<(&'a Bitmap, usize)>,
+}
+
+/// Folds `f` over `rows` of `df`, one row view per run of rows between `boundaries` (the
+/// columns' chunk boundaries), with each row's global index.
+pub(crate) fn fold_row_views<A>(
+    df: &DataFrame,
+    boundaries: &[usize],
+    rows: Range<usize>,
+    init: A,
+    mut f: impl FnMut(A, usize, &Row<'_>) -> Result<A>,
+) -> Result<A> {
+    let mut acc = init;
+    for rows in segments(boundaries, rows) {
+        let segment = RowSegment::new(df, rows.clone());
+        for (offset, global) in rows.enumerate() {
+            acc = f(acc, global, &segment.row(offset))?;
+        }
+    }
+    Ok(acc)
 }
 
 impl<'a> RowSegment<'a> {

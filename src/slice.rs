@@ -603,7 +603,7 @@ impl<T: Sync> SliceParApply<T> for [T] {
             &plan,
             |block, failures| {
                 let items = &self[block.rows.clone()];
-                (block.rows.clone().zip(items))
+                Ok((block.rows.clone().zip(items))
                     .map(|(row, item)| {
                         keep_going_row(block, row, failures, || {
                             f(item).map_err(|e| Error::Row {
@@ -612,7 +612,7 @@ impl<T: Sync> SliceParApply<T> for [T] {
                             })
                         })
                     })
-                    .collect()
+                    .collect())
             },
             |rows| rows.map(|_| None).collect(),
         )?;

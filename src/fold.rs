@@ -1,11 +1,13 @@
 //! Parallel fold (toolz's `fold`): per-block accumulators from `identity`, combined in block
 //! order.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
 use polars::prelude::*;
 
 use crate::cell::chunk_boundaries;
 use crate::error::Result;
-use crate::exec::run_blocks;
+use crate::exec::{Block, run_blocks};
 use crate::flock::Flock;
 use crate::row::{Row, fold_row_views};
 
@@ -27,12 +29,12 @@ where
 {
     let plan = flock.plan(items.len())?;
     let accs = run_blocks(flock, &plan, |block| {
-        let mut acc = identity();
-        for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
-            block.enter_row(row);
-            acc = fold(acc, item);
-        }
-        Ok(acc)
+        Ok(fold_block(
+            block,
+            &items[block.rows.clone()],
+            identity(),
+            &fold,
+        ))
     })?;
     Ok(combine_in_order(accs, identity, combine))
 }
@@ -66,6 +68,26 @@ where
         )
     })?;
     Ok(combine_in_order(accs, identity, combine))
+}
+
+/// One block's fold, kept out of line: inlined into the (large) block runner, LLVM stopped
+/// inlining `fold` itself and moved a large accumulator in and out of every call (measured: a
+/// 32-bucket histogram folded at 1.3× serial on 2 threads instead of 1.9×).
+#[inline(never)]
+fn fold_block<T, A>(block: &Block, items: &[T], init: A, fold: &impl Fn(A, &T) -> A) -> A {
+    // The row in progress is recovered from a count on a panic, not stored per item.
+    let mut done = 0;
+    let folded = catch_unwind(AssertUnwindSafe(|| {
+        items.iter().fold(init, |acc, item| {
+            let acc = fold(acc, item);
+            done += 1;
+            acc
+        })
+    }));
+    folded.unwrap_or_else(|payload| {
+        block.enter_row(block.rows.start + done);
+        resume_unwind(payload)
+    })
 }
 
 /// `combine(combine(a0, a1), a2)…`: block order, so `combine` need not be commutative.

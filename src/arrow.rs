@@ -14,11 +14,11 @@ use polars::prelude::*;
 use polars_arrow::ffi as c;
 
 use crate::cell::chunk_boundaries;
+use crate::concat::{FirstSchema, vstack_all};
 use crate::error::{Error, Result};
 use crate::exec::panic_message;
 use crate::flock::Flock;
 use crate::frame::DataFrameParApply;
-use crate::group::same_schema;
 use crate::plan::segments;
 use crate::row::Row;
 use crate::value::ColumnValue;
@@ -87,28 +87,24 @@ pub fn to_dataframe(batch: &RecordBatch) -> Result<DataFrame> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn batches_to_dataframe(batches: &[RecordBatch]) -> Result<DataFrame> {
-    let mut out: Option<DataFrame> = None;
+    let mut first = FirstSchema::default();
     let mut start = 0;
+    let mut frames = Vec::with_capacity(batches.len());
     for (index, batch) in batches.iter().enumerate() {
         let df = to_dataframe(batch)?;
         let rows = start..start + df.height();
         start = rows.end;
-        match out.as_mut() {
-            None => out = Some(df),
-            Some(acc) => {
-                if !same_schema(acc.schema(), df.schema()) {
-                    return Err(Error::SchemaMismatch {
-                        block: index,
-                        rows,
-                        expected: acc.schema().clone(),
-                        found: df.schema().clone(),
-                    });
-                }
-                acc.vstack_mut_owned(df)?;
-            }
-        }
+        first
+            .check(df.schema())
+            .map_err(|expected| Error::SchemaMismatch {
+                block: index,
+                rows,
+                expected,
+                found: df.schema().clone(),
+            })?;
+        frames.push(df);
     }
-    Ok(out.unwrap_or_default())
+    Ok(vstack_all(frames)?.unwrap_or_default())
 }
 
 /// A `DataFrame` as record batches, one per run of rows where no column changes Arrow chunk,

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use crate::concat::{FirstSchema, vstack_all};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{Stateless, panic_message, run_blocks_stateful};
 use crate::flock::Flock;
-use crate::frame::vstack_all;
-use crate::group::same_schema;
 
 /// The input files of an ETL job, in a stable order: apply a function to each in parallel, and
 /// get the results (or the concatenated frames) back in that order.
@@ -295,23 +294,16 @@ impl Files {
     where
         F: Fn(&Path) -> PolarsResult<DataFrame> + Sync,
     {
-        let mut expected: Option<SchemaRef> = None;
+        let mut first = FirstSchema::default();
         let outputs = self.run(flock, read, |path, out: &DataFrame| {
-            let found = out.schema();
-            match &expected {
-                None => expected = Some(found.clone()),
-                Some(schema) if same_schema(schema, found) => {}
-                Some(schema) => {
-                    return Err(Error::File {
-                        path: path.to_path_buf(),
-                        source: format!(
-                            "schema {found:?} differs from the first file's {schema:?}"
-                        )
-                        .into(),
-                    });
-                }
-            }
-            Ok(())
+            first.check(out.schema()).map_err(|expected| Error::File {
+                path: path.to_path_buf(),
+                source: format!(
+                    "schema {:?} differs from the first file's {expected:?}",
+                    out.schema()
+                )
+                .into(),
+            })
         })?;
         Ok(vstack_all(outputs.into_iter().flatten())?.unwrap_or_default())
     }

@@ -5,6 +5,7 @@ use std::ops::Range;
 use polars::prelude::*;
 
 use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
+use crate::concat::{FirstSchema, vstack_all};
 use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
@@ -13,7 +14,7 @@ use crate::exec::{
 };
 use crate::flock::Flock;
 use crate::fold::fold_rows;
-use crate::group::{apply_groups, same_schema};
+use crate::group::apply_groups;
 use crate::plan::segments;
 use crate::row::{Row, RowSegment, fold_row_views};
 use crate::value::sealed::Sealed;
@@ -1012,7 +1013,7 @@ where
     F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
 {
     let plan = flock.plan(df.height())?.with_empty_block();
-    let mut expected: Option<SchemaRef> = None;
+    let mut first = FirstSchema::default();
     let parts = run_blocks_stateful(
         flock,
         &plan,
@@ -1026,38 +1027,17 @@ where
             })
         },
         |index, out: &DataFrame| {
-            let found = out.schema();
-            match &expected {
-                None => expected = Some(found.clone()),
-                Some(schema) if same_schema(schema, found) => {}
-                Some(schema) => {
-                    return Err(Error::SchemaMismatch {
-                        block: index,
-                        rows: plan.block_rows(index),
-                        expected: schema.clone(),
-                        found: found.clone(),
-                    });
-                }
-            }
-            Ok(())
+            first
+                .check(out.schema())
+                .map_err(|expected| Error::SchemaMismatch {
+                    block: index,
+                    rows: plan.block_rows(index),
+                    expected,
+                    found: out.schema().clone(),
+                })
         },
     )?;
     Ok(vstack_all(parts)?.unwrap_or_default())
-}
-
-/// The frames one under the other, in order, without copying (their chunks are appended);
-/// `None` for no frames.
-pub(crate) fn vstack_all(
-    frames: impl IntoIterator<Item = DataFrame>,
-) -> PolarsResult<Option<DataFrame>> {
-    let mut frames = frames.into_iter();
-    let Some(mut out) = frames.next() else {
-        return Ok(None);
-    };
-    for frame in frames {
-        out.vstack_mut_owned(frame)?;
-    }
-    Ok(Some(out))
 }
 
 /// The typed path's frame: checks, readers read before any work, blocks split at the selected

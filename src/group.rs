@@ -6,10 +6,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use polars::prelude::*;
 use polars_core::frame::group_by::GroupsIndicator;
 
+use crate::concat::{FirstSchema, vstack_all};
 use crate::error::{Error, Result};
 use crate::exec::{Stateless, panic_message, run_blocks_stateful};
 use crate::flock::Flock;
-use crate::frame::vstack_all;
 
 /// Runs `f` on every group of `df` by the `by` columns and vstacks the outputs in group order.
 pub(crate) fn apply_groups<F>(df: &DataFrame, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
@@ -44,7 +44,7 @@ where
             source,
         }
     };
-    let mut expected: Option<SchemaRef> = None;
+    let mut first = FirstSchema::default();
     let parts = run_blocks_stateful(
         flock,
         &plan,
@@ -73,17 +73,13 @@ where
         },
         |_, outputs: &Vec<(usize, DataFrame)>| {
             for (group, out) in outputs {
-                let found = out.schema();
-                match &expected {
-                    None => expected = Some(found.clone()),
-                    Some(schema) if same_schema(schema, found) => {}
-                    Some(schema) => {
-                        let message = format!(
-                            "returned schema {found:?}, but the first group returned {schema:?}"
-                        );
-                        return Err(group_error(*group, message.into()));
-                    }
-                }
+                first.check(out.schema()).map_err(|expected| {
+                    let message = format!(
+                        "returned schema {:?}, but the first group returned {expected:?}",
+                        out.schema()
+                    );
+                    group_error(*group, message.into())
+                })?;
             }
             Ok(())
         },
@@ -103,9 +99,4 @@ fn describe_key(df: &DataFrame, by: &[&str], row: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Names, dtypes and order all equal (`Schema`'s own `==` ignores the order).
-pub(crate) fn same_schema(a: &Schema, b: &Schema) -> bool {
-    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
 }

@@ -218,6 +218,7 @@
 #[cfg(feature = "arrow")]
 pub mod arrow;
 mod cell;
+mod concat;
 mod control;
 mod error;
 mod exec;

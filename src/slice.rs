@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 
+use crate::concat::concat_vecs;
 use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
@@ -764,15 +765,4 @@ where
         |_, _| Ok(()),
     )?;
     Ok(concat_vecs(parts))
-}
-
-fn concat_vecs<U>(parts: Vec<Vec<U>>) -> Vec<U> {
-    if parts.len() == 1 {
-        return parts.into_iter().next().unwrap_or_default();
-    }
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    for part in parts {
-        out.extend(part);
-    }
-    out
 }

@@ -19,11 +19,11 @@ use polars::prelude::*;
 use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
 use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
 
+use crate::concat::FirstSchema;
 use crate::control::{Stop, with_counts};
 use crate::error::{Error, Result};
 use crate::exec::panic_message;
 use crate::flock::Flock;
-use crate::group::same_schema;
 
 /// What a streaming call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -447,7 +447,7 @@ pub struct IpcSink {
     path: PathBuf,
     file: Option<BufWriter<File>>,
     writer: Option<FileWriter<BufWriter<File>>>,
-    schema: Option<SchemaRef>,
+    schema: FirstSchema,
 }
 
 impl std::fmt::Debug for IpcSink {
@@ -481,7 +481,7 @@ impl IpcSink {
             path: path.to_path_buf(),
             file: Some(BufWriter::new(file)),
             writer: None,
-            schema: None,
+            schema: FirstSchema::default(),
         })
     }
 
@@ -503,7 +503,17 @@ impl IpcSink {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&mut self, df: &DataFrame) -> Result<()> {
-        match &self.schema {
+        if let Err(expected) = self.schema.check(df.schema()) {
+            return Err(io_error(
+                &self.path,
+                format!(
+                    "schema {:?} differs from the first frame's {expected:?}",
+                    df.schema()
+                ),
+            ));
+        }
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
             None => {
                 let file = self
                     .file
@@ -513,21 +523,9 @@ impl IpcSink {
                 let options = WriteOptions { compression: None };
                 let writer = FileWriter::try_new(file, arrow_schema, None, options)
                     .map_err(|e| io_error(&self.path, e))?;
-                self.writer = Some(writer);
-                self.schema = Some(df.schema().clone());
+                self.writer.insert(writer)
             }
-            Some(schema) if same_schema(schema, df.schema()) => {}
-            Some(schema) => {
-                return Err(io_error(
-                    &self.path,
-                    format!(
-                        "schema {:?} differs from the first frame's {schema:?}",
-                        df.schema()
-                    ),
-                ));
-            }
-        }
-        let writer = self.writer.as_mut().expect("started above");
+        };
         let mut df = df.clone();
         if df.should_rechunk() {
             df.align_chunks_par();

@@ -1,0 +1,54 @@
+//! In-order reassembly: frames and vectors concatenated without copying, and the one schema every
+//! part must share.
+
+use polars::prelude::*;
+
+/// Remembers the first schema it is shown and compares every later one with it: names, dtypes
+/// and order (`Schema`'s own `==` ignores the order).
+#[derive(Debug, Default)]
+pub(crate) struct FirstSchema(Option<SchemaRef>);
+
+impl FirstSchema {
+    /// `Err(first)` if `found` differs from the first schema seen.
+    pub(crate) fn check(&mut self, found: &SchemaRef) -> std::result::Result<(), SchemaRef> {
+        match &self.0 {
+            None => {
+                self.0 = Some(found.clone());
+                Ok(())
+            }
+            Some(first) if same_schema(first, found) => Ok(()),
+            Some(first) => Err(first.clone()),
+        }
+    }
+}
+
+fn same_schema(a: &Schema, b: &Schema) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
+}
+
+/// The frames one under the other, in order, without copying (their chunks are appended);
+/// `None` for no frames.
+pub(crate) fn vstack_all(
+    frames: impl IntoIterator<Item = DataFrame>,
+) -> PolarsResult<Option<DataFrame>> {
+    let mut frames = frames.into_iter();
+    let Some(mut out) = frames.next() else {
+        return Ok(None);
+    };
+    for frame in frames {
+        out.vstack_mut_owned(frame)?;
+    }
+    Ok(Some(out))
+}
+
+/// The vectors one after the other, in order (moved, not cloned).
+pub(crate) fn concat_vecs<U>(parts: Vec<Vec<U>>) -> Vec<U> {
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        out.extend(part);
+    }
+    out
+}

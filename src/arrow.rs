@@ -4,7 +4,6 @@
 //! The only `unsafe` code of the crate is here, at the C Data Interface boundary.
 #![allow(unsafe_code)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema, from_ffi, to_ffi};
@@ -16,7 +15,7 @@ use polars_arrow::ffi as c;
 use crate::cell::chunk_boundaries;
 use crate::concat::{FirstSchema, vstack_all};
 use crate::error::{Error, Result};
-use crate::exec::panic_message;
+use crate::exec::contain;
 use crate::flock::Flock;
 use crate::frame::DataFrameParApply;
 use crate::plan::segments;
@@ -422,11 +421,9 @@ fn import_column(field: &Field, array: &ArrayRef) -> Result<Series> {
     let array = unsafe { c::import_array_from_c(array, imported.dtype().clone()) }
         .map_err(|e| arrow_error(name, e))?;
     // Polars panics (rather than erring) on some arrays it cannot hold: keep that an error.
-    match catch_unwind(AssertUnwindSafe(|| {
-        Series::from_arrow(name.as_str().into(), array)
-    })) {
+    match contain(|| Series::from_arrow(name.as_str().into(), array)) {
         Ok(series) => series.map_err(|e| arrow_error(name, e)),
-        Err(payload) => Err(arrow_error(name, panic_message(payload.as_ref()))),
+        Err(panic) => Err(arrow_error(name, panic.into_message())),
     }
 }
 
@@ -439,6 +436,11 @@ fn export_field(series: &Series) -> Result<Field> {
 
 /// A single-chunk Polars series as an arrow-rs array, through the C Data Interface.
 fn export_column(series: &Series) -> Result<ArrayRef> {
+    // polars-arrow exports a null array with a validity buffer slot, which arrow-rs's importer
+    // rejects ("doesn't expect buffer at index 0"); a null array has no data to share anyway.
+    if series.dtype() == &DataType::Null {
+        return Ok(Arc::new(arrow_array::NullArray::new(series.len())));
+    }
     let field = series.field().to_arrow(CompatLevel::newest());
     let array = c::export_array_to_c(series.to_arrow(0, CompatLevel::newest()));
     let (array, schema) = (

@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UserCode};
+use crate::exec::{contain, lock};
+use crate::plan::ChunkPlan;
 
 /// A flag another thread (a UI, a signal handler, a supervisor) sets to stop a running call.
 ///
@@ -15,8 +17,9 @@ use crate::error::{Error, Result};
 /// [`cancel`](CancelToken::cancel). The call checks it before each block starts: once it is set, no
 /// new block starts, blocks already running finish, and the call returns [`Error::Cancelled`] with
 /// how many blocks and rows had completed. A closure with long rows can check it too (capture a
-/// clone): [`check`](CancelToken::check) returns an error, and a block that fails after the token
-/// was cancelled counts as cancelled. Nothing pre-empts a closure that does not check: a thread
+/// clone): [`check`](CancelToken::check) returns an error, and a block (or, under keep-going, a
+/// row) whose error was caused by it counts as cancelled, not failed; any other error stays what
+/// it is. Nothing pre-empts a closure that does not check: a thread
 /// cannot be killed safely.
 ///
 /// Clones share one flag. A token stays cancelled; use a new token for the next job.
@@ -126,11 +129,12 @@ pub(crate) struct Stop<'a> {
 }
 
 impl<'a> Stop<'a> {
-    /// Starts the clock of the call's timeout, if any.
+    /// Starts the clock of the call's timeout, if any. A deadline beyond what the clock can
+    /// represent (`Duration::MAX`) is no deadline.
     pub(crate) fn start(cancel: Option<&'a CancelToken>, timeout: Option<Duration>) -> Self {
         Self {
             cancel,
-            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            deadline: timeout.and_then(|t| Some((Instant::now().checked_add(t)?, t))),
         }
     }
 
@@ -183,21 +187,31 @@ pub(crate) fn is_stop(error: &Error) -> bool {
     matches!(error, Error::Cancelled { .. } | Error::TimedOut { .. })
 }
 
-/// Whether a closure's error was caused by a stop: a [`CancelToken::check`] error returned as is,
-/// as a row's or block's source, or through a `PolarsError` (where it travels as an
-/// `io::ErrorKind::Interrupted` error).
-pub(crate) fn caused_by_stop(error: &Error) -> bool {
+/// The stop that caused a closure's error, if one did: a [`CancelToken::check`] error (or a
+/// timeout) returned as is, as a row's or block's source, or through a `PolarsError` (where it
+/// travels as an `io::ErrorKind::Interrupted` error). Counts not filled in.
+pub(crate) fn as_stop(error: &Error) -> Option<Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        if e.downcast_ref::<Error>().is_some_and(is_stop) {
-            return true;
+        match e.downcast_ref::<Error>() {
+            Some(Error::Cancelled { .. }) => return Some(cancelled()),
+            Some(Error::TimedOut { timeout, .. }) => {
+                return Some(Error::TimedOut {
+                    timeout: *timeout,
+                    completed_blocks: 0,
+                    blocks: 0,
+                    completed_rows: 0,
+                    rows: 0,
+                });
+            }
+            _ => {}
         }
         current = match e.downcast_ref::<std::io::Error>() {
             Some(io) => io.get_ref().map(|inner| inner as _),
             None => e.source(),
         };
     }
-    false
+    None
 }
 
 /// A plain progress callback: `(rows done, rows in total)`.
@@ -225,77 +239,118 @@ impl fmt::Debug for Progress {
 }
 
 impl Progress {
-    fn is_off(&self) -> bool {
+    /// `Some` when a callback or a bar is set.
+    pub(crate) fn active(&self) -> Option<&Self> {
         #[cfg(feature = "progress")]
         if self.bar.is_some() {
-            return false;
+            return Some(self);
         }
-        self.callback.is_none()
+        self.callback.as_ref().map(|_| self)
     }
 }
 
-/// One call's progress: rows done, reported after each block.
-pub(crate) struct Tracker<'a> {
-    progress: Option<&'a Progress>,
-    total: usize,
-    done: AtomicUsize,
-    /// The last `done` given to the callback; held only while the callback runs.
-    reported: Mutex<usize>,
+/// What workers tell the reporting thread.
+#[derive(Default)]
+struct Reports {
+    done: usize,
+    last_block: usize,
+    closed: bool,
 }
 
-impl<'a> Tracker<'a> {
-    /// Starts a call of `total` rows: the bar's length is set up front.
-    pub(crate) fn start(progress: &'a Progress, total: usize) -> Self {
+/// One call's progress, reported on a thread of its own: workers add the rows of each completed
+/// block and go on at once, never waiting for the callback; the reporting thread calls it with
+/// the latest count, one call at a time, `done` increasing (counts that arrive while it runs are
+/// merged into the next call).
+pub(crate) struct Reporter<'a> {
+    progress: &'a Progress,
+    plan: &'a ChunkPlan,
+    reports: Mutex<Reports>,
+    wake: Condvar,
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+impl<'a> Reporter<'a> {
+    /// A call of `plan`'s rows is starting: the bar's length is set up front.
+    pub(crate) fn new(progress: &'a Progress, plan: &'a ChunkPlan) -> Self {
         #[cfg(feature = "progress")]
         if let Some(bar) = &progress.bar {
-            bar.set_length(total as u64);
+            bar.set_length(plan.rows() as u64);
             bar.set_position(0);
         }
         Self {
-            progress: (!progress.is_off()).then_some(progress),
-            total,
-            done: AtomicUsize::new(0),
-            reported: Mutex::new(0),
+            progress,
+            plan,
+            reports: Mutex::new(Reports::default()),
+            wake: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
         }
     }
 
-    /// A block of `rows` rows completed. The callback is called with increasing `done`, one call
-    /// at a time; a thread that finds it busy leaves the report to the next block (or to
-    /// [`finish`](Tracker::finish)), so a callback can never wait on itself.
-    pub(crate) fn advance(&self, rows: usize) {
-        let Some(progress) = self.progress else {
-            return;
-        };
-        self.done.fetch_add(rows, Ordering::AcqRel);
-        #[cfg(feature = "progress")]
-        if let Some(bar) = &progress.bar {
-            bar.inc(rows as u64);
-        }
-        self.report(progress);
+    /// Block `block` of `rows` rows completed (called on the worker: no user code runs here).
+    pub(crate) fn advance(&self, rows: usize, block: usize) {
+        let mut reports = lock(&self.reports);
+        reports.done += rows;
+        reports.last_block = block;
+        drop(reports);
+        self.wake.notify_one();
     }
 
-    fn report(&self, progress: &Progress) {
-        let Some(callback) = &progress.callback else {
-            return;
-        };
-        if let Ok(mut reported) = self.reported.try_lock() {
-            let done = self.done.load(Ordering::Acquire);
-            if done > *reported {
-                *reported = done;
-                callback(done, self.total);
+    /// Whether the callback panicked: then no new block starts.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The reporting thread's loop, until [`close`](Reporter::close) and the last report.
+    pub(crate) fn serve(&self) {
+        let mut reported = 0;
+        loop {
+            let mut reports = lock(&self.reports);
+            while reports.done == reported && !reports.closed {
+                reports = self
+                    .wake
+                    .wait(reports)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            let (done, block, closed) = (reports.done, reports.last_block, reports.closed);
+            drop(reports);
+            if done > reported {
+                reported = done;
+                if let Err(panic) = contain(|| self.report(done)) {
+                    let error =
+                        panic.at(UserCode::Progress, block, self.plan.block_rows(block), None);
+                    *lock(&self.failure) = Some(error);
+                    self.failed.store(true, Ordering::Release);
+                    return;
+                }
+            } else if closed {
+                return;
             }
         }
     }
 
-    /// The call is over: a last report if the final count was left unreported, and the bar
-    /// finished (`ok`) or abandoned where it stopped.
-    pub(crate) fn finish(&self, ok: bool) {
-        let Some(progress) = self.progress else {
-            return;
-        };
-        self.report(progress);
+    fn report(&self, done: usize) {
+        if let Some(callback) = &self.progress.callback {
+            callback(done, self.plan.rows());
+        }
         #[cfg(feature = "progress")]
-        if let Some(bar) = &progress.bar {
+        if let Some(bar) = &self.progress.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    /// No more blocks will complete: the reporting thread makes its last report and ends.
+    pub(crate) fn close(&self) {
+        lock(&self.reports).closed = true;
+        self.wake.notify_one();
+    }
+
+    /// After the reporting thread ended: the bar finished (`ok`) or abandoned where it stopped,
+    /// and the callback's panic, if it panicked.
+    pub(crate) fn finish(&self, ok: bool) -> Option<Error> {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.progress.bar {
             if ok {
                 bar.finish();
             } else {
@@ -303,6 +358,7 @@ impl<'a> Tracker<'a> {
             }
         }
         let _ = ok;
+        lock(&self.failure).take()
     }
 }
 
@@ -332,7 +388,9 @@ pub struct Report {
     /// [`Error::Cancelled`] or [`Error::TimedOut`] if the call stopped before its end.
     pub stopped: Option<Error>,
     /// The rows that did not run because the call stopped early, in order; they are null in the
-    /// output.
+    /// output. A row that stopped itself (`token.check()?`) is skipped with the rest of its block.
+    /// With the counts of [`stopped`](Report::stopped): `completed_rows` plus the skipped rows is
+    /// every row.
     pub skipped: Vec<Range<usize>>,
 }
 

@@ -170,7 +170,8 @@ pub enum Error {
     },
 
     /// A group-wise closure ([`par_apply_groups`](crate::DataFrameParApply::par_apply_groups))
-    /// failed for a group: it returned an error, panicked (`source` is `"panicked: …"`), or
+    /// failed for a group: it returned an error, panicked (`source` is an [`Error::Panicked`]
+    /// whose `row` is the group's index), or
     /// returned a schema unlike the first group's.
     #[error("group {group} ({key}): {source}")]
     Group {
@@ -184,7 +185,8 @@ pub enum Error {
     },
 
     /// A file of a [`Files`](crate::Files) job failed: it could not be listed or read, the
-    /// closure returned an error or panicked (`source` is `"panicked: …"`), or its frame's schema
+    /// closure returned an error or panicked (`source` is an [`Error::Panicked`]
+    /// whose `row` is the group's index), or its frame's schema
     /// differs from the first file's.
     #[error("{}: {source}", path.display())]
     File {
@@ -214,13 +216,17 @@ pub enum Error {
         found: SchemaRef,
     },
 
-    /// A closure panicked. The panic was caught in the block that ran it; the process goes on.
+    /// User code panicked: a closure, an `init`, a callback, a sink or source, or the `Drop` of a
+    /// value the crate dropped for you. The panic was caught; the process goes on.
     ///
-    /// `row` is the row (or item) being processed when the panic happened, when the apply works row
-    /// by row; `None` for block closures.
-    #[error("panic in block {block} (rows {}..{}){}: {message}", rows.start, rows.end, at_row(*row))]
+    /// `during` says which piece of user code it was. `block` and `rows` locate it: the block
+    /// being run (for a closure or `init`); the right-hand block of a fold's `combine`; the last
+    /// block a worker ran, for a per-worker state's `Drop`; the block whose completion was being
+    /// reported, for a progress callback; the batch, in streaming. `row` is the row (or item)
+    /// being processed when the apply works row by row, `None` otherwise.
+    #[error("panic in block {block} (rows {}..{}){}{}: {message}", rows.start, rows.end, at_row(*row), in_user_code(*during))]
     Panicked {
-        /// The index of the block that panicked.
+        /// The index of the block (or batch) it belongs to.
         block: usize,
         /// The rows (or items) that block covers.
         rows: Range<usize>,
@@ -228,6 +234,8 @@ pub enum Error {
         row: Option<usize>,
         /// The panic message (`"<non-string panic payload>"` when it was not a string).
         message: String,
+        /// Which user code panicked.
+        during: UserCode,
     },
 
     /// A worker's `init` (of a `*_per_worker` call, or of [`Workers`](crate::Workers)) failed or
@@ -251,7 +259,8 @@ pub enum Error {
         rows: Range<usize>,
         /// The blocks that completed, in input order.
         completed_blocks: Vec<usize>,
-        /// The error `init` returned, or its panic message.
+        /// The error `init` returned, or its panic as an [`Error::Panicked`] (`during:
+        /// UserCode::Init`).
         #[source]
         source: BoxError,
     },
@@ -322,6 +331,59 @@ pub enum Error {
     Custom(#[source] BoxError),
 }
 
+/// The piece of user code that panicked, in [`Error::Panicked`].
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// use polars_flock::{Error, Flock, UserCode};
+///
+/// let blocks = Flock::new().chunksize(1); // three blocks: two combines
+/// let err = [1, 2, 3]
+///     .par_fold_with(&blocks, || 0, |a, &x| a + x, |_, _| panic!("bad combine"))
+///     .unwrap_err();
+/// assert!(matches!(err, Error::Panicked { during: UserCode::Combine, block: 1, .. }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UserCode {
+    /// The row, block, group, file or batch closure.
+    Closure,
+    /// A per-worker `init`.
+    Init,
+    /// The `Drop` of a per-worker state, when the crate closed it.
+    StateDrop,
+    /// The `Drop` of an output value the crate dropped after a failure.
+    OutputDrop,
+    /// A progress callback (or progress bar).
+    Progress,
+    /// A fold's `identity`.
+    Identity,
+    /// A fold's `combine`.
+    Combine,
+    /// A streaming source iterator.
+    Source,
+    /// A streaming sink.
+    Sink,
+}
+
+impl std::fmt::Display for UserCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UserCode::Closure => "the closure",
+            UserCode::Init => "init",
+            UserCode::StateDrop => "the Drop of a per-worker state",
+            UserCode::OutputDrop => "the Drop of an output",
+            UserCode::Progress => "the progress callback",
+            UserCode::Identity => "the fold's identity",
+            UserCode::Combine => "the fold's combine",
+            UserCode::Source => "the source iterator",
+            UserCode::Sink => "the sink",
+        })
+    }
+}
+
 impl Error {
     /// Wraps any error (or a message) so that a row closure can return it with `?`.
     ///
@@ -345,15 +407,21 @@ impl Error {
         Error::Custom(error.into())
     }
 
-    /// Attaches the global row to an error coming out of a row closure: errors that already know
-    /// their row pass through, the rest become [`Error::Row`].
-    pub(crate) fn at_row(self, row: usize) -> Self {
+    /// This error as returned by the closure of global row `row`. `own` says whether it was
+    /// raised by that row's own getters: only then does a getter error (which names its row)
+    /// stand as it is. An error from anywhere else, e.g. a nested call's getter naming the
+    /// inner frame's row, is wrapped in [`Error::Row`] with this row, the original as its source.
+    pub(crate) fn at_row(self, row: usize, own: bool) -> Self {
         match self {
             Error::Custom(source) => Error::Row { row, source },
-            e @ (Error::ColumnNotFound { row: Some(_), .. }
-            | Error::DtypeMismatch { row: Some(_), .. }
-            | Error::NullValue { .. }
-            | Error::Row { .. }) => e,
+            e @ Error::Row { row: r, .. } if r == row => e,
+            e @ (Error::ColumnNotFound { row: Some(r), .. }
+            | Error::DtypeMismatch { row: Some(r), .. }
+            | Error::NullValue { row: r, .. })
+                if own && r == row =>
+            {
+                e
+            }
             other => Error::Row {
                 row,
                 source: Box::new(other),
@@ -384,6 +452,14 @@ impl From<Error> for PolarsError {
     }
 }
 
+/// `""` for the closure itself, `" in the fold's combine"` etc. for other user code.
+fn in_user_code(during: UserCode) -> String {
+    match during {
+        UserCode::Closure => String::new(),
+        other => format!(" in {other}"),
+    }
+}
+
 fn at_row(row: Option<usize>) -> String {
     row.map(|r| format!(" at row {r}")).unwrap_or_default()
 }
@@ -411,18 +487,34 @@ mod tests {
 
     #[test]
     fn custom_error_gets_its_row() {
-        let e = Error::custom("bad").at_row(7);
+        let e = Error::custom("bad").at_row(7, false);
         assert!(matches!(e, Error::Row { row: 7, .. }));
         assert_eq!(e.to_string(), "row 7: bad");
     }
 
     #[test]
     fn getter_errors_keep_their_own_row() {
-        let e = Error::NullValue {
+        let own = Error::NullValue {
             column: "x".into(),
-            row: 3,
+            row: 9,
         }
-        .at_row(9);
-        assert!(matches!(e, Error::NullValue { row: 3, .. }));
+        .at_row(9, true);
+        assert!(matches!(own, Error::NullValue { row: 9, .. }));
+    }
+
+    #[test]
+    fn a_nested_calls_getter_error_gets_the_outer_row() {
+        let inner = || Error::ColumnNotFound {
+            column: "x".into(),
+            row: Some(0),
+        };
+        for own in [false, true] {
+            let e = inner().at_row(700, own);
+            let Error::Row { row: 700, source } = &e else {
+                panic!("{e:?}")
+            };
+            let source = source.downcast_ref::<Error>().expect("the inner error");
+            assert!(matches!(source, Error::ColumnNotFound { row: Some(0), .. }));
+        }
     }
 }

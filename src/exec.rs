@@ -1,17 +1,149 @@
-//! Runs the blocks of a plan: in the selected pool, each exactly once, panics caught, results in
-//! input order, and the first failure (in input order) reported.
+//! The executor: every front-end's blocks run here, and every piece of user code runs under its
+//! one guard.
+//!
+//! What it owns, for every call: claiming blocks in input order from a shared counter; the stop,
+//! deadline and first-failure checks before each block and again after a per-worker state was
+//! acquired; per-thread states (`init` at most once per pool thread per call); counting completed
+//! blocks and rows; progress (on a reporting thread, never on a worker); and [`contain`], the
+//! only place where a panic of user code is caught.
+//!
+//! # Re-entry
+//!
+//! A rayon worker that waits (inside a Polars op that hops pools, or a nested call) runs other
+//! jobs meanwhile, on top of the suspended frame. Each thread keeps a record of the calls it is
+//! inside ([`frames`]), so that:
+//!
+//! - a drainer of a call whose block is suspended lower on the same thread is turned away at once
+//!   ("parked", and respawned when a block of that call completes elsewhere): a thread never runs
+//!   two blocks of one call at once, so a per-thread lock held across a wait cannot deadlock and
+//!   a per-worker state is never needed twice on one thread;
+//! - a drainer that lands on a thread already inside another call (in a block, or waiting for its
+//!   own blocks) runs at most one block, then respawns itself and returns, so that the call below
+//!   it is held up by at most one block of each call its thread picked up.
 
 use std::any::Any;
 use std::cell::Cell;
-use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::{Deref, DerefMut, Range};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::control::{Report, RowFailure, Stop, Tracker, caused_by_stop, is_stop, with_counts};
-use crate::error::{BoxError, Error, Result};
+use crate::control::{Report, Reporter, RowFailure, Stop, as_stop, is_stop, with_counts};
+use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::ChunkPlan;
+
+// ---------------------------------------------------------------------------------------------
+// The guard
+// ---------------------------------------------------------------------------------------------
+
+/// A panic of user code, caught by [`contain`]: its message.
+#[derive(Debug)]
+pub(crate) struct Panic {
+    message: String,
+}
+
+impl Panic {
+    /// The panic's message.
+    pub(crate) fn into_message(self) -> String {
+        self.message
+    }
+
+    /// The panic as an [`Error::Panicked`] of `during`, located at `block` (`rows`) and `row`.
+    pub(crate) fn at(
+        self,
+        during: UserCode,
+        block: usize,
+        rows: Range<usize>,
+        row: Option<usize>,
+    ) -> Error {
+        Error::Panicked {
+            block,
+            rows,
+            row,
+            message: self.message,
+            during,
+        }
+    }
+}
+
+/// Runs user code, catching a panic. The one `catch_unwind` of the crate (with the payload's own
+/// `Drop` below): every closure, `init`, callback, sink, source, `combine`, and the `Drop` of
+/// every user value the crate drops, runs through here.
+pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Panic> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Panic {
+        message: message_of(payload),
+    })
+}
+
+/// The message of a panic payload, which is dropped here, under the guard: it is user data, and
+/// its `Drop` may panic too. Such a second payload is leaked, not read, since reading it could
+/// panic again.
+fn message_of(payload: Box<dyn Any + Send>) -> String {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    };
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    message
+}
+
+/// Drops a user value under the guard.
+pub(crate) fn drop_contained<T>(value: T) -> std::result::Result<(), Panic> {
+    contain(move || drop(value))
+}
+
+/// Drops user values the call no longer needs (outputs after a failure, a state after a panic):
+/// a panic in their `Drop` is contained and ignored, since the call already reports an earlier
+/// failure.
+pub(crate) fn discard<T>(value: T) {
+    let _ = drop_contained(value);
+}
+
+/// A user value that is [`discard`]ed if it is dropped before [`keep`](Discarded::keep) takes it:
+/// outputs collected so far, on every early return.
+pub(crate) struct Discarded<T>(Option<T>);
+
+impl<T> Discarded<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(Some(value))
+    }
+
+    /// The value, no longer discarded.
+    pub(crate) fn keep(mut self) -> T {
+        self.0.take().expect("taken only once")
+    }
+}
+
+impl<T> Deref for Discarded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until kept")
+    }
+}
+
+impl<T> DerefMut for Discarded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("present until kept")
+    }
+}
+
+impl<T> Drop for Discarded<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            discard(value);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocks and states
+// ---------------------------------------------------------------------------------------------
 
 /// One block being run: its index, its rows, and the row in progress (for panic reports).
 pub(crate) struct Block {
@@ -21,16 +153,33 @@ pub(crate) struct Block {
 }
 
 impl Block {
+    pub(crate) fn new(index: usize, rows: Range<usize>) -> Self {
+        Self {
+            index,
+            rows,
+            current_row: Cell::new(None),
+        }
+    }
+
     /// Records the row a row-wise closure is about to process.
     #[inline(always)]
     pub(crate) fn enter_row(&self, row: usize) {
         self.current_row.set(Some(row));
     }
 
+    /// A panic of `during` in this block, at the row in progress.
+    pub(crate) fn panicked(&self, panic: Panic, during: UserCode) -> Error {
+        panic.at(
+            during,
+            self.index,
+            self.rows.clone(),
+            self.current_row.get(),
+        )
+    }
+
     /// Runs `extend`, which appends one output per row to `out` from `first_row` on, without a
     /// per-row [`enter_row`](Block::enter_row) store, which would keep the loop from vectorising:
-    /// on a panic the row is recovered from how many outputs were written (`len`), and the panic
-    /// goes on to the block's handler.
+    /// on a panic the row is recovered from how many outputs were written (`len`).
     #[inline(always)]
     pub(crate) fn extend_rows<B>(
         &self,
@@ -38,21 +187,41 @@ impl Block {
         len: impl Fn(&B) -> usize,
         first_row: usize,
         extend: impl FnOnce(&mut B),
-    ) {
+    ) -> Result<()> {
         let before = len(out);
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| extend(&mut *out))) {
+        contain(|| extend(&mut *out)).map_err(|panic| {
             self.enter_row(first_row + len(out) - before);
-            resume_unwind(payload);
-        }
+            self.panicked(panic, UserCode::Closure)
+        })
     }
 }
 
-/// Where a drainer gets its per-worker state, and where it gives it back.
+/// Runs one block of user code under the guard, as every front-end does: the task's result, with
+/// an error caused by the call's stop (`CancelToken::check()?` in the closure) turned into that
+/// stop, and a panic into [`Error::Panicked`] at the row in progress. The flag says whether it
+/// panicked (state the task touched may be half-updated).
+pub(crate) fn run_block<R>(
+    stop: &Stop<'_>,
+    block: &Block,
+    task: impl FnOnce() -> Result<R>,
+) -> (Result<R>, bool) {
+    match contain(task) {
+        Ok(Ok(output)) => (Ok(output), false),
+        // Only an error caused by a stop is the call's stop; a genuine error is never disguised.
+        Ok(Err(error)) => match as_stop(&error) {
+            Some(caused) => (Err(stop.check().unwrap_or(caused)), false),
+            None => (Err(error), false),
+        },
+        Err(panic) => (Err(block.panicked(panic, UserCode::Closure)), true),
+    }
+}
+
+/// Where a call gets its per-worker states, and where it gives them back.
 pub(crate) trait StateSource<S>: Sync {
-    /// A state for a drainer about to run its first block.
+    /// A state for a thread about to run its first block of the call (user code: `init`).
     fn acquire(&self) -> std::result::Result<S, BoxError>;
-    /// The drainer is done (not called after a panic, whose state may be half-updated).
-    fn release(&self, state: S);
+    /// The call is over and `state` is sound (never called for a state whose block panicked).
+    fn release(&self, state: S) -> std::result::Result<(), Panic>;
 }
 
 /// No state: the plain `par_apply_*` calls.
@@ -62,10 +231,12 @@ impl StateSource<()> for Stateless {
     fn acquire(&self) -> std::result::Result<(), BoxError> {
         Ok(())
     }
-    fn release(&self, _: ()) {}
+    fn release(&self, (): ()) -> std::result::Result<(), Panic> {
+        Ok(())
+    }
 }
 
-/// A fresh state from `init` per drainer, dropped when the drainer is done: the call-scoped
+/// A fresh state from `init` per thread, dropped when the call ends: the call-scoped
 /// `*_per_worker` forms.
 pub(crate) struct InitPerCall<I>(pub(crate) I);
 
@@ -77,61 +248,412 @@ where
     fn acquire(&self) -> std::result::Result<S, BoxError> {
         (self.0)().map_err(Into::into)
     }
-    fn release(&self, _: S) {}
+    fn release(&self, state: S) -> std::result::Result<(), Panic> {
+        drop_contained(state)
+    }
 }
 
-/// Runs `task` once per block of `plan` and returns the outputs in block order.
-///
-/// A block starts only if no block before it has failed, so every block before the first failure
-/// runs and the error returned is the one a serial loop would meet first. Blocks after it that had
-/// already started finish; their results are dropped.
-pub(crate) fn run_blocks<R, F>(flock: &Flock, plan: &ChunkPlan, task: F) -> Result<Vec<R>>
-where
-    R: Send,
-    F: Fn(&Block) -> Result<R> + Sync,
-{
-    run_blocks_stateful(
-        flock,
-        plan,
-        &Stateless,
-        |block, ()| task(block),
-        |_, _| Ok(()),
-    )
+// ---------------------------------------------------------------------------------------------
+// Which calls a thread is inside
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) mod frames {
+    use std::cell::RefCell;
+    use std::marker::PhantomData;
+
+    /// What a thread does for a call.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Kind {
+        /// Waits for the call's blocks (the calling thread).
+        Waiting,
+        /// Runs the call's blocks (a drainer, or an inline call).
+        Running,
+    }
+
+    thread_local! {
+        static FRAMES: RefCell<Vec<(u64, Kind)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// This thread's record of being inside a call; dropped (on the same thread: it is `!Send`)
+    /// when the thread leaves it.
+    #[derive(Debug)]
+    pub(crate) struct Frame(PhantomData<*const ()>);
+
+    /// Enters call `call` as `kind`. `None` when `kind` is `Running` and this thread already runs
+    /// a block of that call lower on its stack; otherwise the frame and whether the thread is
+    /// inside another call too (a guest, which runs at most one block before yielding).
+    pub(crate) fn enter(call: u64, kind: Kind) -> Option<(Frame, bool)> {
+        FRAMES
+            .try_with(|frames| {
+                let mut frames = frames.borrow_mut();
+                let running = |&&(c, k): &&(u64, Kind)| c == call && k == Kind::Running;
+                if kind == Kind::Running && frames.iter().any(|f| running(&f)) {
+                    return None;
+                }
+                let guest = frames.iter().any(|&(c, _)| c != call);
+                frames.push((call, kind));
+                Some((Frame(PhantomData), guest))
+            })
+            // A thread being torn down keeps no record, and runs no other call's work.
+            .unwrap_or_else(|_| Some((Frame(PhantomData), false)))
+    }
+
+    impl Drop for Frame {
+        fn drop(&mut self) {
+            let _ = FRAMES.try_with(|frames| frames.borrow_mut().pop());
+        }
+    }
 }
 
-/// [`run_blocks`], with a per-worker state from `states` handed to `task`, and `check` applied
-/// to each output in block order, so that a check failing at block 2 is reported before a task
-/// failing at block 5, as a serial loop would.
-///
-/// Each drainer (at most one per pool thread) acquires one state just before its first block and
-/// keeps it for every block it runs, so a call acquires at most `plan.threads()` states, and none
-/// when there are no blocks.
-pub(crate) fn run_blocks_stateful<S, R, F, C>(
-    flock: &Flock,
-    plan: &ChunkPlan,
-    states: &impl StateSource<S>,
+use frames::Kind;
+
+static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh call identity, for [`frames`].
+pub(crate) fn new_call() -> u64 {
+    NEXT_CALL.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A call
+// ---------------------------------------------------------------------------------------------
+
+/// A thread's per-worker state within one call, and the last block that thread ran.
+struct Slot<S> {
+    thread: Option<usize>,
+    state: Option<S>,
+    last: Option<usize>,
+}
+
+struct Call<'a, S, R, F, St: ?Sized> {
+    id: u64,
+    plan: &'a ChunkPlan,
+    states: &'a St,
     task: F,
-    mut check: C,
-) -> Result<Vec<R>>
+    stop: Stop<'a>,
+    reporter: Option<&'a Reporter<'a>>,
+    next: AtomicUsize,
+    first_failure: AtomicUsize,
+    /// Drainers turned away on a thread that was inside one of this call's blocks.
+    parked: AtomicUsize,
+    finished: Mutex<Vec<(usize, Result<R>)>>,
+    slots: Mutex<Vec<Slot<S>>>,
+}
+
+impl<S, R, F, St> Call<'_, S, R, F, St>
 where
+    S: Send,
     R: Send,
     F: Fn(&Block, &mut S) -> Result<R> + Sync,
-    C: FnMut(usize, &R) -> Result<()>,
+    St: StateSource<S> + ?Sized,
 {
-    let tracker = Tracker::start(flock.progress(), plan.rows());
-    let outcome = (|| {
-        let mut results = drain_blocks(flock, plan, states, &tracker, task)?;
-        let blocks = results.len();
-        let mut outputs = Vec::with_capacity(blocks);
-        for index in 0..blocks {
-            // A block is skipped only after a lower one failed, and that failure returns first.
-            match results[index]
-                .take()
-                .expect("a block was skipped without an earlier failure")
+    /// Pulls blocks until none is left for this drainer. `scope` is `None` for an inline call.
+    fn drain<'s>(&'s self, scope: Option<&rayon::Scope<'s>>) {
+        let Some((_frame, guest)) = frames::enter(self.id, Kind::Running) else {
+            // A block of this call is suspended lower on this thread: never start another on top.
+            self.parked.fetch_add(1, Ordering::AcqRel);
+            return;
+        };
+        let thread = rayon::current_thread_index();
+        let mut state: Option<S> = None;
+        while let Some(index) = self.claim() {
+            let rows = self.plan.block_rows(index);
+            let fresh = state.is_none();
+            if fresh {
+                state = self.take_state(thread);
+            }
+            let current = match state.as_mut() {
+                Some(current) => current,
+                None => match contain(|| self.states.acquire()) {
+                    Ok(Ok(new)) => state.insert(new),
+                    failed => {
+                        let source: BoxError = match failed {
+                            Ok(Err(source)) => source,
+                            Err(panic) => {
+                                Box::new(panic.at(UserCode::Init, index, rows.clone(), None))
+                            }
+                            Ok(Ok(_)) => unreachable!("matched above"),
+                        };
+                        let error = Error::Init {
+                            worker: thread,
+                            block: index,
+                            rows,
+                            completed_blocks: Vec::new(),
+                            source,
+                        };
+                        self.record(index, Err(error));
+                        break;
+                    }
+                },
+            };
+            // `init` may have run for long: a stop or an earlier failure meanwhile means no block.
+            if fresh && !self.still_wanted(index) {
+                break;
+            }
+            let block = Block::new(index, rows);
+            let (result, panicked) = run_block(&self.stop, &block, || (self.task)(&block, current));
+            if panicked && let Some(broken) = state.take() {
+                // The state may be half-updated (a transaction left open): never reuse it.
+                discard(broken);
+            }
+            if result.is_ok()
+                && let Some(reporter) = self.reporter
             {
+                reporter.advance(block.rows.len(), index);
+            }
+            self.note_last(thread, index);
+            self.record(index, result);
+            if let Some(scope) = scope {
+                self.respawn_parked(scope);
+                if guest {
+                    // On top of another call's frame: yield after one block, so that the frame
+                    // below can return as soon as its own work is done.
+                    if self.more_left() {
+                        scope.spawn(|scope| self.drain(Some(scope)));
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(state) = state {
+            self.put_state(thread, state);
+        }
+    }
+
+    /// The next block in input order, or `None` when none is left for this drainer: past the
+    /// end, past a failure, or stopped (the stop recorded at the block it kept from starting).
+    fn claim(&self) -> Option<usize> {
+        if self.reporter.is_some_and(Reporter::failed) {
+            return None;
+        }
+        let index = self.next.fetch_add(1, Ordering::AcqRel);
+        if index >= self.plan.blocks() || index > self.first_failure.load(Ordering::Acquire) {
+            return None;
+        }
+        self.still_wanted(index).then_some(index)
+    }
+
+    /// Whether claimed block `index` may still start: no lower block failed, and no stop (which
+    /// is then recorded at `index`).
+    fn still_wanted(&self, index: usize) -> bool {
+        if index > self.first_failure.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.stop.check() {
+            Some(stopped) => {
+                self.record(index, Err(stopped));
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn record(&self, index: usize, result: Result<R>) {
+        if result.is_err() {
+            self.first_failure.fetch_min(index, Ordering::AcqRel);
+        }
+        lock(&self.finished).push((index, result));
+    }
+
+    fn more_left(&self) -> bool {
+        self.next.load(Ordering::Acquire) < self.plan.blocks()
+            && self.first_failure.load(Ordering::Acquire) == usize::MAX
+    }
+
+    /// Gives drainers turned away earlier another chance, now that a block has completed.
+    fn respawn_parked<'s>(&'s self, scope: &rayon::Scope<'s>) {
+        while self.more_left()
+            && self
+                .parked
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(1))
+                .is_ok()
+        {
+            scope.spawn(|scope| self.drain(Some(scope)));
+        }
+    }
+
+    fn take_state(&self, thread: Option<usize>) -> Option<S> {
+        let mut slots = lock(&self.slots);
+        slots
+            .iter_mut()
+            .find(|slot| slot.thread == thread)
+            .and_then(|slot| slot.state.take())
+    }
+
+    fn put_state(&self, thread: Option<usize>, state: S) {
+        self.slot(thread, |slot| slot.state = Some(state));
+    }
+
+    fn note_last(&self, thread: Option<usize>, index: usize) {
+        self.slot(thread, |slot| slot.last = Some(index));
+    }
+
+    fn slot(&self, thread: Option<usize>, f: impl FnOnce(&mut Slot<S>)) {
+        let mut slots = lock(&self.slots);
+        match slots.iter_mut().position(|slot| slot.thread == thread) {
+            Some(i) => f(&mut slots[i]),
+            None => {
+                let mut slot = Slot {
+                    thread,
+                    state: None,
+                    last: None,
+                };
+                f(&mut slot);
+                slots.push(slot);
+            }
+        }
+    }
+}
+
+/// What a call's blocks gave: each block's result, in block order (a block that did not start is
+/// missing), and a failure outside every block (a progress callback, a state's `Drop`).
+pub(crate) struct Executed<R> {
+    plan: ChunkPlan,
+    results: Discarded<Vec<(usize, Result<R>)>>,
+    late: Option<Error>,
+}
+
+/// Runs `task` once per block of `plan`, each thread with its own state from `states`.
+///
+/// Blocks are claimed in input order and a block starts only if no lower block has failed, so
+/// every block before the first failure runs and the first failure is the one a serial loop would
+/// meet. Blocks after it that had already started finish; their results are dropped.
+pub(crate) fn execute<S, R, F, St>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    states: &St,
+    task: F,
+) -> Result<Executed<R>>
+where
+    S: Send,
+    R: Send,
+    F: Fn(&Block, &mut S) -> Result<R> + Sync,
+    St: StateSource<S> + ?Sized,
+{
+    let Some(progress) = flock.progress().active() else {
+        return run_call(flock, plan, states, None, task);
+    };
+    let reporter = Reporter::new(progress, plan);
+    std::thread::scope(|scope| {
+        let serving = std::thread::Builder::new()
+            .name("polars-flock-progress".into())
+            .spawn_scoped(scope, || reporter.serve())
+            .map_err(|e| Error::Custom(Box::new(e)))?;
+        let executed = run_call(flock, plan, states, Some(&reporter), task);
+        let ok = executed.as_ref().is_ok_and(Executed::succeeded);
+        reporter.close();
+        let _ = serving.join();
+        let mut executed = executed?;
+        if let Some(error) = reporter.finish(ok) {
+            executed.late.get_or_insert(error);
+        }
+        Ok(executed)
+    })
+}
+
+fn run_call<S, R, F, St>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    states: &St,
+    reporter: Option<&Reporter<'_>>,
+    task: F,
+) -> Result<Executed<R>>
+where
+    S: Send,
+    R: Send,
+    F: Fn(&Block, &mut S) -> Result<R> + Sync,
+    St: StateSource<S> + ?Sized,
+{
+    let call = Call {
+        id: new_call(),
+        plan,
+        states,
+        task,
+        stop: Stop::start(flock.cancel(), flock.timeout_option()),
+        reporter,
+        next: AtomicUsize::new(0),
+        first_failure: AtomicUsize::new(usize::MAX),
+        parked: AtomicUsize::new(0),
+        finished: Mutex::new(Vec::new()),
+        slots: Mutex::new(Vec::new()),
+    };
+    if plan.is_inline() {
+        call.drain(None);
+    } else {
+        // One drainer per pool thread, spawned into the pool: the calling thread only waits
+        // (when it is a pool thread, rayon lets it run jobs meanwhile, as guest work).
+        let drainers = plan.threads().min(plan.blocks());
+        let waiting = frames::enter(call.id, Kind::Waiting);
+        flock.in_place_scope(|scope| {
+            for _ in 0..drainers {
+                scope.spawn(|scope| call.drain(Some(scope)));
+            }
+        })?;
+        drop(waiting);
+    }
+    let mut late = None;
+    for slot in call
+        .slots
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        let (Some(state), Some(last)) = (slot.state, slot.last) else {
+            continue;
+        };
+        if let Err(panic) = states.release(state) {
+            late.get_or_insert(panic.at(UserCode::StateDrop, last, plan.block_rows(last), None));
+        }
+    }
+    let mut results = call
+        .finished
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    results.sort_unstable_by_key(|(index, _)| *index);
+    Ok(Executed {
+        plan: plan.clone(),
+        results: Discarded::new(results),
+        late,
+    })
+}
+
+impl<R> Executed<R> {
+    /// Every block ran and succeeded, and nothing failed outside them.
+    fn succeeded(&self) -> bool {
+        self.late.is_none()
+            && self.results.len() == self.plan.blocks()
+            && self.results.iter().all(|(_, r)| r.is_ok())
+    }
+
+    /// The outputs in block order, fail-fast: the first failure in block order (a stop with its
+    /// counts), with `check` applied to each output in block order, so that a check failing at
+    /// block 2 is reported before a task failing at block 5, as a serial loop would.
+    pub(crate) fn outputs(
+        mut self,
+        mut check: impl FnMut(usize, &R) -> Result<()>,
+    ) -> Result<Vec<R>> {
+        let results = std::mem::take(&mut *self.results);
+        // Blocks that completed, for the counts of an `Init` failure or a stop.
+        let completed: Vec<usize> = (results.iter())
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| *i)
+            .collect();
+        let mut results = Discarded::new(results.into_iter().peekable());
+        let mut outputs = Discarded::new(Vec::with_capacity(self.plan.blocks()));
+        for index in 0..self.plan.blocks() {
+            let Some((_, result)) = results.next_if(|(i, _)| *i == index) else {
+                // A block is missing only after a lower one failed (returned below, first) or
+                // when a failure outside the blocks stopped the call.
+                return Err(self.late.take().unwrap_or_else(|| {
+                    Error::Polars(polars::prelude::PolarsError::ComputeError(
+                        format!("polars-flock: block {index} did not run").into(),
+                    ))
+                }));
+            };
+            match result {
                 Ok(output) => {
-                    check(index, &output)?;
+                    let checked = check(index, &output);
                     outputs.push(output);
+                    checked?;
                 }
                 Err(Error::Init {
                     worker,
@@ -141,97 +663,129 @@ where
                     ..
                 }) => {
                     // Every block before this one succeeded; later ones may have, on other workers.
-                    let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
-                    let completed_blocks = (0..index).chain(later).collect();
                     return Err(Error::Init {
                         worker,
                         block,
                         rows,
-                        completed_blocks,
+                        completed_blocks: completed,
                         source,
                     });
                 }
                 Err(stop) if is_stop(&stop) => {
-                    // Blocks before this one are in `outputs`; later ones may have completed too.
-                    let later = (index + 1..blocks).filter(|&i| matches!(results[i], Some(Ok(_))));
-                    return Err(counted(stop, plan, (0..index).chain(later)));
+                    return Err(counted(stop, &self.plan, completed.into_iter()));
                 }
                 Err(error) => return Err(error),
             }
         }
-        Ok(outputs)
-    })();
-    tracker.finish(outcome.is_ok());
-    outcome
+        if let Some(late) = self.late.take() {
+            return Err(late);
+        }
+        Ok(outputs.keep())
+    }
+
+    /// The outputs in block order for a keep-going call, whose tasks absorb their rows' failures:
+    /// `None` for a block that did not run because the call stopped, and the stop (counts not
+    /// filled in) beside them. Any other failure fails the call.
+    fn keep_going(mut self) -> Result<(Vec<Option<R>>, Option<Error>)> {
+        let results = std::mem::take(&mut *self.results);
+        let mut results = Discarded::new(results.into_iter().peekable());
+        let mut outputs = Discarded::new(Vec::with_capacity(self.plan.blocks()));
+        let mut stopped = None;
+        for index in 0..self.plan.blocks() {
+            match results.next_if(|(i, _)| *i == index) {
+                Some((_, Ok(output))) => outputs.push(Some(output)),
+                Some((_, Err(stop))) if is_stop(&stop) => {
+                    stopped.get_or_insert(stop);
+                    outputs.push(None);
+                }
+                Some((_, Err(error))) => return Err(error),
+                None => outputs.push(None),
+            }
+        }
+        if let Some(late) = self.late.take() {
+            return Err(late);
+        }
+        Ok((outputs.keep(), stopped))
+    }
 }
 
-/// The keep-going runner: like [`run_blocks`] for tasks that absorb their rows' failures, but a
-/// cancellation or timeout does not fail the call: blocks that did not run are `None`, and the
-/// stop comes back (with its counts) beside them.
-fn run_blocks_keep_going<R, F>(
-    flock: &Flock,
-    plan: &ChunkPlan,
-    task: F,
-) -> Result<(Vec<Option<R>>, Option<Error>)>
+/// Runs `task` once per block of `plan` and returns the outputs in block order (fail-fast).
+pub(crate) fn run_blocks<R, F>(flock: &Flock, plan: &ChunkPlan, task: F) -> Result<Vec<R>>
 where
     R: Send,
     F: Fn(&Block) -> Result<R> + Sync,
 {
-    let tracker = Tracker::start(flock.progress(), plan.rows());
-    let outcome = (|| {
-        let results = drain_blocks(flock, plan, &Stateless, &tracker, |block, ()| task(block))?;
-        let completed = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| matches!(r, Some(Ok(_))))
-            .map(|(i, _)| i)
-            .collect::<Vec<_>>();
-        let mut stopped = None;
-        let mut outputs = Vec::with_capacity(results.len());
-        for result in results {
-            match result {
-                Some(Ok(output)) => outputs.push(Some(output)),
-                Some(Err(stop)) if is_stop(&stop) => {
-                    stopped.get_or_insert(stop);
-                    outputs.push(None);
-                }
-                Some(Err(error)) => return Err(error),
-                None => outputs.push(None),
-            }
+    execute(flock, plan, &Stateless, |block, ()| task(block))?.outputs(|_, _| Ok(()))
+}
+
+/// [`run_blocks`] with a per-thread state from `states` and a `check` of each output in block
+/// order (see [`Executed::outputs`]).
+pub(crate) fn run_blocks_stateful<S, R, F, C>(
+    flock: &Flock,
+    plan: &ChunkPlan,
+    states: &impl StateSource<S>,
+    task: F,
+    check: C,
+) -> Result<Vec<R>>
+where
+    S: Send,
+    R: Send,
+    F: Fn(&Block, &mut S) -> Result<R> + Sync,
+    C: FnMut(usize, &R) -> Result<()>,
+{
+    execute(flock, plan, states, task)?.outputs(check)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keep-going
+// ---------------------------------------------------------------------------------------------
+
+/// A keep-going block's record of its rows: those that failed, and the row at which the call's
+/// stop reached it (that row and the rest of the block are skipped).
+#[derive(Default)]
+pub(crate) struct KeepGoing {
+    failures: Vec<RowFailure>,
+    stopped: Option<(usize, Error)>,
+}
+
+impl KeepGoing {
+    /// Runs one row: its value, or `None` with the row's error (or panic) recorded. A row that
+    /// stopped itself (`CancelToken::check()?`) is skipped, not failed, and so is every later row
+    /// of the block, whose closure is not called. `f`'s error already carries its row.
+    pub(crate) fn row<U>(
+        &mut self,
+        block: &Block,
+        row: usize,
+        f: impl FnOnce() -> Result<U>,
+    ) -> Option<U> {
+        if self.stopped.is_some() {
+            return None;
         }
-        let stopped = stopped.map(|stop| counted(stop, plan, completed.iter().copied()));
-        Ok((outputs, stopped))
-    })();
-    let ok = matches!(outcome, Ok((_, None)));
-    tracker.finish(ok);
-    outcome
+        let error = match contain(f) {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(error)) => match as_stop(&error) {
+                Some(stop) => {
+                    discard(error);
+                    self.stopped = Some((row, stop));
+                    return None;
+                }
+                None => error,
+            },
+            Err(panic) => panic.at(
+                UserCode::Closure,
+                block.index,
+                block.rows.clone(),
+                Some(row),
+            ),
+        };
+        self.failures.push(RowFailure { row, error });
+        None
+    }
 }
 
-/// Runs one row of a keep-going block: its value, or `None` with the row's error (or panic)
-/// recorded in `failures`. `f`'s error already carries its row.
-pub(crate) fn keep_going_row<U>(
-    block: &Block,
-    row: usize,
-    failures: &mut Vec<RowFailure>,
-    f: impl FnOnce() -> Result<U>,
-) -> Option<U> {
-    let error = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(value)) => return Some(value),
-        Ok(Err(error)) => error,
-        Err(payload) => Error::Panicked {
-            block: block.index,
-            rows: block.rows.clone(),
-            row: Some(row),
-            message: panic_message(payload.as_ref()),
-        },
-    };
-    failures.push(RowFailure { row, error });
-    None
-}
-
-/// Runs a keep-going call whose blocks return their output and their failed rows; `skipped`
-/// makes the output of a block that did not run (all null). Returns the outputs in block order
-/// and the report.
+/// Runs a keep-going call whose blocks return their output and record their rows in a
+/// [`KeepGoing`]; `skipped` makes the output of a block that did not run (all null). Returns the
+/// outputs in block order and the report, whose stop counts agree with its skipped rows.
 pub(crate) fn run_keep_going<R, F>(
     flock: &Flock,
     plan: &ChunkPlan,
@@ -240,34 +794,47 @@ pub(crate) fn run_keep_going<R, F>(
 ) -> Result<(Vec<R>, Report)>
 where
     R: Send,
-    F: Fn(&Block, &mut Vec<RowFailure>) -> Result<R> + Sync,
+    F: Fn(&Block, &mut KeepGoing) -> Result<R> + Sync,
 {
-    let (results, stopped) = run_blocks_keep_going(flock, plan, |block| {
-        let mut failures = Vec::new();
-        let output = task(block, &mut failures)?;
-        Ok((output, failures))
+    let executed = execute(flock, plan, &Stateless, |block, ()| {
+        let mut rows = KeepGoing::default();
+        let output = task(block, &mut rows)?;
+        Ok((output, rows))
     })?;
-    let mut report = Report {
-        stopped,
-        ..Report::default()
-    };
+    let (results, mut stopped) = executed.keep_going()?;
+    let mut report = Report::default();
     let mut outputs = Vec::with_capacity(results.len());
+    let (mut done_blocks, mut done_rows) = (0, 0);
+    let skip = |report: &mut Report, rows: Range<usize>| match report.skipped.last_mut() {
+        Some(last) if last.end == rows.start => last.end = rows.end,
+        _ => report.skipped.push(rows),
+    };
     for (index, result) in results.into_iter().enumerate() {
+        let rows = plan.block_rows(index);
         match result {
-            Some((output, failures)) => {
+            Some((output, kept)) => {
                 outputs.push(output);
-                report.failures.extend(failures);
+                report.failures.extend(kept.failures);
+                match kept.stopped {
+                    Some((row, stop)) => {
+                        stopped.get_or_insert(stop);
+                        done_rows += row - rows.start;
+                        skip(&mut report, row..rows.end);
+                    }
+                    None => {
+                        done_blocks += 1;
+                        done_rows += rows.len();
+                    }
+                }
             }
             None => {
-                let rows = plan.block_rows(index);
                 outputs.push(skipped(rows.clone()));
-                match report.skipped.last_mut() {
-                    Some(last) if last.end == rows.start => last.end = rows.end,
-                    _ => report.skipped.push(rows),
-                }
+                skip(&mut report, rows);
             }
         }
     }
+    report.stopped =
+        stopped.map(|stop| with_counts(stop, done_blocks, plan.blocks(), done_rows, plan.rows()));
     Ok((outputs, report))
 }
 
@@ -279,144 +846,7 @@ fn counted(stop: Error, plan: &ChunkPlan, completed: impl Iterator<Item = usize>
     with_counts(stop, blocks, plan.blocks(), rows, plan.rows())
 }
 
-/// Runs the blocks and returns each one's result in block order: `None` for a block that never
-/// started because a lower one failed or the call was stopped.
-fn drain_blocks<S, R, F>(
-    flock: &Flock,
-    plan: &ChunkPlan,
-    states: &impl StateSource<S>,
-    tracker: &Tracker<'_>,
-    task: F,
-) -> Result<Vec<Option<Result<R>>>>
-where
-    R: Send,
-    F: Fn(&Block, &mut S) -> Result<R> + Sync,
-{
-    let blocks = plan.blocks();
-    let stop = Stop::start(flock.cancel(), flock.timeout_option());
-    let first_failure = AtomicUsize::new(usize::MAX);
-    let next = AtomicUsize::new(0);
-    let finished: Mutex<Vec<(usize, Result<R>)>> = Mutex::new(Vec::with_capacity(blocks));
-
-    // One drainer per thread pulls block indices from a shared counter, in input order, so that
-    // each block runs exactly once and blocks are never rayon jobs themselves. A worker that waits
-    // inside user code (a Polars op hopping pools, a nested call) may steal a job: at most one of
-    // the other drainers, never a block of its own call. So user code re-enters a thread at most
-    // `threads` deep, however many blocks there are.
-    let drain = || {
-        let mut done = Vec::new();
-        let mut state: Option<S> = None;
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            // Blocks are claimed in order: past the end, or past a failure, nothing is left.
-            if index >= blocks || index > first_failure.load(Ordering::Acquire) {
-                break;
-            }
-            // Cancellation and the deadline are checked before each block, never during one.
-            if let Some(stopped) = stop.check() {
-                first_failure.fetch_min(index, Ordering::AcqRel);
-                done.push((index, Err(stopped)));
-                break;
-            }
-            let rows = plan.block_rows(index);
-            let current = match state.as_mut() {
-                Some(current) => current,
-                None => match catch_unwind(AssertUnwindSafe(|| states.acquire())) {
-                    Ok(Ok(fresh)) => state.insert(fresh),
-                    failed => {
-                        let source = match failed {
-                            Ok(Err(source)) => source,
-                            Err(payload) => panic_message(payload.as_ref()).into(),
-                            Ok(Ok(_)) => unreachable!("handled above"),
-                        };
-                        first_failure.fetch_min(index, Ordering::AcqRel);
-                        let worker = rayon::current_thread_index();
-                        let error = Error::Init {
-                            worker,
-                            block: index,
-                            rows,
-                            completed_blocks: Vec::new(),
-                            source,
-                        };
-                        done.push((index, Err(error)));
-                        break;
-                    }
-                },
-            };
-            let block = Block {
-                index,
-                rows: rows.clone(),
-                current_row: Cell::new(None),
-            };
-            let run = || {
-                let result = task(&block, current);
-                if result.is_ok() {
-                    tracker.advance(block.rows.len());
-                }
-                result
-            };
-            let result = match catch_unwind(AssertUnwindSafe(run)) {
-                // A closure that stopped itself (`CancelToken::check()?`) reports the call's
-                // stop, with its counts; any other error is reported as it is.
-                Ok(Err(error)) if caused_by_stop(&error) => Err(stop.check().unwrap_or(error)),
-                Ok(result) => result,
-                Err(payload) => {
-                    // The state may be half-updated (a transaction left open): never reuse it.
-                    state = None;
-                    Err(Error::Panicked {
-                        block: index,
-                        rows,
-                        row: block.current_row.get(),
-                        message: panic_message(payload.as_ref()),
-                    })
-                }
-            };
-            if result.is_err() {
-                first_failure.fetch_min(index, Ordering::AcqRel);
-            }
-            done.push((index, result));
-        }
-        if let Some(state) = state {
-            states.release(state);
-        }
-        lock(&finished).extend(done);
-    };
-
-    if plan.is_inline() {
-        drain();
-    } else {
-        let drainers = plan.threads().min(blocks);
-        flock.install(|| {
-            rayon::scope(|scope| {
-                for _ in 1..drainers {
-                    scope.spawn(|_| drain());
-                }
-                drain();
-            })
-        })?;
-    }
-
-    let mut results: Vec<Option<Result<R>>> = (0..blocks).map(|_| None).collect();
-    for (index, result) in finished
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-    {
-        results[index] = Some(result);
-    }
-    Ok(results)
-}
-
 /// Locks a mutex that no user code runs under, so poisoning cannot leave it inconsistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
 }

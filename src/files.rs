@@ -1,14 +1,14 @@
 //! Many files: a list of paths (from a directory, a glob or your own list) with parallel apply
 //! over the files, each error naming its file.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 use crate::concat::{FirstSchema, vstack_all};
+use crate::error::UserCode;
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{Stateless, panic_message, run_blocks_stateful};
+use crate::exec::{Discarded, Stateless, contain, run_blocks_stateful};
 use crate::flock::Flock;
 
 /// The input files of an ETL job, in a stable order: apply a function to each in parallel, and
@@ -54,7 +54,9 @@ impl Files {
     }
 
     /// The files directly in `dir` (not in subdirectories), with extension `extension` if given
-    /// (without the dot, compared case-sensitively), sorted by path.
+    /// (without the dot, compared case-sensitively), sorted by path. Symbolic links are followed,
+    /// as in [`glob`](Files::glob): a link to a file is listed (under the link's path), a broken
+    /// link or a link to a directory is not.
     ///
     /// # Errors
     ///
@@ -80,10 +82,9 @@ impl Files {
         for entry in std::fs::read_dir(dir).map_err(|e| file_error(dir, e))? {
             let entry = entry.map_err(|e| file_error(dir, e))?;
             let path = entry.path();
-            let is_file = entry
-                .file_type()
-                .map_err(|e| file_error(&path, e))?
-                .is_file();
+            // Links are followed, as `glob` does: the same directory lists the same files either
+            // way (a broken link is no file).
+            let is_file = path.is_file();
             let wanted = extension.is_none_or(|ext| path.extension().is_some_and(|e| e == ext));
             if is_file && wanted {
                 paths.push(path);
@@ -94,7 +95,7 @@ impl Files {
     }
 
     /// The files matching a glob `pattern` (e.g. `"data/2024-*/*.csv"`, `**` for any depth),
-    /// sorted by path.
+    /// sorted by path. Symbolic links are followed, as in [`in_dir`](Files::in_dir).
     ///
     /// # Errors
     ///
@@ -174,7 +175,7 @@ impl Files {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] with the path and `f`'s error (or `"panicked: …"`) for the first failing
+    /// [`Error::File`] with the path and `f`'s error (or an [`Error::Panicked`]) for the first failing
     /// file in order; no new file starts after a failure. Options and stops as for every call.
     ///
     /// # Examples
@@ -323,24 +324,23 @@ impl Files {
             &plan,
             &Stateless,
             |block, ()| {
-                let mut outputs = Vec::with_capacity(block.rows.len());
-                for path in &self.paths[block.rows.clone()] {
-                    let source: BoxError = match catch_unwind(AssertUnwindSafe(|| f(path))) {
+                let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
+                for (index, path) in block.rows.clone().zip(&self.paths[block.rows.clone()]) {
+                    block.enter_row(index);
+                    let source: BoxError = match contain(|| f(path)) {
                         Ok(Ok(out)) => {
                             outputs.push(out);
                             continue;
                         }
                         Ok(Err(e)) => e.into(),
-                        Err(payload) => {
-                            format!("panicked: {}", panic_message(payload.as_ref())).into()
-                        }
+                        Err(panic) => Box::new(block.panicked(panic, UserCode::Closure)),
                     };
                     return Err(Error::File {
                         path: path.clone(),
                         source,
                     });
                 }
-                Ok(outputs)
+                Ok(outputs.keep())
             },
             |index, outputs| {
                 let first = plan.block_rows(index).start;

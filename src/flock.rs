@@ -104,8 +104,9 @@ impl Flock {
     /// use. Use it to cap CPU use, or with more threads than cores for closures that wait on IO,
     /// which must never block Polars' CPU pool.
     ///
-    /// Default: Polars' pool. `0` is rejected with [`Error::InvalidOption`] when the call runs; a
-    /// pool the OS cannot start gives [`Error::ThreadPool`].
+    /// Default: Polars' pool. `0`, or more than [`rayon::max_num_threads`], is rejected with
+    /// [`Error::InvalidOption`] when the call runs; a pool the OS cannot start gives
+    /// [`Error::ThreadPool`].
     ///
     /// # Examples
     ///
@@ -148,11 +149,13 @@ impl Flock {
     /// had completed (the `*_keep_going` forms return what completed, with the error in
     /// [`Report::stopped`](crate::Report::stopped)).
     ///
-    /// The clock starts when the call starts. The deadline is checked before each block, and a
-    /// running closure is never interrupted (threads cannot be killed safely), so the call returns
-    /// within about one block's run time after the deadline: choose a
-    /// [`chunksize`](Flock::chunksize) whose blocks run well inside the timeout. No thread is left
-    /// busy when the call returns.
+    /// The clock starts when the call starts. The deadline is checked before each block (and
+    /// again after a per-worker `init` returns), and a running closure is never interrupted
+    /// (threads cannot be killed safely), so the call returns within about one block's run time
+    /// after the deadline: choose a [`chunksize`](Flock::chunksize) whose blocks run well inside
+    /// the timeout. On a pool shared with other calls, add at most one of their blocks per call a
+    /// waiting thread of this one picked up. No thread is left busy when the call returns. A
+    /// timeout beyond what the clock can represent (`Duration::MAX`) is no deadline.
     ///
     /// Default: no timeout.
     ///
@@ -205,12 +208,15 @@ impl Flock {
     /// Calls `callback(done, total)` after each block completes, with the rows (or items) done
     /// so far and the call's total (known up front), for logs and notebooks.
     ///
-    /// It runs on the worker that finished the block, one call at a time, with `done` increasing;
-    /// when two blocks finish at once the later report may be merged into the next one, and the
-    /// final count (`done == total` on success) is always reported before the call returns.
-    /// Keep it quick: it is called while the call runs. It cannot change results, and it cannot
-    /// deadlock the call (it is never waited on while it runs). A panic in it is reported as
-    /// [`Error::Panicked`] for the block that called it.
+    /// It runs on a reporting thread of the call, never on a worker: workers only add their
+    /// block's rows to a count and go on, so a slow callback never keeps a worker from its next
+    /// block. Calls come one at a time with `done` increasing; blocks that complete while the
+    /// callback runs are merged into its next call, and the final count (`done == total` on
+    /// success) is always reported before the call returns. So a callback cannot change results
+    /// or deadlock the call (a nested parallel call inside it is fine); what a slow one can delay
+    /// is the call's return, which waits for the callback running at the end and the last report.
+    /// A panic in it stops the call (no new block starts) with [`Error::Panicked`] (`during:
+    /// UserCode::Progress`), keep-going calls included.
     ///
     /// Default: none. For a terminal progress bar, see `progress_bar` (feature `progress`).
     ///
@@ -239,7 +245,8 @@ impl Flock {
     }
 
     /// Shows the call's progress on an [indicatif](https://docs.rs/indicatif) bar: its length is
-    /// set to the call's rows (or items) when the call starts, it advances once per block, and it
+    /// set to the call's rows (or items) when the call starts, it advances as blocks complete
+    /// (moved by the call's reporting thread, like [`on_progress`](Flock::on_progress)), and it
     /// is finished on success or abandoned where it stopped on an error. The bar is shared by
     /// clones of this `Flock`; give each call its own bar to see one bar per call.
     ///
@@ -305,6 +312,15 @@ impl Flock {
                 reason: "a pool needs at least one thread",
             });
         }
+        if let PoolChoice::Owned { threads, .. } = self.pool
+            && threads > rayon::max_num_threads()
+        {
+            return Err(Error::InvalidOption {
+                option: "threads",
+                value: threads,
+                reason: "more threads than a rayon pool supports (rayon::max_num_threads())",
+            });
+        }
         Ok(())
     }
 
@@ -330,24 +346,13 @@ impl Flock {
     pub(crate) fn timeout_option(&self) -> Option<Duration> {
         self.timeout
     }
-
-    /// Runs `op` on the pool this `Flock` selects.
-    pub(crate) fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> Result<R> {
-        match &self.pool {
-            // Already on a pool (the caller's, or ours in a nested call): stay there. An `install`
-            // into another pool would block this worker and let it steal unrelated work meanwhile.
-            PoolChoice::Ambient if rayon::current_thread_index().is_some() => Ok(op()),
-            PoolChoice::Ambient => Ok(polars_core::runtime::THREAD_POOL.install(op)),
-            PoolChoice::Owned { threads, pool } => Ok(owned_pool(*threads, pool)?.install(op)),
-            PoolChoice::Given(pool) => Ok(pool.install(op)),
-        }
-    }
 }
 
 impl Flock {
     /// Runs `op` on the calling thread with a scope whose spawned jobs run on the pool this
-    /// `Flock` selects (for the streaming window, whose reader and sink stay on the caller).
-    #[cfg(feature = "streaming")]
+    /// `Flock` selects; returns when they all completed. Called from outside any pool, the
+    /// calling thread only waits (it never runs a job); from a thread of the selected pool (the
+    /// caller's pool, or ours in a nested call) it runs jobs while it waits.
     pub(crate) fn in_place_scope<'scope, R>(
         &self,
         op: impl FnOnce(&rayon::Scope<'scope>) -> R,

@@ -9,8 +9,7 @@ use crate::concat::{FirstSchema, vstack_all};
 use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
-    Block, InitPerCall, StateSource, Stateless, keep_going_row, run_blocks, run_blocks_stateful,
-    run_keep_going,
+    Block, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful, run_keep_going,
 };
 use crate::flock::Flock;
 use crate::fold::fold_rows;
@@ -137,13 +136,15 @@ pub trait DataFrameParApply: sealed::Sealed {
     ///
     /// A [cancellation](Flock::cancel_token) or [timeout](Flock::timeout) does not fail the call
     /// either: rows that did not run are null, listed in [`Report::skipped`], and the reason is in
-    /// [`Report::stopped`]. Check [`Report::is_complete`] before trusting the column. Each row runs
+    /// [`Report::stopped`]; a row that stops itself with `token.check()?` is skipped with the rest
+    /// of its block, not failed. Check [`Report::is_complete`] before trusting the column. Each row runs
     /// under its own panic guard, which costs a little on the cheapest closures.
     ///
     /// # Errors
     ///
-    /// Only what fails the call as a whole: [`Error::DuplicateColumn`], [`Error::InvalidOption`]
-    /// and [`Error::ThreadPool`].
+    /// Only what fails the call as a whole, outside any row: [`Error::DuplicateColumn`],
+    /// [`Error::InvalidOption`], [`Error::ThreadPool`], and [`Error::Panicked`] from a panicking
+    /// progress callback (`during: UserCode::Progress`).
     ///
     /// # Examples
     ///
@@ -797,14 +798,13 @@ impl DataFrameParApply for DataFrame {
         let (parts, report) = run_keep_going(
             flock,
             &plan,
-            |block, failures| {
+            |block, kept| {
                 let builder = <U::Nullable as Sealed>::builder(block.rows.len());
                 let rows = block.rows.clone();
                 let out =
                     fold_row_views(self, &boundaries, rows, builder, |mut out, global, row| {
-                        let value = keep_going_row(block, global, failures, || {
-                            f(row).map_err(|e| e.at_row(global))
-                        });
+                        let value =
+                            kept.row(block, global, || f(row).map_err(|e| row.attribute(e)));
                         <U::Nullable as Sealed>::push(
                             &mut out,
                             value.map_or_else(U::null, U::some),
@@ -865,8 +865,7 @@ impl DataFrameParApply for DataFrame {
         apply_columns::<N, A, U, _>(self, flock, name, columns, |out, segs, rows, block| {
             block.extend_rows(out, U::len, rows.start, |out| {
                 U::extend(out, (0..rows.len()).map(|i| f(A::get(segs, i))));
-            });
-            Ok(())
+            })
         })
     }
 
@@ -963,6 +962,7 @@ fn apply_rows<S, U, F>(
     f: F,
 ) -> Result<DataFrame>
 where
+    S: Send,
     U: ColumnValue,
     F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
 {
@@ -982,16 +982,17 @@ where
                 let segment = RowSegment::new(df, rows.clone());
                 let mut result = Ok(());
                 block.extend_rows(&mut out, U::len, rows.start, |out| {
-                    for (offset, global) in rows.clone().enumerate() {
-                        match f(state, &segment.row(offset)) {
+                    for offset in 0..rows.len() {
+                        let row = segment.row(offset);
+                        match f(state, &row) {
                             Ok(value) => U::push(out, value),
                             Err(e) => {
-                                result = Err(e.at_row(global));
+                                result = Err(row.attribute(e));
                                 return;
                             }
                         }
                     }
-                });
+                })?;
                 result?;
             }
             Ok(U::finish(out, name.into()))
@@ -1010,6 +1011,7 @@ fn apply_blocks<S, F>(
     f: F,
 ) -> Result<DataFrame>
 where
+    S: Send,
     F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
 {
     let plan = flock.plan(df.height())?.with_empty_block();

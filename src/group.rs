@@ -1,14 +1,12 @@
 //! Group-wise apply (pandarallel's `groupby.parallel_apply`): one block closure call per group,
 //! groups run in parallel, outputs concatenated in the order the groups first appear.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use polars::prelude::*;
 use polars_core::frame::group_by::GroupsIndicator;
 
 use crate::concat::{FirstSchema, vstack_all};
-use crate::error::{Error, Result};
-use crate::exec::{Stateless, panic_message, run_blocks_stateful};
+use crate::error::{Error, Result, UserCode};
+use crate::exec::{Stateless, contain, run_blocks_stateful};
 use crate::flock::Flock;
 
 /// Runs `f` on every group of `df` by the `by` columns and vstacks the outputs in group order.
@@ -59,12 +57,13 @@ where
                         df.take(&IdxCa::from_vec(PlSmallStr::EMPTY, idx.to_vec()))?
                     }
                 };
-                let out = match catch_unwind(AssertUnwindSafe(|| f(rows))) {
+                block.enter_row(group);
+                let out = match contain(|| f(rows)) {
                     Ok(Ok(out)) => out,
                     Ok(Err(e)) => return Err(group_error(group, Box::new(e))),
-                    Err(payload) => {
-                        let message = format!("panicked: {}", panic_message(payload.as_ref()));
-                        return Err(group_error(group, message.into()));
+                    Err(panic) => {
+                        let panicked = block.panicked(panic, UserCode::Closure);
+                        return Err(group_error(group, Box::new(panicked)));
                     }
                 };
                 outputs.push((group, out));

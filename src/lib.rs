@@ -63,12 +63,20 @@
 //!    columns are shared Arrow arrays, never copied. Without a chunk size the rule is
 //!    `ceil(rows / (4 × threads))` rows per block, at least 64, and the whole input as one block,
 //!    run inline on the calling thread, when that leaves fewer than two blocks.
-//! 2. One task per pool thread claims blocks from a shared counter, in input order, until none
-//!    are left, so blocks of unequal cost balance out. A block is never a rayon job of its own: a
-//!    thread that waits inside your closure (a parallel Polars op, a nested call) can never start
-//!    another block of the same call on top of its stack. Inside a block, a row closure runs in a
-//!    tight loop over the block's rows; column lookups and Arrow downcasts happen once per block,
-//!    not per row.
+//! 2. One task per pool thread (a *drainer*) claims blocks from a shared counter, in input order,
+//!    until none are left, so blocks of unequal cost balance out. A block is never a rayon job of
+//!    its own. Inside a block, a row closure runs in a tight loop over the block's rows; column
+//!    lookups and Arrow downcasts happen once per block, not per row.
+//!
+//!    A rayon thread that waits inside your closure (a Polars op that hops pools, a nested call)
+//!    runs other jobs meanwhile, on top of the waiting frame. The executor keeps a per-thread record
+//!    of the calls a thread is inside, so that: **a thread never runs two blocks of one call at
+//!    once** (a drainer of the call that lands there steps aside, and is restarted when a block
+//!    completes), so a lock or `RefCell` your closure holds across such a wait is never re-entered
+//!    by the same call, and a per-worker state is never needed twice on one thread; and a drainer
+//!    that lands on a thread inside *another* call runs at most one block and then yields, so a
+//!    call sharing a pool with others returns at most one of their blocks (per call its thread
+//!    picked up) after its own blocks are done.
 //! 3. Each block's output is one Arrow array (or frame, or `Vec`); the outputs are concatenated
 //!    in block order without copying, so the result is in input order and has one chunk per
 //!    block. Rechunk it ([`DataFrame::rechunk_mut_par`]) only if you need to.
@@ -118,24 +126,39 @@
 //! failing row (an error or a panic) into a null and return a [`Report`] listing every failed row
 //! with its error, so one bad row in ten million does not discard the rest.
 //!
-//! **Panics** in a closure (or an `init`, or a progress callback) are caught and returned as
-//! errors; the process goes on, and under keep-going a panicking row is a failed row.
+//! **Panics** in user code — a closure, an `init`, a progress callback, a fold's `identity` or
+//! `combine`, a streaming source or sink, or the `Drop` of a value the crate drops for you (a
+//! per-worker state, the outputs discarded after a failure, a panic's own payload) — are caught
+//! and returned as [`Error::Panicked`], whose `during` ([`UserCode`]) says which; the process
+//! goes on. Under keep-going a panicking row is a failed row. Where the crate drops a value after
+//! the call already failed, a panic in its `Drop` is caught and ignored (the first failure is
+//! reported). One panic cannot be caught by any library: a second panic while a first one
+//! unwinds (a `Drop` that panics during unwinding) aborts the process, as Rust specifies.
 //!
-//! **Stopping a call.** [`Flock::timeout`] (a deadline for the whole call) and
-//! [`Flock::cancel_token`] (a [`CancelToken`] another thread can trigger) are checked before each
-//! block starts. A running closure is not pre-empted — Rust threads cannot be killed safely — so
-//! the call returns once the blocks already running finish: within about one block's run time.
-//! Closures with long rows can check the token themselves ([`CancelToken::check`]). When the call
-//! returns, none of its closures is still running. Keep-going calls return what completed, with
-//! the skipped rows null and the reason in [`Report::stopped`].
+//! **Keep-going** turns the failures *of rows* into nulls. Everything else fails the call as in
+//! fail-fast mode: invalid options, a duplicate output column, an `init`, a panicking progress
+//! callback or state `Drop`, a thread pool that cannot start.
 //!
-//! **Progress.** [`Flock::on_progress`] calls `(done, total)` after each block; with the
-//! `progress` feature, `Flock::progress_bar` drives an [indicatif](https://docs.rs/indicatif)
-//! bar. Neither can change a result or stall the call.
+//! **Stopping a call.** [`Flock::timeout`] (a deadline for the whole call; one beyond what the
+//! clock can represent, such as `Duration::MAX`, is no deadline) and [`Flock::cancel_token`] (a
+//! [`CancelToken`] another thread can trigger) are checked before each block starts, and again
+//! after a per-worker `init` returns. A running closure is not pre-empted — Rust threads cannot be
+//! killed safely — so the call returns once the blocks already running finish: within about one
+//! block's run time (plus, on a pool shared with other calls, at most one of their blocks per call
+//! its thread picked up while waiting). Closures with long rows can check the token themselves
+//! ([`CancelToken::check`]). When the call returns, none of its closures is still running.
+//! Keep-going calls return what completed, with the skipped rows null and the reason in
+//! [`Report::stopped`]; a row that stops itself with `token.check()?` is skipped, not failed.
+//!
+//! **Progress.** [`Flock::on_progress`] is called with `(done, total)` as blocks complete; with
+//! the `progress` feature, `Flock::progress_bar` drives an [indicatif](https://docs.rs/indicatif)
+//! bar. Both run on a reporting thread of the call, never on a worker: a slow callback never
+//! keeps a worker from its next block (reports that arrive meanwhile are merged), cannot change a
+//! result, and can delay only the call's return, which waits for the last report's callback.
 //!
 //! | error | when | what to do |
 //! |---|---|---|
-//! | [`Error::InvalidOption`] | `chunksize(0)`, `threads(0)`; nothing ran | fix the option |
+//! | [`Error::InvalidOption`] | `chunksize(0)`, `threads(0)`, more threads than rayon supports; nothing ran | fix the option |
 //! | [`Error::ThreadPool`] | the OS refused the threads of [`Flock::threads`]; nothing ran | fewer threads, or the default pool |
 //! | [`Error::ColumnNotFound`] | a getter or the typed path names a missing column (typed: before any work) | fix the name; `row` says where |
 //! | [`Error::DtypeMismatch`] | a column read as a type it does not have (no implicit casts) | use the getter for `found`, or cast first |
@@ -147,7 +170,7 @@
 //! | [`Error::File`] | a file of a [`Files`] job (or its listing) failed | `path` says which file |
 //! | [`Error::Arrow`] | an Arrow column of an unsupported type (feature `arrow`) | cast the column first |
 //! | [`Error::SchemaMismatch`] | a block returned a schema unlike block 0's | return the same columns and dtypes from every block |
-//! | [`Error::Panicked`] | a closure panicked (block, rows, row if known, message) | fix the bug; under keep-going it is a failed row |
+//! | [`Error::Panicked`] | user code panicked (`during` says which; block, rows, row if known, message) | fix the bug; under keep-going a panicking row is a failed row |
 //! | [`Error::Init`] | a per-worker `init` failed or panicked; no block ran without its state | fix the resource (path, server), rerun; `completed_blocks` had their side effects |
 //! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled | expected after a cancel; counts say how far it got |
 //! | [`Error::TimedOut`] | [`Flock::timeout`] passed | raise the timeout, use smaller blocks, or keep going to keep partial results |
@@ -181,9 +204,9 @@
 //! | a `DatabaseAsync` kept across calls | [`Flock::workers`] → [`Workers`], then `*_per_worker_with(&workers, ..)` |
 //!
 //! `init` runs at most once per pool thread that receives work in a call, never per block or per
-//! row; a [`Workers`] runner keeps its workers' states between calls and reuses them, and drops
-//! (closes) them when it is dropped. See [`Workers`] for the exact bound, including what work
-//! stealing does to it. If `init` fails, no block runs without its state and the call returns
+//! row, even when work stealing hands a waiting thread other work; a [`Workers`] runner keeps its
+//! workers' states between calls and reuses them, and drops (closes) them when it is dropped. See
+//! [`Workers`] for the exact bound. If `init` fails, no block runs without its state and the call returns
 //! [`Error::Init`] naming the worker, the cause and the blocks that completed.
 //!
 //! A connection must not be shared across threads: most database clients (`rusqlite::Connection`
@@ -244,7 +267,7 @@ pub use rusqlite;
 
 pub use crate::cell::{FromCell, FromColumns};
 pub use crate::control::{CancelToken, Report, RowFailure};
-pub use crate::error::{BoxError, Error, Result};
+pub use crate::error::{BoxError, Error, Result, UserCode};
 pub use crate::files::Files;
 pub use crate::flock::Flock;
 pub use crate::frame::DataFrameParApply;

@@ -140,8 +140,9 @@ impl ChunkPlan {
     /// ```
     pub fn block_rows(&self, block: usize) -> Range<usize> {
         assert!(block < self.blocks(), "block {block} out of range");
-        let start = block * self.chunksize;
-        start..(start + self.chunksize).min(self.rows)
+        // `block < blocks()` keeps `start` below `rows`; the end saturates for huge chunk sizes.
+        let start = block.saturating_mul(self.chunksize);
+        start..start.saturating_add(self.chunksize).min(self.rows)
     }
 }
 
@@ -160,7 +161,7 @@ impl std::fmt::Debug for ChunkPlan {
 /// `ceil(rows / (BLOCKS_PER_THREAD * threads))`, but at least `MIN_AUTO_BLOCK_ROWS`; one block
 /// (inline) when that leaves fewer than two.
 fn auto_chunksize(rows: usize, threads: usize) -> usize {
-    let target_blocks = BLOCKS_PER_THREAD * threads.max(1);
+    let target_blocks = BLOCKS_PER_THREAD.saturating_mul(threads.max(1));
     let chunksize = rows.div_ceil(target_blocks).max(MIN_AUTO_BLOCK_ROWS);
     if rows < 2 * MIN_AUTO_BLOCK_ROWS || threads <= 1 {
         rows.max(1)
@@ -222,6 +223,28 @@ mod tests {
                 assert_eq!(covered, (0..rows).collect::<Vec<_>>());
             }
         }
+    }
+
+    #[test]
+    fn huge_chunk_sizes_and_thread_counts_never_overflow() {
+        for (rows, cs) in [
+            (usize::MAX, usize::MAX / 2 + 2),
+            (usize::MAX, usize::MAX),
+            (usize::MAX, usize::MAX - 1),
+            (10, usize::MAX),
+        ] {
+            let plan = ChunkPlan::new(rows, Some(cs), 2);
+            let last = plan.block_rows(plan.blocks() - 1);
+            assert!(
+                last.start < last.end && last.end == rows,
+                "{plan:?}: {last:?}"
+            );
+            let first = plan.block_rows(0);
+            assert_eq!(first, 0..cs.min(rows));
+        }
+        let plan = ChunkPlan::new(1_000, None, usize::MAX);
+        assert_eq!(plan.blocks(), 16);
+        assert_eq!(plan.block_rows(15), 960..1_000);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub(crate) struct RowSegment<'a> {
     slots: Box<[OnceCell<Slot<'a>>]>,
     resolved: Cell<usize>,
     cursor: Cell<usize>,
+    /// Set when a getter of this segment returns an error (cold path), so that the error can be
+    /// told from one raised elsewhere, e.g. by a nested call: see [`Row::attribute`].
+    own_error: Cell<bool>,
 }
 
 impl std::fmt::Debug for RowSegment<'_> {
@@ -112,6 +115,7 @@ impl<'a> RowSegment<'a> {
                 .collect(),
             resolved: Cell::new(0),
             cursor: Cell::new(0),
+            own_error: Cell::new(false),
         }
     }
 
@@ -205,6 +209,14 @@ impl<'a> Row<'a> {
         self.segment.rows.start + self.offset
     }
 
+    /// The error `f` returned for this row, as the call reports it: a getter error of this row
+    /// stands as it is; anything else becomes [`Error::Row`] with this row.
+    #[cold]
+    pub(crate) fn attribute(&self, error: Error) -> Error {
+        let own = self.segment.own_error.replace(false);
+        error.at_row(self.index(), own)
+    }
+
     /// Reads column `name` as `T` (any [`FromCell`] type: `f64`, `Option<&str>`, ...).
     ///
     /// The named getters ([`f64`](Row::f64), [`opt_str`](Row::opt_str), ...) are shorthands for
@@ -264,15 +276,19 @@ impl<'a> Row<'a> {
         if T::from_slot(slot.data, self.offset).is_none() {
             return Err(self.mismatch::<T>(name, slot));
         }
-        T::null().ok_or_else(|| Error::NullValue {
-            column: name.to_owned(),
-            row: self.index(),
+        T::null().ok_or_else(|| {
+            self.segment.own_error.set(true);
+            Error::NullValue {
+                column: name.to_owned(),
+                row: self.index(),
+            }
         })
     }
 
     #[cold]
     #[inline(never)]
     fn mismatch<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Error {
+        self.segment.own_error.set(true);
         match slot.dtype {
             None => Error::ColumnNotFound {
                 column: name.to_owned(),

@@ -6,8 +6,7 @@ use crate::concat::concat_vecs;
 use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
-    InitPerCall, StateSource, Stateless, keep_going_row, run_blocks, run_blocks_stateful,
-    run_keep_going,
+    Discarded, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful, run_keep_going,
 };
 use crate::flock::Flock;
 use crate::fold::fold_items;
@@ -155,11 +154,14 @@ pub trait SliceParApply<T: Sync>: sealed::Sealed {
     ///
     /// A [cancellation](Flock::cancel_token) or [timeout](Flock::timeout) does not fail the call
     /// either: items that did not run are `None`, listed in [`Report::skipped`], and the reason is
-    /// in [`Report::stopped`].
+    /// in [`Report::stopped`]; an item that stops itself with `token.check()?` is skipped with the
+    /// rest of its block, not failed.
     ///
     /// # Errors
     ///
-    /// Only what fails the call as a whole: [`Error::InvalidOption`] and [`Error::ThreadPool`].
+    /// Only what fails the call as a whole, outside any item: [`Error::InvalidOption`],
+    /// [`Error::ThreadPool`], and [`Error::Panicked`] from a panicking progress callback
+    /// (`during: UserCode::Progress`).
     ///
     /// # Examples
     ///
@@ -570,11 +572,12 @@ impl<T: Sync> SliceParApply<T> for [T] {
     {
         let plan = flock.plan(self.len())?;
         let parts = run_blocks(flock, &plan, |block| {
-            let mut out = Vec::with_capacity(block.rows.len());
-            block.extend_rows(&mut out, Vec::len, block.rows.start, |out| {
+            // Outputs so far are user values: dropped under the guard if a later item panics.
+            let mut out = Discarded::new(Vec::with_capacity(block.rows.len()));
+            block.extend_rows(&mut *out, Vec::len, block.rows.start, |out| {
                 out.extend(self[block.rows.clone()].iter().map(&f));
-            });
-            Ok(out)
+            })?;
+            Ok(out.keep())
         })?;
         Ok(concat_vecs(parts))
     }
@@ -602,11 +605,11 @@ impl<T: Sync> SliceParApply<T> for [T] {
         let (parts, report) = run_keep_going(
             flock,
             &plan,
-            |block, failures| {
+            |block, kept| {
                 let items = &self[block.rows.clone()];
                 Ok((block.rows.clone().zip(items))
                     .map(|(row, item)| {
-                        keep_going_row(block, row, failures, || {
+                        kept.row(block, row, || {
                             f(item).map_err(|e| Error::Row {
                                 row,
                                 source: e.into(),
@@ -707,6 +710,7 @@ fn apply_items<T, S, U, E, F>(
 ) -> Result<Vec<U>>
 where
     T: Sync,
+    S: Send,
     U: Send,
     E: Into<BoxError>,
     F: Fn(&mut S, &T) -> std::result::Result<U, E> + Sync,
@@ -717,7 +721,7 @@ where
         &plan,
         states,
         |block, state| {
-            let mut out = Vec::with_capacity(block.rows.len());
+            let mut out = Discarded::new(Vec::with_capacity(block.rows.len()));
             for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
                 block.enter_row(row);
                 match f(state, item) {
@@ -730,7 +734,7 @@ where
                     }
                 }
             }
-            Ok(out)
+            Ok(out.keep())
         },
         |_, _| Ok(()),
     )?;
@@ -746,6 +750,7 @@ fn apply_item_blocks<T, S, U, E, F>(
 ) -> Result<Vec<U>>
 where
     T: Sync,
+    S: Send,
     U: Send,
     E: Into<BoxError>,
     F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, E> + Sync,

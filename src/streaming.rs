@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::ops::Range;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use polars::prelude::*;
@@ -21,8 +21,9 @@ use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
 
 use crate::concat::FirstSchema;
 use crate::control::{Stop, with_counts};
-use crate::error::{Error, Result};
-use crate::exec::panic_message;
+use crate::error::{Error, Result, UserCode};
+use crate::exec::frames::{self, Kind};
+use crate::exec::{Block, contain, lock, new_call, run_block};
 use crate::flock::Flock;
 
 /// What a streaming call did.
@@ -124,8 +125,15 @@ where
     }
     let stop = Stop::start(flock.cancel(), flock.timeout_option());
     let (tx, rx) = channel::<(usize, Result<DataFrame>)>();
-    let f = &f;
-    flock.in_place_scope(|scope| {
+    let jobs = BatchJobs {
+        call: new_call(),
+        f: &f,
+        stop: &stop,
+        tx,
+        parked: Mutex::new(Vec::new()),
+    };
+    let waiting = frames::enter(jobs.call, Kind::Waiting);
+    let outcome = flock.in_place_scope(|scope| {
         let mut source = source.into_iter();
         let mut summary = StreamSummary::default();
         let mut rows: BTreeMap<usize, Range<usize>> = BTreeMap::new();
@@ -142,19 +150,14 @@ where
                     failure = Some((read, stopped));
                     break;
                 }
-                match source.next() {
-                    None => exhausted = true,
-                    Some(Err(e)) => failure = Some((read, e.into())),
-                    Some(Ok(batch)) => {
+                match next_batch(&mut source, read, summary.rows_in) {
+                    Ok(None) => exhausted = true,
+                    Err(e) => failure = Some((read, e)),
+                    Ok(Some(batch)) => {
                         let range = summary.rows_in..summary.rows_in + batch.height();
                         summary.rows_in = range.end;
                         rows.insert(read, range.clone());
-                        let (tx, index) = (tx.clone(), read);
-                        scope.spawn(move |_| {
-                            let result = run_batch(index, range, || f(batch));
-                            // The receiver outlives the scope: sending cannot fail.
-                            let _ = tx.send((index, result));
-                        });
+                        jobs.spawn(scope, read, range, batch);
                         read += 1;
                         summary.max_in_flight = summary.max_in_flight.max(read - written);
                     }
@@ -176,12 +179,7 @@ where
             if failure.as_ref().is_some_and(|(at, _)| *at < index) {
                 continue; // After the first failure: drained, dropped.
             }
-            let handed = result.and_then(|out| {
-                let height = out.height();
-                sink(out)?;
-                Ok(height)
-            });
-            match handed {
+            match result.and_then(|out| hand_to_sink(&mut sink, out, index, range.clone())) {
                 Ok(height) => {
                     summary.batches += 1;
                     summary.rows_out += height;
@@ -200,7 +198,92 @@ where
                 summary.rows_in,
             )),
         }
-    })?
+    });
+    drop(waiting);
+    outcome?
+}
+
+/// The batches of one [`par_apply_batches`] call, each a job on the pool, run through the
+/// executor's block runner.
+struct BatchJobs<'a, F> {
+    call: u64,
+    f: &'a F,
+    stop: &'a Stop<'a>,
+    tx: Sender<(usize, Result<DataFrame>)>,
+    /// Batches turned away on a thread inside another batch of this call, waiting for that batch
+    /// to complete.
+    parked: Mutex<Vec<(usize, Range<usize>, DataFrame)>>,
+}
+
+impl<F> BatchJobs<'_, F>
+where
+    F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+{
+    fn spawn<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        index: usize,
+        rows: Range<usize>,
+        batch: DataFrame,
+    ) {
+        scope.spawn(move |scope| self.run(scope, index, rows, batch));
+    }
+
+    fn run<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        index: usize,
+        rows: Range<usize>,
+        batch: DataFrame,
+    ) {
+        // A thread never runs two batches of one call at once (the executor's re-entry rule).
+        let Some(frame) = frames::enter(self.call, Kind::Running) else {
+            lock(&self.parked).push((index, rows, batch));
+            return;
+        };
+        let block = Block::new(index, rows.clone());
+        let (result, _) = run_block(self.stop, &block, || {
+            (self.f)(batch).map_err(|source| Error::Block {
+                block: index,
+                rows,
+                source: Box::new(source),
+            })
+        });
+        drop(frame);
+        // The receiver outlives the scope: sending cannot fail.
+        let _ = self.tx.send((index, result));
+        let parked = std::mem::take(&mut *lock(&self.parked));
+        for (index, rows, batch) in parked {
+            self.spawn(scope, index, rows, batch);
+        }
+    }
+}
+
+/// The source's next batch, under the guard (`index` and `row` locate a panic).
+fn next_batch<I, E>(source: &mut I, index: usize, row: usize) -> Result<Option<DataFrame>>
+where
+    I: Iterator<Item = std::result::Result<DataFrame, E>>,
+    E: Into<Error>,
+{
+    match contain(|| source.next()) {
+        Ok(None) => Ok(None),
+        Ok(Some(batch)) => batch.map(Some).map_err(Into::into),
+        Err(panic) => Err(panic.at(UserCode::Source, index, row..row, None)),
+    }
+}
+
+/// Gives batch `index`'s output to the sink, under the guard; its height.
+fn hand_to_sink(
+    sink: &mut impl FnMut(DataFrame) -> Result<()>,
+    out: DataFrame,
+    index: usize,
+    rows: Range<usize>,
+) -> Result<usize> {
+    let height = out.height();
+    match contain(|| sink(out)) {
+        Ok(result) => result.map(|()| height),
+        Err(panic) => Err(panic.at(UserCode::Sink, index, rows, None)),
+    }
 }
 
 /// Applies `f` to every batch of `source` one at a time, in order, on the calling thread, and
@@ -252,7 +335,8 @@ where
 {
     let stop = Stop::start(flock.cancel(), flock.timeout_option());
     let mut summary = StreamSummary::default();
-    for (index, batch) in source.into_iter().enumerate() {
+    let mut source = source.into_iter();
+    for index in 0.. {
         if let Some(stopped) = stop.check() {
             return Err(with_counts(
                 stopped,
@@ -262,38 +346,24 @@ where
                 summary.rows_in,
             ));
         }
-        let batch = batch.map_err(Into::into)?;
+        let Some(batch) = next_batch(&mut source, index, summary.rows_in)? else {
+            break;
+        };
         let range = summary.rows_in..summary.rows_in + batch.height();
         summary.rows_in = range.end;
         summary.max_in_flight = 1;
-        let out = run_batch(index, range, || f(batch))?;
-        summary.rows_out += out.height();
-        sink(out)?;
+        let block = Block::new(index, range.clone());
+        let (out, _) = run_block(&stop, &block, || {
+            f(batch).map_err(|source| Error::Block {
+                block: index,
+                rows: range.clone(),
+                source: Box::new(source),
+            })
+        });
+        summary.rows_out += hand_to_sink(&mut sink, out?, index, range)?;
         summary.batches += 1;
     }
     Ok(summary)
-}
-
-/// Runs one batch's closure: its error or panic named with the batch and its rows.
-fn run_batch(
-    index: usize,
-    rows: Range<usize>,
-    f: impl FnOnce() -> PolarsResult<DataFrame>,
-) -> Result<DataFrame> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(out)) => Ok(out),
-        Ok(Err(source)) => Err(Error::Block {
-            block: index,
-            rows,
-            source: Box::new(source),
-        }),
-        Err(payload) => Err(Error::Panicked {
-            block: index,
-            rows,
-            row: None,
-            message: panic_message(payload.as_ref()),
-        }),
-    }
 }
 
 /// Waits for a batch's result without blocking a pool thread that its own jobs may need: on a

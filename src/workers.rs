@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::error::BoxError;
-use crate::exec::StateSource;
+use crate::error::{BoxError, Error, UserCode};
+use crate::exec::{Panic, StateSource, drop_contained};
 use crate::flock::Flock;
 
 type Init<'a, S> = Box<dyn Fn() -> Result<S, BoxError> + Send + Sync + 'a>;
@@ -20,10 +20,10 @@ type Init<'a, S> = Box<dyn Fn() -> Result<S, BoxError> + Send + Sync + 'a>;
 ///
 /// # Parallelism: how often `init` runs
 ///
-/// A call runs at most one worker per thread of its pool, and each worker takes one state just
-/// before its first block (a call with no blocks takes none) and keeps it for all its blocks. A
-/// worker takes an idle state left by an earlier call if there is one, and runs `init` only
-/// otherwise. So:
+/// A call keeps one state per pool thread that runs its blocks: the thread takes it just before
+/// its first block of the call (a call with no blocks takes none) and keeps it for all its blocks
+/// of that call; when the call ends, the states go back to the runner's idle list. A thread takes
+/// an idle state left by an earlier call if there is one, and runs `init` only otherwise. So:
 ///
 /// - one call runs `init` at most [`ChunkPlan::threads`](crate::ChunkPlan::threads) times, and
 ///   only for workers that receive a block;
@@ -33,10 +33,13 @@ type Init<'a, S> = Box<dyn Fn() -> Result<S, BoxError> + Send + Sync + 'a>;
 ///   another one's closure on the same `Workers`) each take their own states, so they may run
 ///   `init` again; a state is never used by two blocks at once.
 ///
-/// Work stealing can start a worker on a thread that is waiting inside another worker's closure
-/// (a parallel Polars op, a nested call). Both then hold their own state; nothing panics or
-/// deadlocks, and no lock is held while user code runs. A state whose closure panicked is dropped,
-/// never reused.
+/// A thread never runs two blocks of one call at once, even when it waits inside a closure (a
+/// parallel Polars op, a nested call) and work stealing hands it other work meanwhile, so one
+/// thread never needs two states of one call. No lock is held while user code runs. A state
+/// whose closure panicked is dropped, never reused. A panic in a state's `Drop` is contained:
+/// when a call closes a state it is that call's [`Error::Panicked`](crate::Error::Panicked)
+/// (`during: UserCode::StateDrop`); in [`close_idle`](Workers::close_idle) it is returned; when
+/// the `Workers` itself is dropped it is ignored.
 ///
 /// # Examples
 ///
@@ -162,19 +165,24 @@ impl<S: Send> Workers<'_, S> {
 
     /// Drops (closes) all idle states; later calls build new ones with `init`.
     ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`](crate::Error::Panicked) (`during: UserCode::StateDrop`, block 0) if a
+    /// state's `Drop` panicked; the other states are still dropped.
+    ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::prelude::*;
     /// let workers = polars_flock::Flock::new().workers(|| Ok::<_, std::io::Error>(()));
     /// ["x"].par_apply_rows_per_worker_with(&workers, |(), s| Ok::<_, std::io::Error>(s.len()))?;
-    /// workers.close_idle();
+    /// workers.close_idle()?;
     /// assert_eq!(workers.idle_states(), 0);
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
-    pub fn close_idle(&self) {
+    pub fn close_idle(&self) -> crate::Result<()> {
         let states = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        drop(states);
+        close(states).map_or(Ok(()), Err)
     }
 }
 
@@ -195,11 +203,12 @@ impl<S: Send> StateSource<S> for Workers<'_, S> {
         }
     }
 
-    fn release(&self, state: S) {
+    fn release(&self, state: S) -> Result<(), Panic> {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(state);
+        Ok(())
     }
 }
 
@@ -211,5 +220,24 @@ impl<S> std::fmt::Debug for Workers<'_, S> {
             .field("inits", &self.inits.load(Ordering::Relaxed))
             .field("idle_states", &idle)
             .finish_non_exhaustive()
+    }
+}
+
+/// Drops every state under the guard; the first panic, as an error.
+fn close<S>(states: Vec<S>) -> Option<Error> {
+    let mut first = None;
+    for state in states {
+        if let Err(panic) = drop_contained(state) {
+            first.get_or_insert(panic.at(UserCode::StateDrop, 0, 0..0, None));
+        }
+    }
+    first
+}
+
+impl<S> Drop for Workers<'_, S> {
+    /// Closes the idle states; a panic in a state's `Drop` is contained and ignored.
+    fn drop(&mut self) {
+        let states = std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let _ = close(states);
     }
 }

@@ -466,3 +466,25 @@ fn empty_and_columnless_frames_keep_their_shape() {
     assert_eq!(to_dataframe(&batches[0]).unwrap().height(), 3);
     let _ = TimeUnit::Second;
 }
+
+#[test]
+fn a_null_column_round_trips_through_every_path() {
+    let batch = RecordBatch::try_from_iter([
+        ("x", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        ("n", Arc::new(NullArray::new(3)) as ArrayRef),
+    ])
+    .unwrap();
+    let df = to_dataframe(&batch).unwrap();
+    assert_eq!(df.column("n").unwrap().dtype(), &DataType::Null);
+    let back = to_record_batches(&df).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].column(1).data_type(), &ArrowType::Null);
+    assert_eq!(back[0].column(1).len(), 3);
+    let out = batch.par_apply_rows("y", |row| row.i64("x")).unwrap();
+    let last = out.last().unwrap();
+    assert_eq!(
+        last.column_by_name("n").unwrap().data_type(),
+        &ArrowType::Null
+    );
+    assert_eq!(last.num_rows(), 3);
+}

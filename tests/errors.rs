@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::{Error, Flock};
+use polars_flock::{Error, Flock, UserCode};
 
 fn frame() -> DataFrame {
     df!(
@@ -284,8 +284,10 @@ fn panics_are_contained_with_block_rows_and_message() {
             rows,
             row,
             message,
+            during,
         } => {
             assert_eq!((*block, rows.clone(), *row), (4, 40..50, Some(42)));
+            assert_eq!(*during, UserCode::Closure);
             assert_eq!(message, "boom at 42");
         }
         other => panic!("unexpected {other}"),

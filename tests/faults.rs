@@ -164,7 +164,7 @@ fn every_bad_input_gets_its_documented_error() {
     );
     show("panicking init", &r);
     assert!(
-        matches!(r, Err(Error::Init { ref source, .. }) if source.to_string() == "init panicked")
+        matches!(r, Err(Error::Init { ref source, .. }) if matches!(source.downcast_ref::<Error>(), Some(Error::Panicked { message, during: polars_flock::UserCode::Init, .. }) if message == "init panicked"))
     );
 
     let r = items.try_par_apply_rows_with(&flock, |x| {

@@ -253,7 +253,8 @@ fn panicking_init_is_an_init_error() {
         )
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Init { worker: None, block: 0, source, .. } if source.to_string() == "no config file"),
+        matches!(&err, Error::Init { worker: None, block: 0, source, .. }
+            if matches!(source.downcast_ref::<Error>(), Some(Error::Panicked { message, during: polars_flock::UserCode::Init, .. }) if message == "no config file")),
         "{err}"
     );
     assert!(

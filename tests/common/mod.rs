@@ -126,3 +126,51 @@ pub fn i64_values(df: &DataFrame, name: &str) -> Vec<i64> {
         .into_no_null_iter()
         .collect()
 }
+
+/// Runs the `#[ignore]`d test `name` of the current test binary in a child process and fails if it
+/// fails or does not finish within `timeout` (then the child is killed): a regression that hangs
+/// fails CI instead of stalling it.
+pub fn run_in_child(name: &str, timeout: std::time::Duration) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--ignored", "--test-threads=1"])
+        .env("POLARS_FLOCK_CHILD", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "{name} failed in the child process: {status}"
+            );
+            return;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} hung: killed after {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether this process is a child started by [`run_in_child`].
+pub fn in_child() -> bool {
+    std::env::var_os("POLARS_FLOCK_CHILD").is_some()
+}
+
+/// A value whose `Drop` panics once, the first time it is dropped while `armed` is set (a second
+/// panic while the first unwinds would abort the process, which no library can contain).
+#[derive(Debug)]
+pub struct PanicsOnDrop(pub &'static std::sync::atomic::AtomicBool);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("drop panicked");
+        }
+    }
+}

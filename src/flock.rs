@@ -215,8 +215,9 @@ impl Flock {
     /// success) is always reported before the call returns. So a callback cannot change results
     /// or deadlock the call (a nested parallel call inside it is fine); what a slow one can delay
     /// is the call's return, which waits for the callback running at the end and the last report.
-    /// A panic in it stops the call (no new block starts) with [`Error::Panicked`] (`during:
-    /// UserCode::Progress`), keep-going calls included.
+    /// A panic in it stops the call (no block starts once the panic is caught; blocks already
+    /// running finish) with [`Error::Panicked`] (`during: UserCode::Progress`), keep-going calls
+    /// included.
     ///
     /// Default: none. For a terminal progress bar, see `progress_bar` (feature `progress`).
     ///

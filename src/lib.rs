@@ -136,8 +136,8 @@
 //! unwinds (a `Drop` that panics during unwinding) aborts the process, as Rust specifies.
 //!
 //! **Keep-going** turns the failures *of rows* into nulls. Everything else fails the call as in
-//! fail-fast mode: invalid options, a duplicate output column, an `init`, a panicking progress
-//! callback or state `Drop`, a thread pool that cannot start.
+//! fail-fast mode: invalid options, a duplicate output column, a panicking progress callback, a
+//! thread pool that cannot start.
 //!
 //! **Stopping a call.** [`Flock::timeout`] (a deadline for the whole call; one beyond what the
 //! clock can represent, such as `Duration::MAX`, is no deadline) and [`Flock::cancel_token`] (a

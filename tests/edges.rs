@@ -228,6 +228,38 @@ fn a_panicking_progress_callback_fails_a_keep_going_call() {
     );
 }
 
+#[test]
+fn a_panicking_progress_callback_stops_the_call() {
+    // Blocks of 10 ms on one worker; the callback panics at its first report. Without the stop,
+    // all 100 blocks would run; with it, those that start while the panic is raised (the panic
+    // hook prints a backtrace first) still run, and then no more.
+    let started = AtomicUsize::new(0);
+    let flock = Flock::new()
+        .threads(1)
+        .chunksize(1)
+        .on_progress(|_, _| panic!("progress"));
+    let items: Vec<u64> = (0..100).collect();
+    let err = items
+        .par_apply_rows_with(&flock, |&x| {
+            started.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(10));
+            x
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Panicked {
+                during: UserCode::Progress,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let started = started.into_inner();
+    assert!(started < 50, "{started} blocks started");
+}
+
 // --- 20. A slow progress callback never keeps a worker from its next block ---
 
 #[test]

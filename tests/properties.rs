@@ -46,6 +46,34 @@ proptest! {
     }
 
     #[test]
+    fn per_worker_rows_equal_serial_with_init_at_most_once_per_thread(
+        (n, seed, pieces) in frame_params(),
+        cs in (0usize..=5_010).prop_flat_map(chunksize),
+        threads in 1usize..=8,
+    ) {
+        let data = Data::generate(n, seed);
+        let df = data.frame(pieces);
+        let inits = AtomicUsize::new(0);
+        let calls = AtomicUsize::new(0);
+        let workers = flock(cs, threads).workers(|| {
+            inits.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, std::io::Error>(0usize)
+        });
+        for _ in 0..2 {
+            let out = df.par_apply_rows_per_worker_with(&workers, "out", |rows_seen, row| {
+                *rows_seen += 1;
+                calls.fetch_add(1, Ordering::Relaxed);
+                Ok(row_fn(row.opt_f64("f")?, row.opt_i64("i")?, row.opt_str("s")?, row.opt_bool("b")?))
+            }).unwrap();
+            prop_assert_eq!(f64_values(&out, "out"), serial_row_fn(&data));
+        }
+        prop_assert_eq!(calls.load(Ordering::Relaxed), 2 * n);
+        // The second call reuses the first call's states.
+        prop_assert!(inits.load(Ordering::Relaxed) <= threads);
+        drop(workers);
+    }
+
+    #[test]
     fn rows_string_output_equals_serial(
         (n, seed, pieces) in frame_params(),
         cs in (0usize..=5_010).prop_flat_map(chunksize),

@@ -62,9 +62,9 @@ fn main() -> Result<()> {
     let totals = orders.par_apply_rows(|&(p, q, t)| weighted(p, q, t))?;
     println!("[4] weighted(price, qty, tax) -> {totals:?}");
 
-    // --- 5. Lists, in blocks (Flock's ListAsync with a chunksize) ----------------------------
+    // --- 5. Lists, in blocks (Flock's ListAsync with chunksize=4: four chunks) ---------------
     let numbers: Vec<u64> = (1..=1_000).collect();
-    let flock = Flock::new().chunksize(250);
+    let flock = Flock::new().blocks(4); // or `.chunksize(250)`: rows per block
     let block_sums =
         numbers.par_apply_blocks_with(&flock, |block| vec![block.iter().sum::<u64>()])?;
     println!(

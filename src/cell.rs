@@ -35,6 +35,10 @@ use crate::error::{Error, Result};
 /// assert_eq!(out.column("filled")?.i64()?.get(1), Some(-1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from a column",
+    note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these (dtypes must match exactly: cast the column first)"
+)]
 pub trait FromCell<'a>: Sized + sealed::Sealed<'a> {}
 
 impl<'a, T: sealed::Sealed<'a>> FromCell<'a> for T {}
@@ -143,6 +147,10 @@ fn first_null(series: &Series) -> Option<usize> {
 pub(crate) mod sealed {
     use super::*;
 
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be read from a column",
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these (dtypes must match exactly: cast the column first)"
+    )]
     pub trait Sealed<'a>: Sized {
         /// A per-segment view, made once per segment and read once per row.
         type Seg;
@@ -315,6 +323,10 @@ impl<'a> ColumnReader<'a> {
 /// assert_eq!(out.column("y")?.f64()?.get(1), Some(12.0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from {N} columns",
+    note = "the typed path reads one supported value per name, as a tuple with one element per column: `[\"x\", \"k\"]` with `|(x, k): (f64, i64)|`, `[\"x\"]` with `|x: f64|`; annotate the closure's argument"
+)]
 pub trait FromColumns<'a, const N: usize>: Sized + columns_sealed::Sealed<'a, N> {}
 
 impl<'a, const N: usize, T: columns_sealed::Sealed<'a, N>> FromColumns<'a, N> for T {}
@@ -322,6 +334,10 @@ impl<'a, const N: usize, T: columns_sealed::Sealed<'a, N>> FromColumns<'a, N> fo
 pub(crate) mod columns_sealed {
     use super::*;
 
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be read from {N} columns",
+        note = "the typed path reads one supported value per name, as a tuple with one element per column: `[\"x\", \"k\"]` with `|(x, k): (f64, i64)|`, `[\"x\"]` with `|x: f64|`; annotate the closure's argument"
+    )]
     pub trait Sealed<'a, const N: usize>: Sized {
         type Segs;
         fn readers(df: &'a DataFrame, names: [&str; N]) -> Result<[ColumnReader<'a>; N]>;

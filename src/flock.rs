@@ -42,11 +42,23 @@ use crate::plan::ChunkPlan;
 /// its threads end when the last clone is dropped.
 #[derive(Debug, Clone, Default)]
 pub struct Flock {
-    chunksize: Option<usize>,
+    chunking: Chunking,
     pool: PoolChoice,
     timeout: Option<Duration>,
     cancel: Option<CancelToken>,
     progress: Progress,
+}
+
+/// How the input is cut into blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Chunking {
+    /// `ceil(rows / (4 × threads))` rows per block, at least 64 (see [`Flock::chunksize`]).
+    #[default]
+    Auto,
+    /// Rows per block.
+    Rows(usize),
+    /// A number of blocks.
+    Blocks(usize),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,6 +98,9 @@ impl Flock {
     /// Set it when block boundaries matter to the result (block closures that aggregate), or for
     /// few, expensive rows.
     ///
+    /// Replaces a [`blocks`](Flock::blocks) set before it. Python Flock's `chunksize=` is a
+    /// number of chunks: that is [`blocks`](Flock::blocks).
+    ///
     /// Default: automatic. `0` is rejected with [`Error::InvalidOption`] when the call runs.
     ///
     /// # Examples
@@ -96,7 +111,29 @@ impl Flock {
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
     pub fn chunksize(mut self, rows: usize) -> Self {
-        self.chunksize = Some(rows);
+        self.chunking = Chunking::Rows(rows);
+        self
+    }
+
+    /// Cuts the input into `n` blocks of nearly equal size (sizes differ by at most one row,
+    /// longer blocks first), like Python Flock's `chunksize=` and `np.array_split(data, n)`;
+    /// fewer blocks when there are fewer than `n` rows (a block is never empty). Replaces a
+    /// [`chunksize`](Flock::chunksize) set before it, and is replaced by one set after it.
+    ///
+    /// Default: automatic (see [`chunksize`](Flock::chunksize)). `0` is rejected with
+    /// [`Error::InvalidOption`] when the call runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Flock: `DataFrameAsync(df, f, chunksize=4)` on 10 rows.
+    /// let plan = polars_flock::Flock::new().blocks(4).plan(10)?;
+    /// let sizes: Vec<usize> = (0..plan.blocks()).map(|b| plan.block_rows(b).len()).collect();
+    /// assert_eq!(sizes, [3, 3, 2, 2]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn blocks(mut self, n: usize) -> Self {
+        self.chunking = Chunking::Blocks(n);
         self
     }
 
@@ -279,7 +316,8 @@ impl Flock {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] for `chunksize(0)` or `threads(0)`.
+    /// [`Error::InvalidOption`] for `chunksize(0)`, `blocks(0)`, `threads(0)` or more threads than
+    /// rayon supports.
     ///
     /// # Examples
     ///
@@ -295,15 +333,27 @@ impl Flock {
     /// ```
     pub fn plan(&self, rows: usize) -> Result<ChunkPlan> {
         self.validate()?;
-        Ok(ChunkPlan::new(rows, self.chunksize, self.pool_threads()))
+        let threads = self.pool_threads();
+        Ok(match self.chunking {
+            Chunking::Auto => ChunkPlan::new(rows, None, threads),
+            Chunking::Rows(rows_per_block) => ChunkPlan::new(rows, Some(rows_per_block), threads),
+            Chunking::Blocks(n) => ChunkPlan::balanced(rows, n, threads),
+        })
     }
 
     fn validate(&self) -> Result<()> {
-        if self.chunksize == Some(0) {
+        if self.chunking == Chunking::Rows(0) {
             return Err(Error::InvalidOption {
                 option: "chunksize",
                 value: 0,
                 reason: "a block needs at least one row",
+            });
+        }
+        if self.chunking == Chunking::Blocks(0) {
+            return Err(Error::InvalidOption {
+                option: "blocks",
+                value: 0,
+                reason: "the input needs at least one block",
             });
         }
         if let PoolChoice::Owned { threads: 0, .. } = self.pool {

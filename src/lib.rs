@@ -185,7 +185,7 @@
 //! | `ListAsync(f, list)` | `list.par_apply_rows(f)` / `list.par_apply_blocks(f)` |
 //! | `DataFrameAsync(df, f, row-like)` | `df.par_apply_rows(name, f)` |
 //! | `DataFrameAsync(df, f, block-like)` | `df.par_apply_blocks(f)` |
-//! | `chunksize=` | [`Flock::chunksize`] |
+//! | `chunksize=n` (`n` chunks, as `np.array_split`) | [`Flock::blocks`]`(n)` (rows per block: [`Flock::chunksize`]) |
 //! | `poolSize=` | [`Flock::threads`] |
 //! | `timeOutError` | [`Flock::timeout`] → [`Error::TimedOut`] |
 //!

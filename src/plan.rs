@@ -33,6 +33,10 @@ pub struct ChunkPlan {
     chunksize: usize,
     threads: usize,
     empty_block: bool,
+    /// For a plan of a given number of blocks ([`Flock::blocks`](crate::Flock::blocks)): how
+    /// many blocks, from the first, have `chunksize` rows; the others have one row less, as in
+    /// `np.array_split`. `None`: every block but the last has `chunksize` rows.
+    long_blocks: Option<usize>,
 }
 
 impl ChunkPlan {
@@ -45,7 +49,20 @@ impl ChunkPlan {
             chunksize,
             threads,
             empty_block: false,
+            long_blocks: None,
         }
+    }
+
+    /// `rows` rows in `blocks` blocks of sizes differing by at most one (longer blocks first), or
+    /// one block per row when there are fewer rows than blocks.
+    pub(crate) fn balanced(rows: usize, blocks: usize, threads: usize) -> Self {
+        let blocks = blocks.clamp(1, rows.max(1));
+        let (base, extra) = (rows / blocks, rows % blocks);
+        let mut plan = ChunkPlan::new(rows, Some((base + usize::from(extra > 0)).max(1)), threads);
+        if extra > 0 {
+            plan.long_blocks = Some(extra);
+        }
+        plan
     }
 
     /// Makes an empty input one empty block instead of none, so that a block closure still runs
@@ -67,7 +84,8 @@ impl ChunkPlan {
         self.rows
     }
 
-    /// Rows per block; the last block may be shorter.
+    /// Rows per block; the last block may be shorter. For a number of blocks
+    /// ([`Flock::blocks`](crate::Flock::blocks)), the largest block's rows.
     ///
     /// # Examples
     ///
@@ -106,7 +124,11 @@ impl ChunkPlan {
         if self.empty_block {
             return 1;
         }
-        self.rows.div_ceil(self.chunksize)
+        match self.long_blocks {
+            // `extra` blocks of `chunksize` rows, the rest of `chunksize - 1`.
+            Some(long) => long + (self.rows - long * self.chunksize) / (self.chunksize - 1),
+            None => self.rows.div_ceil(self.chunksize),
+        }
     }
 
     /// Whether the call runs on the calling thread, without a pool: true when there is at most one
@@ -140,6 +162,16 @@ impl ChunkPlan {
     /// ```
     pub fn block_rows(&self, block: usize) -> Range<usize> {
         assert!(block < self.blocks(), "block {block} out of range");
+        if let Some(long) = self.long_blocks {
+            let short = self.chunksize - 1;
+            let start = if block < long {
+                block * self.chunksize
+            } else {
+                long * self.chunksize + (block - long) * short
+            };
+            let len = if block < long { self.chunksize } else { short };
+            return start..start + len;
+        }
         // `block < blocks()` keeps `start` below `rows`; the end saturates for huge chunk sizes.
         let start = block.saturating_mul(self.chunksize);
         start..start.saturating_add(self.chunksize).min(self.rows)
@@ -245,6 +277,33 @@ mod tests {
         let plan = ChunkPlan::new(1_000, None, usize::MAX);
         assert_eq!(plan.blocks(), 16);
         assert_eq!(plan.block_rows(15), 960..1_000);
+    }
+
+    #[test]
+    fn a_number_of_blocks_splits_like_np_array_split() {
+        for rows in [0usize, 1, 5, 9, 10, 64, 1000, 1001] {
+            for n in [1usize, 2, 3, 4, 7, 100, 2000] {
+                let plan = ChunkPlan::balanced(rows, n, 2);
+                let sizes: Vec<usize> = (0..plan.blocks())
+                    .map(|b| plan.block_rows(b).len())
+                    .collect();
+                let covered: Vec<usize> = (0..plan.blocks())
+                    .flat_map(|b| plan.block_rows(b))
+                    .collect();
+                assert_eq!(
+                    covered,
+                    (0..rows).collect::<Vec<_>>(),
+                    "{rows} rows, {n} blocks"
+                );
+                // np.array_split: n parts, the first rows % n one longer (no empty blocks here).
+                let parts = n.min(rows);
+                let expected: Vec<usize> = (0..parts)
+                    .map(|i| rows / parts + usize::from(i < rows % parts))
+                    .collect();
+                assert_eq!(sizes, expected, "{rows} rows, {n} blocks");
+                assert_eq!(plan.chunksize(), sizes.first().copied().unwrap_or(1));
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The extension traits, for `use polars_flock::prelude::*;`.
+//! The extension traits and the [`Row`] view, for `use polars_flock::prelude::*;`.
 //!
 //! # Examples
 //!
@@ -11,6 +11,7 @@
 //! ```
 
 pub use crate::frame::DataFrameParApply;
+pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
 
 #[cfg(feature = "arrow")]

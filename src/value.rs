@@ -31,12 +31,24 @@ use polars_arrow::bitmap::MutableBitmap;
 /// assert_eq!(out.column("sqrt")?.null_count(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
+    label = "returned here",
+    note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these",
+    note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
+)]
 pub trait ColumnValue: Send + Sized + sealed::Sealed {}
 
 pub(crate) mod sealed {
     use super::*;
 
     /// Builds one output array per block without going through `AnyValue`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
+        label = "returned here",
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these",
+        note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
+    )]
     pub trait Sealed: Sized {
         type Builder: Send;
         fn dtype() -> DataType;

@@ -113,3 +113,61 @@ fn input_frame_is_never_modified() {
         .unwrap();
     assert!(df.equals_missing(&before));
 }
+
+#[test]
+fn a_number_of_blocks_cuts_like_np_array_split_and_runs_each_block_once() {
+    let df = df!("x" => (0..10i64).collect::<Vec<_>>()).unwrap();
+    let sizes = Mutex::new(Vec::new());
+    let out = df
+        .par_apply_blocks_with(&Flock::new().blocks(4).threads(2), |block| {
+            sizes
+                .lock()
+                .unwrap()
+                .push((block.column("x")?.i64()?.get(0), block.height()));
+            Ok(block)
+        })
+        .unwrap();
+    assert!(out.equals(&df));
+    let mut sizes = sizes.into_inner().unwrap();
+    sizes.sort();
+    // np.array_split(range(10), 4): [0, 1, 2], [3, 4, 5], [6, 7], [8, 9]
+    assert_eq!(
+        sizes,
+        [(Some(0), 3), (Some(3), 3), (Some(6), 2), (Some(8), 2)]
+    );
+
+    // More blocks than rows: one block per row, none empty.
+    let plan = Flock::new().blocks(100).plan(3).unwrap();
+    assert_eq!(plan.blocks(), 3);
+    // The last option set wins.
+    assert_eq!(
+        Flock::new()
+            .blocks(2)
+            .chunksize(7)
+            .plan(10)
+            .unwrap()
+            .blocks(),
+        2
+    );
+    assert_eq!(
+        Flock::new()
+            .chunksize(7)
+            .blocks(5)
+            .plan(10)
+            .unwrap()
+            .blocks(),
+        5
+    );
+    let err = Flock::new().blocks(0).plan(10).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            polars_flock::Error::InvalidOption {
+                option: "blocks",
+                value: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

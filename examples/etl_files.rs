@@ -3,7 +3,8 @@
 //! timings; then the same files concatenated into one frame in a stable order, and a corrupt file
 //! named in the error.
 //!
-//! Run with `cargo run --release --example etl_files`. It generates 300 CSV files (5,000 rows
+//! Run with `cargo run --release --example etl_files --features csv` (Polars' CSV reader and writer
+//! through `polars_flock::polars`, no second Polars dependency). It generates 300 CSV files (5,000 rows
 //! each) in a temporary directory, which is removed at the end.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
 use polars_flock::{Error, Files, Flock, Result};
-use polars_io::prelude::{CsvReadOptions, CsvWriter, SerReader, SerWriter};
 
 const FILES: usize = 300;
 const ROWS: usize = 5_000;

@@ -111,7 +111,7 @@ pub enum Error {
     /// A column was read as a type its dtype does not have (no implicit casts are made).
     ///
     /// Read it with the getter for `found`, or cast the column before the call.
-    #[error("column {column:?} has dtype {found}, but was read as {expected}{}", at_row(*row))]
+    #[error("column {column:?} has dtype {found:?}, but was read as {expected:?}{}", at_row(*row))]
     DtypeMismatch {
         /// The column's name.
         column: String,

@@ -45,6 +45,7 @@ pub(crate) struct Panic {
 
 impl Panic {
     /// The panic's message.
+    #[cfg(feature = "arrow")]
     pub(crate) fn into_message(self) -> String {
         self.message
     }

@@ -225,6 +225,7 @@
 //! | `sqlite` | `From<rusqlite::Error> for Error` (so `?` works on SQLite calls in row closures), a re-export of [`rusqlite`](https://docs.rs/rusqlite) (SQLite bundled: nothing to install), and the `database` example |
 //! | `progress` | `Flock::progress_bar` (an [indicatif](https://docs.rs/indicatif) bar per call), a re-export of `indicatif`, and the `progress` example |
 //! | `arrow` | the `arrow` module: `RecordBatch` ⇄ `DataFrame` through the Arrow C Data Interface (arrow-rs `arrow-array` / `arrow-schema`, no buffer copied), `RecordBatchParApply` in the prelude, Polars' 8/16-bit integer, date and datetime dtypes, and the `arrow_interop` example |
+//! | `csv` | Polars' CSV reader and writer in the re-exported [`polars`](mod@polars) (`polars::prelude::CsvReadOptions`, `CsvWriter`; `polars::io`): read the files you process without a second, pinned Polars dependency; and the `etl_files` example |
 //! | `streaming` | the `streaming` module: `par_apply_batches` (bounded window, ordered sink), `apply_batches_in_order`, Arrow IPC file reading and writing batch by batch, and the `bigger_than_ram` example |
 //!
 //! The default build depends on Polars with the `fmt` feature only.
@@ -235,12 +236,15 @@
 
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
+#![deny(unreachable_pub)]
 // `unsafe` only in the `arrow` module, at the Arrow C Data Interface boundary.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
 mod cell;
+#[cfg(doctest)]
+mod compile_fail;
 mod concat;
 mod control;
 mod error;

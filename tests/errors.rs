@@ -366,7 +366,7 @@ fn errors_convert_into_polars_errors_for_nested_use_in_blocks() {
     assert!(matches!(err, Error::Block { block: 0, .. }));
     assert!(
         err.to_string()
-            .contains("column \"x\" has dtype f64, but was read as i64 at row 0"),
+            .contains("column \"x\" has dtype Float64, but was read as Int64 at row 0"),
         "{err}"
     );
 }

@@ -152,3 +152,34 @@ fn concat_rejects_a_file_with_another_schema() {
         "{err}"
     );
 }
+
+#[cfg(feature = "csv")]
+#[test]
+fn csv_files_read_through_the_reexported_polars() {
+    use polars_flock::polars::prelude::{CsvReadOptions, SerReader};
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            dir.path().join(format!("{i}.csv")),
+            format!("x,k\n{i},a\n{},b\n", i + 10),
+        )
+        .unwrap();
+    }
+    let files = polars_flock::Files::in_dir(dir.path(), Some("csv")).unwrap();
+    let all = files
+        .par_concat(|path| {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+                .finish()
+        })
+        .unwrap();
+    let x: Vec<i64> = all
+        .column("x")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(x, [0, 10, 1, 11, 2, 12]);
+}

@@ -19,6 +19,11 @@ use crate::error::{Error, Result};
 /// | `i64`, `i32`, `u64`, `u32` | `Int64`, `Int32`, `UInt64`, `UInt32` | [`Error::NullValue`] |
 /// | `bool` | `Boolean` | [`Error::NullValue`] |
 /// | `&str` | `String` | [`Error::NullValue`] |
+/// | `i16`, `i8`, `u16`, `u8` (feature `dtypes`) | `Int16`, `Int8`, `UInt16`, `UInt8` | [`Error::NullValue`] |
+/// | `chrono::NaiveDate` (feature `dtypes`) | `Date` | [`Error::NullValue`] |
+/// | `chrono::NaiveDateTime` (feature `dtypes`) | `Datetime` of any unit, no time zone | [`Error::NullValue`] |
+/// | `chrono::DateTime<Utc>` (feature `dtypes`) | `Datetime` of any unit with a time zone (the instant) | [`Error::NullValue`] |
+/// | `chrono::TimeDelta` (feature `dtypes`) | `Duration` of any unit | [`Error::NullValue`] |
 /// | `Option<T>` of any of these | the same | `None` |
 ///
 /// Dtypes must match exactly: no implicit casts (an `Int32` column is not read as `i64`).
@@ -37,7 +42,7 @@ use crate::error::{Error, Result};
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be read from a column",
-    note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these (dtypes must match exactly: cast the column first)"
+    note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta (dtypes must match exactly: cast the column first)"
 )]
 pub trait FromCell<'a>: Sized + sealed::Sealed<'a> {}
 
@@ -53,6 +58,21 @@ pub enum SlotData<'a> {
     I32(&'a [i32]),
     U64(&'a [u64]),
     U32(&'a [u32]),
+    #[cfg(feature = "dtypes")]
+    I16(&'a [i16]),
+    #[cfg(feature = "dtypes")]
+    I8(&'a [i8]),
+    #[cfg(feature = "dtypes")]
+    U16(&'a [u16]),
+    #[cfg(feature = "dtypes")]
+    U8(&'a [u8]),
+    #[cfg(feature = "dtypes")]
+    Date(&'a [i32]),
+    /// Values, unit, and whether the column has a time zone.
+    #[cfg(feature = "dtypes")]
+    Datetime(&'a [i64], TimeUnit, bool),
+    #[cfg(feature = "dtypes")]
+    Duration(&'a [i64], TimeUnit),
     Bool(&'a BooleanArray, usize),
     Str(&'a Utf8ViewArray, usize),
     Other,
@@ -86,6 +106,22 @@ impl<'a> SlotData<'a> {
             DataType::Int32 => SlotData::I32(prim(a, offset, len)),
             DataType::UInt64 => SlotData::U64(prim(a, offset, len)),
             DataType::UInt32 => SlotData::U32(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::Int16 => SlotData::I16(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::Int8 => SlotData::I8(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::UInt16 => SlotData::U16(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::UInt8 => SlotData::U8(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::Date => SlotData::Date(prim(a, offset, len)),
+            #[cfg(feature = "dtypes")]
+            DataType::Datetime(unit, zone) => {
+                SlotData::Datetime(prim(a, offset, len), *unit, zone.is_some())
+            }
+            #[cfg(feature = "dtypes")]
+            DataType::Duration(unit) => SlotData::Duration(prim(a, offset, len), *unit),
             DataType::Boolean => SlotData::Bool(downcast(a), offset),
             DataType::String => SlotData::Str(downcast(a), offset),
             _ => SlotData::Other,
@@ -149,14 +185,32 @@ pub(crate) mod sealed {
 
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be read from a column",
-        note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these (dtypes must match exactly: cast the column first)"
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta (dtypes must match exactly: cast the column first)"
     )]
     pub trait Sealed<'a>: Sized {
         /// A per-segment view, made once per segment and read once per row.
         type Seg;
         const NULLABLE: bool;
+        /// The dtype a column must have (for a type that reads several, such as a datetime of
+        /// any unit, a representative one).
         fn dtype() -> DataType;
-        fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg;
+        /// Whether a column of `dtype` is read as this type.
+        #[inline]
+        fn accepts(dtype: &DataType) -> bool {
+            dtype == &Self::dtype()
+        }
+        /// The dtype to name in a mismatch with a column of dtype `found`.
+        fn expected(found: &DataType) -> DataType {
+            let _ = found;
+            Self::dtype()
+        }
+        /// Checks, once per typed read, that every value of `series` converts to this type.
+        fn check(series: &Series) -> std::result::Result<(), String> {
+            let _ = series;
+            Ok(())
+        }
+        /// `dtype` is the column's (it carries a temporal column's time unit).
+        fn seg(array: &'a dyn Array, dtype: &'a DataType, offset: usize, len: usize) -> Self::Seg;
         fn get(seg: &Self::Seg, i: usize) -> Self;
         /// Reads segment row `i` (not null) from the row view's slot; `None` on a dtype mismatch.
         fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self>;
@@ -172,7 +226,7 @@ macro_rules! primitive_cell {
             const NULLABLE: bool = false;
             fn dtype() -> DataType { $dtype }
             #[inline(always)]
-            fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg {
+            fn seg(array: &'a dyn Array, _: &'a DataType, offset: usize, len: usize) -> Self::Seg {
                 &downcast::<PrimitiveArray<$t>>(array).values()[offset..offset + len]
             }
             #[inline(always)]
@@ -189,7 +243,7 @@ macro_rules! primitive_cell {
             const NULLABLE: bool = true;
             fn dtype() -> DataType { $dtype }
             #[inline(always)]
-            fn seg(array: &'a dyn Array, offset: usize, len: usize) -> Self::Seg {
+            fn seg(array: &'a dyn Array, _: &'a DataType, offset: usize, len: usize) -> Self::Seg {
                 let a = downcast::<PrimitiveArray<$t>>(array);
                 (&a.values()[offset..offset + len], a.validity().filter(|_| a.null_count() > 0), offset)
             }
@@ -216,6 +270,14 @@ primitive_cell! {
     u32 => U32, DataType::UInt32;
 }
 
+#[cfg(feature = "dtypes")]
+primitive_cell! {
+    i16 => I16, DataType::Int16;
+    i8 => I8, DataType::Int8;
+    u16 => U16, DataType::UInt16;
+    u8 => U8, DataType::UInt8;
+}
+
 macro_rules! array_cell {
     ($($t:ty, $opt:ty => $array:ty, $variant:ident, $dtype:expr;)*) => {$(
         impl<'a> sealed::Sealed<'a> for $t {
@@ -223,7 +285,7 @@ macro_rules! array_cell {
             const NULLABLE: bool = false;
             fn dtype() -> DataType { $dtype }
             #[inline(always)]
-            fn seg(array: &'a dyn Array, offset: usize, _len: usize) -> Self::Seg {
+            fn seg(array: &'a dyn Array, _: &'a DataType, offset: usize, _len: usize) -> Self::Seg {
                 (downcast::<$array>(array), offset)
             }
             #[inline(always)]
@@ -240,7 +302,7 @@ macro_rules! array_cell {
             const NULLABLE: bool = true;
             fn dtype() -> DataType { $dtype }
             #[inline(always)]
-            fn seg(array: &'a dyn Array, offset: usize, _len: usize) -> Self::Seg {
+            fn seg(array: &'a dyn Array, _: &'a DataType, offset: usize, _len: usize) -> Self::Seg {
                 (downcast::<$array>(array), offset)
             }
             #[inline(always)]
@@ -273,15 +335,20 @@ impl<'a> ColumnReader<'a> {
             column: name.to_owned(),
             row: None,
         })?;
-        if column.dtype() != &T::dtype() {
+        if !T::accepts(column.dtype()) {
             return Err(Error::DtypeMismatch {
                 column: name.to_owned(),
                 row: None,
-                expected: Box::new(T::dtype()),
+                expected: Box::new(T::expected(column.dtype())),
                 found: Box::new(column.dtype().clone()),
             });
         }
         let series = column.as_materialized_series();
+        T::check(series).map_err(|why| {
+            Error::Polars(PolarsError::ComputeError(
+                format!("column {name:?}: {why}").into(),
+            ))
+        })?;
         if !T::NULLABLE
             && let Some(row) = first_null(series)
         {
@@ -301,7 +368,7 @@ impl<'a> ColumnReader<'a> {
     #[inline]
     pub(crate) fn seg<T: FromCell<'a>>(&self, rows: Range<usize>) -> T::Seg {
         let (array, offset) = locate(self.series.chunks(), rows.start);
-        T::seg(array.as_ref(), offset, rows.len())
+        T::seg(array.as_ref(), self.series.dtype(), offset, rows.len())
     }
 }
 
@@ -382,6 +449,18 @@ single_column!(
     Option<u32>,
     Option<bool>,
     Option<&'a str>
+);
+
+#[cfg(feature = "dtypes")]
+single_column!(
+    i16,
+    i8,
+    u16,
+    u8,
+    Option<i16>,
+    Option<i8>,
+    Option<u16>,
+    Option<u8>
 );
 
 macro_rules! tuple_columns {

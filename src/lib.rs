@@ -224,7 +224,8 @@
 //! |---|---|
 //! | `sqlite` | `From<rusqlite::Error> for Error` (so `?` works on SQLite calls in row closures), a re-export of [`rusqlite`](https://docs.rs/rusqlite) (SQLite bundled: nothing to install), and the `database` example |
 //! | `progress` | `Flock::progress_bar` (an [indicatif](https://docs.rs/indicatif) bar per call), a re-export of `indicatif`, and the `progress` example |
-//! | `arrow` | the `arrow` module: `RecordBatch` ⇄ `DataFrame` through the Arrow C Data Interface (arrow-rs `arrow-array` / `arrow-schema`, no buffer copied), `RecordBatchParApply` in the prelude, Polars' 8/16-bit integer, date and datetime dtypes, and the `arrow_interop` example |
+//! | `dtypes` | getters, typed reads and outputs for `Int8`, `Int16`, `UInt8`, `UInt16` (`i8`, `i16`, `u8`, `u16`), `Date`, `Datetime` and `Duration` (chrono's `NaiveDate`, `NaiveDateTime` / `DateTime<Utc>`, `TimeDelta`: [`Row::date`], [`Row::datetime`], [`Row::utc_datetime`], [`Row::duration`]), and a re-export of `chrono` |
+//! | `arrow` | the `arrow` module: `RecordBatch` ⇄ `DataFrame` through the Arrow C Data Interface (arrow-rs `arrow-array` / `arrow-schema`, no buffer copied), `RecordBatchParApply` in the prelude, the `dtypes` feature, and the `arrow_interop` example |
 //! | `csv` | Polars' CSV reader and writer in the re-exported [`polars`](mod@polars) (`polars::prelude::CsvReadOptions`, `CsvWriter`; `polars::io`): read the files you process without a second, pinned Polars dependency; and the `etl_files` example |
 //! | `streaming` | the `streaming` module: `par_apply_batches` (bounded window, ordered sink), `apply_batches_in_order`, Arrow IPC file reading and writing batch by batch, and the `bigger_than_ram` example |
 //!
@@ -260,9 +261,13 @@ mod row;
 mod slice;
 #[cfg(feature = "streaming")]
 pub mod streaming;
+#[cfg(feature = "dtypes")]
+mod temporal;
 mod value;
 mod workers;
 
+#[cfg(feature = "dtypes")]
+pub use chrono;
 #[cfg(feature = "progress")]
 pub use indicatif;
 pub use polars;

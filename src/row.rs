@@ -289,6 +289,19 @@ impl<'a> Row<'a> {
     #[inline(never)]
     fn mismatch<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Error {
         self.segment.own_error.set(true);
+        if let Some(found) = slot.dtype
+            && T::accepts(found)
+        {
+            // The dtype is right: the value itself does not convert (a date beyond chrono's range).
+            return Error::Row {
+                row: self.index(),
+                source: format!(
+                    "column {name:?}: value out of range for {}",
+                    std::any::type_name::<T>()
+                )
+                .into(),
+            };
+        }
         match slot.dtype {
             None => Error::ColumnNotFound {
                 column: name.to_owned(),
@@ -297,7 +310,7 @@ impl<'a> Row<'a> {
             Some(found) => Error::DtypeMismatch {
                 column: name.to_owned(),
                 row: Some(self.index()),
-                expected: Box::new(T::dtype()),
+                expected: Box::new(T::expected(found)),
                 found: Box::new(found.clone()),
             },
         }
@@ -364,5 +377,186 @@ impl<'a> Row<'a> {
         u32, opt_u32: u32, "UInt32", 7u32;
         bool, opt_bool: bool, "Boolean", true;
         str, opt_str: &'a str, "String", "text";
+    }
+}
+
+#[cfg(feature = "dtypes")]
+impl<'a> Row<'a> {
+    getters! {
+        i16, opt_i16: i16, "Int16", -7i16;
+        i8, opt_i8: i8, "Int8", -7i8;
+        u16, opt_u16: u16, "UInt16", 7u16;
+        u8, opt_u8: u8, "UInt8", 7u8;
+    }
+}
+
+#[cfg(feature = "dtypes")]
+/// Temporal getters (feature `dtypes`). Polars' `Date`, `Datetime` (any time unit) and `Duration`
+/// columns are read as [chrono](https://docs.rs/chrono) values (`polars_flock::chrono`); a
+/// `Datetime` without a time zone is a [`NaiveDateTime`](chrono::NaiveDateTime), one with a time
+/// zone is the instant it names, a [`DateTime<Utc>`](chrono::DateTime). A value beyond chrono's
+/// range (±262,143 years) is an [`Error::Row`].
+impl<'a> Row<'a> {
+    /// Reads a `Date` column; a null is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::chrono::Datelike;
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// // Days since 1970-01-01.
+    /// let days = Int32Chunked::from_vec("d".into(), vec![0, 19_723]).into_date();
+    /// let df = DataFrame::new(2, vec![days.into_series().into_column()])?;
+    /// let out = df.par_apply_rows("year", |row| Ok(row.date("d")?.year()))?;
+    /// assert_eq!(out.column("year")?.i32()?.get(1), Some(2024));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn date(&self, name: &str) -> Result<chrono::NaiveDate> {
+        self.get(name)
+    }
+
+    /// Reads a `Date` column; a null is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let days = Int32Chunked::from_slice_options("d".into(), &[Some(0), None]).into_date();
+    /// let df = DataFrame::new(2, vec![days.into_series().into_column()])?;
+    /// let out = df.par_apply_rows("d2", |row| row.opt_date("d"))?; // a Date column again
+    /// assert!(out.column("d2")?.equals_missing(df.column("d")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn opt_date(&self, name: &str) -> Result<Option<chrono::NaiveDate>> {
+        self.get(name)
+    }
+
+    /// Reads a `Datetime` column without a time zone, of any time unit; a null is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::chrono::Timelike;
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// // Milliseconds since 1970-01-01 00:00:00.
+    /// let t = Int64Chunked::from_vec("t".into(), vec![3_600_000 * 5]);
+    /// let t = t.into_datetime(TimeUnit::Milliseconds, None).into_series();
+    /// let df = DataFrame::new(1, vec![t.into_column()])?;
+    /// let out = df.par_apply_rows("hour", |row| Ok(row.datetime("t")?.hour()))?;
+    /// assert_eq!(out.column("hour")?.u32()?.get(0), Some(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn datetime(&self, name: &str) -> Result<chrono::NaiveDateTime> {
+        self.get(name)
+    }
+
+    /// Reads a `Datetime` column without a time zone; a null is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let t = Int64Chunked::from_slice_options("t".into(), &[Some(1), None]);
+    /// let t = t.into_datetime(TimeUnit::Microseconds, None).into_series();
+    /// let df = DataFrame::new(2, vec![t.into_column()])?;
+    /// let out = df.par_apply_rows("t2", |row| row.opt_datetime("t"))?; // microseconds
+    /// assert!(out.column("t2")?.equals_missing(df.column("t")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn opt_datetime(&self, name: &str) -> Result<Option<chrono::NaiveDateTime>> {
+        self.get(name)
+    }
+
+    /// Reads a `Datetime` column with a time zone (any zone, any unit) as the instant it names;
+    /// a null is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let t = Int64Chunked::from_vec("t".into(), vec![1_700_000_000_000_000]);
+    /// let t = t.into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_series();
+    /// let df = DataFrame::new(1, vec![t.into_column()])?;
+    /// let out = df.par_apply_rows("s", |row| Ok(row.utc_datetime("t")?.timestamp()))?;
+    /// assert_eq!(out.column("s")?.i64()?.get(0), Some(1_700_000_000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn utc_datetime(&self, name: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+        self.get(name)
+    }
+
+    /// Reads a `Datetime` column with a time zone as an instant; a null is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let t = Int64Chunked::from_slice_options("t".into(), &[None, Some(0)]);
+    /// let t = t.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series();
+    /// let df = DataFrame::new(2, vec![t.into_column()])?;
+    /// let out = df.par_apply_rows("epoch", |row| Ok(row.opt_utc_datetime("t")?.map(|t| t.timestamp())))?;
+    /// assert_eq!(out.column("epoch")?.i64()?.get(1), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn opt_utc_datetime(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        self.get(name)
+    }
+
+    /// Reads a `Duration` column of any time unit; a null is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let d = Int64Chunked::from_vec("d".into(), vec![90_000]);
+    /// let d = d.into_duration(TimeUnit::Milliseconds).into_series();
+    /// let df = DataFrame::new(1, vec![d.into_column()])?;
+    /// let out = df.par_apply_rows("minutes", |row| Ok(row.duration("d")?.num_minutes()))?;
+    /// assert_eq!(out.column("minutes")?.i64()?.get(0), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn duration(&self, name: &str) -> Result<chrono::TimeDelta> {
+        self.get(name)
+    }
+
+    /// Reads a `Duration` column; a null is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let d = Int64Chunked::from_slice_options("d".into(), &[Some(5), None]);
+    /// let d = d.into_duration(TimeUnit::Microseconds).into_series();
+    /// let df = DataFrame::new(2, vec![d.into_column()])?;
+    /// let out = df.par_apply_rows("d2", |row| row.opt_duration("d"))?; // a Duration column again
+    /// assert!(out.column("d2")?.equals_missing(df.column("d")?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn opt_duration(&self, name: &str) -> Result<Option<chrono::TimeDelta>> {
+        self.get(name)
     }
 }

@@ -12,6 +12,11 @@ use polars_arrow::bitmap::MutableBitmap;
 /// | `i64`, `i32`, `u64`, `u32` | `Int64`, `Int32`, `UInt64`, `UInt32` |
 /// | `bool` | `Boolean` |
 /// | `String`, `&'static str` | `String` |
+/// | `i16`, `i8`, `u16`, `u8` (feature `dtypes`) | `Int16`, `Int8`, `UInt16`, `UInt8` |
+/// | `chrono::NaiveDate` (feature `dtypes`) | `Date` |
+/// | `chrono::NaiveDateTime` (feature `dtypes`) | `Datetime(Microseconds, None)` |
+/// | `chrono::DateTime<Utc>` (feature `dtypes`) | `Datetime(Microseconds, "UTC")` |
+/// | `chrono::TimeDelta` (feature `dtypes`) | `Duration(Microseconds)` (saturating beyond ±292,000 years) |
 /// | `Option<T>` of any of these | the same dtype, `None` becomes null |
 ///
 /// The trait is sealed: it cannot be implemented outside this crate.
@@ -34,7 +39,7 @@ use polars_arrow::bitmap::MutableBitmap;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
     label = "returned here",
-    note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these",
+    note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
     note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
 )]
 pub trait ColumnValue: Send + Sized + sealed::Sealed {}
@@ -46,7 +51,7 @@ pub(crate) mod sealed {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
         label = "returned here",
-        note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these",
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
         note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
     )]
     pub trait Sealed: Sized {
@@ -172,6 +177,14 @@ numeric_value! {
     i32 => Int32Type, DataType::Int32;
     u64 => UInt64Type, DataType::UInt64;
     u32 => UInt32Type, DataType::UInt32;
+}
+
+#[cfg(feature = "dtypes")]
+numeric_value! {
+    i16 => Int16Type, DataType::Int16;
+    i8 => Int8Type, DataType::Int8;
+    u16 => UInt16Type, DataType::UInt16;
+    u8 => UInt8Type, DataType::UInt8;
 }
 
 macro_rules! bool_value {

@@ -115,9 +115,10 @@
 //!
 //! # Errors, panics and cancellation
 //!
-//! Every method returns [`Result`]`<_, `[`Error`]`>`. Errors carry the global row index, the block
-//! and its row range, the column and the dtypes involved, and are deterministic: with several
-//! failures, the one a serial loop would meet first is reported. The input is never modified.
+//! Every method returns [`Result`]`<_, `[`Error`]`>`. Each error carries the context that applies
+//! to it (the global row index, the block and its row range, the column and the dtypes, the group
+//! key or the file: see the table below), and errors are deterministic: with several failures, the
+//! one a serial loop would meet first is reported. The input is never modified.
 //!
 //! **Fail fast (default).** After the first failure no new block starts; blocks already running
 //! finish and their results are dropped. **Keep going (opt-in).**

@@ -110,7 +110,8 @@ fn main() -> Result<()> {
     );
 
     // --- 3. A plain callback, for logs and notebooks ------------------------------------------
-    // Called after each block with (done, total), one call at a time, `done` increasing.
+    // Called as blocks complete with (done, total), on a reporting thread, one call at a time,
+    // `done` increasing.
     let lines = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&lines);
     let flock = Flock::new()

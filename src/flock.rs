@@ -242,7 +242,7 @@ impl Flock {
         self
     }
 
-    /// Calls `callback(done, total)` after each block completes, with the rows (or items) done
+    /// Calls `callback(done, total)` as blocks complete, with the rows (or items) done
     /// so far and the call's total (known up front), for logs and notebooks.
     ///
     /// It runs on a reporting thread of the call, never on a worker: workers only add their

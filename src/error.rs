@@ -170,9 +170,9 @@ pub enum Error {
     },
 
     /// A group-wise closure ([`par_apply_groups`](crate::DataFrameParApply::par_apply_groups))
-    /// failed for a group: it returned an error, panicked (`source` is an [`Error::Panicked`]
-    /// whose `row` is the group's index), or
-    /// returned a schema unlike the first group's.
+    /// failed for a group: it returned an error (`source`), panicked (`source` is an
+    /// [`Error::Panicked`] whose `row` is the group's index), or returned a schema unlike the
+    /// first group's (`source` is an [`Error::SchemaMismatch`] whose `block` is the group's index).
     #[error("group {group} ({key}): {source}")]
     Group {
         /// The group's index, counting from 0 in the order groups first appear.
@@ -185,9 +185,10 @@ pub enum Error {
     },
 
     /// A file of a [`Files`](crate::Files) job failed: it could not be listed or read, the
-    /// closure returned an error or panicked (`source` is an [`Error::Panicked`]
-    /// whose `row` is the group's index), or its frame's schema
-    /// differs from the first file's.
+    /// closure returned an error (`source`) or panicked (`source` is an [`Error::Panicked`] whose
+    /// `row` is the file's index), or its frame's schema differs from the first file's (`source` is
+    /// an [`Error::SchemaMismatch`] whose `block` is the file's index; also from
+    /// `streaming::IpcSink`, whose `block` is the frame's index).
     #[error("{}: {source}", path.display())]
     File {
         /// The file (or the directory or glob pattern being listed).
@@ -197,20 +198,23 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// A block closure returned a frame whose schema differs from the first block's.
+    /// A block closure (or a group's, a file's, a streamed frame's) returned a frame whose schema
+    /// differs from the first one's.
     ///
-    /// All blocks must return the same column names and dtypes in the same order, so that their
-    /// results can be concatenated.
+    /// All outputs must have the same column names and dtypes in the same order, so that they can
+    /// be concatenated. `block` is the index of the block, group, file or frame; `rows` its rows
+    /// in the input (for a group or a file, `block..block + 1`). Inside [`Error::Group`] and
+    /// [`Error::File`] this is the `source`, so that it can be matched in every front-end.
     #[error(
-        "block {block} (rows {}..{}) returned schema {found:?}, but block 0 returned {expected:?}",
+        "block {block} (rows {}..{}) returned schema {found:?}, but the first returned {expected:?}",
         rows.start, rows.end
     )]
     SchemaMismatch {
-        /// The index of the first block whose schema differs.
+        /// The index of the first block (group, file, frame) whose schema differs.
         block: usize,
         /// The rows that block covers in the input.
         rows: Range<usize>,
-        /// The schema of block 0's output.
+        /// The schema of the first output.
         expected: SchemaRef,
         /// The schema of this block's output.
         found: SchemaRef,

@@ -232,7 +232,7 @@ impl Files {
         E: Into<BoxError>,
         F: Fn(&Path) -> std::result::Result<U, E> + Sync,
     {
-        let outputs = self.run(flock, f, |_, _| Ok(()))?;
+        let outputs = self.run(flock, f, |_, _, _| Ok(()))?;
         Ok(outputs.into_iter().flatten().collect())
     }
 
@@ -242,7 +242,8 @@ impl Files {
     /// # Errors
     ///
     /// [`Error::File`] naming the first failing file, or the first file whose frame has a schema
-    /// unlike the first file's. Options and stops as for every call. No files give an empty frame.
+    /// unlike the first file's (its `source` is an [`Error::SchemaMismatch`]). Options and stops as
+    /// for every call. No files give an empty frame.
     ///
     /// # Examples
     ///
@@ -296,14 +297,15 @@ impl Files {
         F: Fn(&Path) -> PolarsResult<DataFrame> + Sync,
     {
         let mut first = FirstSchema::default();
-        let outputs = self.run(flock, read, |path, out: &DataFrame| {
+        let outputs = self.run(flock, read, |index, path, out: &DataFrame| {
             first.check(out.schema()).map_err(|expected| Error::File {
                 path: path.to_path_buf(),
-                source: format!(
-                    "schema {:?} differs from the first file's {expected:?}",
-                    out.schema()
-                )
-                .into(),
+                source: Box::new(Error::SchemaMismatch {
+                    block: index,
+                    rows: index..index + 1,
+                    expected,
+                    found: out.schema().clone(),
+                }),
             })
         })?;
         Ok(vstack_all(outputs.into_iter().flatten())?.unwrap_or_default())
@@ -316,7 +318,7 @@ impl Files {
         U: Send,
         E: Into<BoxError>,
         F: Fn(&Path) -> std::result::Result<U, E> + Sync,
-        C: FnMut(&Path, &U) -> Result<()>,
+        C: FnMut(usize, &Path, &U) -> Result<()>,
     {
         let plan = flock.plan(self.paths.len())?;
         run_blocks_stateful(
@@ -344,8 +346,8 @@ impl Files {
             },
             |index, outputs| {
                 let first = plan.block_rows(index).start;
-                for (path, out) in self.paths[first..].iter().zip(outputs) {
-                    check(path, out)?;
+                for ((i, path), out) in (first..).zip(&self.paths[first..]).zip(outputs) {
+                    check(i, path, out)?;
                 }
                 Ok(())
             },

@@ -73,11 +73,13 @@ where
         |_, outputs: &Vec<(usize, DataFrame)>| {
             for (group, out) in outputs {
                 first.check(out.schema()).map_err(|expected| {
-                    let message = format!(
-                        "returned schema {:?}, but the first group returned {expected:?}",
-                        out.schema()
-                    );
-                    group_error(*group, message.into())
+                    let mismatch = Error::SchemaMismatch {
+                        block: *group,
+                        rows: *group..*group + 1,
+                        expected,
+                        found: out.schema().clone(),
+                    };
+                    group_error(*group, Box::new(mismatch))
                 })?;
             }
             Ok(())

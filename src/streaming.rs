@@ -518,6 +518,9 @@ pub struct IpcSink {
     file: Option<BufWriter<File>>,
     writer: Option<FileWriter<BufWriter<File>>>,
     schema: FirstSchema,
+    /// Frames and rows accepted so far (to locate a schema mismatch).
+    frames: usize,
+    rows: usize,
 }
 
 impl std::fmt::Debug for IpcSink {
@@ -552,6 +555,8 @@ impl IpcSink {
             file: Some(BufWriter::new(file)),
             writer: None,
             schema: FirstSchema::default(),
+            frames: 0,
+            rows: 0,
         })
     }
 
@@ -559,8 +564,8 @@ impl IpcSink {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the file if writing fails or `df`'s schema differs from the first
-    /// frame's.
+    /// [`Error::File`] naming the file if writing fails, or if `df`'s schema differs from the
+    /// first frame's (its `source` is then an [`Error::SchemaMismatch`]).
     ///
     /// # Examples
     ///
@@ -569,19 +574,26 @@ impl IpcSink {
     /// let dir = tempfile::tempdir()?;
     /// let mut sink = polars_flock::streaming::IpcSink::create(dir.path().join("x.arrow"))?;
     /// sink.write(&df!("a" => [1i64])?)?;
-    /// assert!(sink.write(&df!("b" => [1.0])?).is_err()); // another schema
+    /// let err = sink.write(&df!("b" => [1.0])?).unwrap_err(); // another schema
+    /// let polars_flock::Error::File { source, .. } = err else { panic!("{err}") };
+    /// assert!(matches!(
+    ///     source.downcast_ref::<polars_flock::Error>(),
+    ///     Some(polars_flock::Error::SchemaMismatch { block: 1, rows, .. }) if *rows == (1..2)
+    /// ));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&mut self, df: &DataFrame) -> Result<()> {
         if let Err(expected) = self.schema.check(df.schema()) {
-            return Err(io_error(
-                &self.path,
-                format!(
-                    "schema {:?} differs from the first frame's {expected:?}",
-                    df.schema()
-                ),
-            ));
+            let mismatch = Error::SchemaMismatch {
+                block: self.frames,
+                rows: self.rows..self.rows + df.height(),
+                expected,
+                found: df.schema().clone(),
+            };
+            return Err(io_error(&self.path, mismatch));
         }
+        self.frames += 1;
+        self.rows += df.height();
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => {

@@ -161,7 +161,8 @@ fn group_errors_name_the_group_and_key() {
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Group { group: 1, source, .. } if source.to_string().contains("schema")),
+        matches!(&err, Error::Group { group: 1, source, .. }
+            if matches!(source.downcast_ref::<Error>(), Some(Error::SchemaMismatch { block: 1, .. }))),
         "{err}"
     );
 

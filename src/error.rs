@@ -70,15 +70,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An option has a value that cannot work, such as `chunksize(0)` or `threads(0)`.
+    /// An option (or a call's parameter) has a value that cannot work, such as `chunksize(0)`,
+    /// `threads(0)`, an empty key list for a group-wise apply, or a streaming window of 0.
     ///
     /// Fix the option; nothing ran.
     #[error("invalid option `{option}` = {value}: {reason}")]
     InvalidOption {
-        /// The option's name, e.g. `"chunksize"`.
+        /// The option's name, e.g. `"chunksize"`, or the parameter's (`"by"`, `"window"`).
         option: &'static str,
-        /// The value given.
-        value: usize,
+        /// The value given, as written: `"0"`, `"[]"`.
+        value: String,
         /// What the option accepts.
         reason: &'static str,
     },

@@ -327,7 +327,7 @@ impl Flock {
     /// assert_eq!(plan.blocks(), 8); // 4 per thread
     /// assert!(matches!(
     ///     Flock::new().chunksize(0).plan(10),
-    ///     Err(Error::InvalidOption { option: "chunksize", value: 0, .. })
+    ///     Err(Error::InvalidOption { option: "chunksize", value, .. }) if value == "0"
     /// ));
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
@@ -345,21 +345,21 @@ impl Flock {
         if self.chunking == Chunking::Rows(0) {
             return Err(Error::InvalidOption {
                 option: "chunksize",
-                value: 0,
+                value: "0".into(),
                 reason: "a block needs at least one row",
             });
         }
         if self.chunking == Chunking::Blocks(0) {
             return Err(Error::InvalidOption {
                 option: "blocks",
-                value: 0,
+                value: "0".into(),
                 reason: "the input needs at least one block",
             });
         }
         if let PoolChoice::Owned { threads: 0, .. } = self.pool {
             return Err(Error::InvalidOption {
                 option: "threads",
-                value: 0,
+                value: "0".into(),
                 reason: "a pool needs at least one thread",
             });
         }
@@ -368,7 +368,7 @@ impl Flock {
         {
             return Err(Error::InvalidOption {
                 option: "threads",
-                value: threads,
+                value: threads.to_string(),
                 reason: "more threads than a rayon pool supports (rayon::max_num_threads())",
             });
         }

@@ -17,7 +17,7 @@ where
     if by.is_empty() {
         return Err(Error::InvalidOption {
             option: "by",
-            value: 0,
+            value: "[]".into(),
             reason: "group-wise apply needs at least one key column",
         });
     }

@@ -159,7 +159,7 @@
 //!
 //! | error | when | what to do |
 //! |---|---|---|
-//! | [`Error::InvalidOption`] | `chunksize(0)`, `threads(0)`, more threads than rayon supports; nothing ran | fix the option |
+//! | [`Error::InvalidOption`] | `chunksize(0)`, `blocks(0)`, `threads(0)` or more threads than rayon supports, no group keys, a streaming window of 0 (`value` is the value given, as text); nothing ran | fix the option |
 //! | [`Error::ThreadPool`] | the OS refused the threads of [`Flock::threads`]; nothing ran | fewer threads, or the default pool |
 //! | [`Error::ColumnNotFound`] | a getter or the typed path names a missing column (typed: before any work) | fix the name; `row` says where |
 //! | [`Error::DtypeMismatch`] | a column read as a type it does not have (no implicit casts) | use the getter for `found`, or cast first |

@@ -119,7 +119,7 @@ where
     if window == 0 {
         return Err(Error::InvalidOption {
             option: "window",
-            value: 0,
+            value: "0".into(),
             reason: "at least one batch must be in flight",
         });
     }

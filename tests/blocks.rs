@@ -164,9 +164,9 @@ fn a_number_of_blocks_cuts_like_np_array_split_and_runs_each_block_once() {
             err,
             polars_flock::Error::InvalidOption {
                 option: "blocks",
-                value: 0,
+                ref value,
                 ..
-            }
+            } if value == "0"
         ),
         "{err}"
     );

@@ -71,9 +71,9 @@ fn an_absurd_thread_count_is_an_invalid_option() {
             err,
             Error::InvalidOption {
                 option: "threads",
-                value: usize::MAX,
+                ref value,
                 ..
-            }
+            } if *value == usize::MAX.to_string()
         ),
         "{err}"
     );

@@ -21,9 +21,10 @@ fn invalid_options_are_errors_on_every_entry_point() {
     let items = [1, 2, 3];
     for flock in [Flock::new().chunksize(0), Flock::new().threads(0)] {
         let check = |e: Error| match e {
-            Error::InvalidOption {
-                option, value: 0, ..
-            } => assert!(option == "chunksize" || option == "threads"),
+            Error::InvalidOption { option, value, .. } => {
+                assert!(option == "chunksize" || option == "threads");
+                assert_eq!(value, "0");
+            }
             other => panic!("unexpected {other}"),
         };
         check(

@@ -10,7 +10,7 @@ use polars_flock::polars::prelude::*;
 use polars_flock::streaming::{
     IpcBatches, IpcSink, apply_batches_in_order, par_apply_batches, write_ipc,
 };
-use polars_flock::{Error, Flock, Result};
+use polars_flock::{Flock, Result};
 
 const BATCHES: usize = 64;
 const ROWS: usize = 250_000;
@@ -54,7 +54,7 @@ fn reset_peak() {
 }
 
 fn main() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(Error::custom)?;
+    let dir = tempfile::tempdir()?;
     let (input, output) = (
         dir.path().join("events.arrow"),
         dir.path().join("scored.arrow"),
@@ -62,7 +62,7 @@ fn main() -> Result<()> {
 
     // --- 1. The dataset: written batch by batch, never whole in memory ------------------------
     write_ipc(&input, (0..BATCHES).map(batch))?;
-    let mib = std::fs::metadata(&input).map_err(Error::custom)?.len() as f64 / (1 << 20) as f64;
+    let mib = std::fs::metadata(&input)?.len() as f64 / (1 << 20) as f64;
     println!(
         "[1] {} rows in {BATCHES} batches: {mib:.0} MiB on disk",
         BATCHES * ROWS

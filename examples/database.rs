@@ -45,7 +45,7 @@ fn count_results(path: &Path) -> rusqlite::Result<(i64, i64)> {
 fn main() -> Result<()> {
     // --- 1. A SQLite file with a lookup table -----------------------------------------------
     let dir = std::env::temp_dir().join(format!("polars-flock-database-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("lookup.sqlite");
     let _ = std::fs::remove_file(&path);
     let mut conn = Connection::open(&path)?;
@@ -156,6 +156,6 @@ fn main() -> Result<()> {
     assert_eq!(after, (ROWS, ROWS), "rows were lost or duplicated");
 
     drop((workers, writers)); // closes every connection
-    std::fs::remove_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

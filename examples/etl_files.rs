@@ -96,14 +96,14 @@ fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 }
 
 fn main() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(Error::custom)?;
+    let dir = tempfile::tempdir()?;
     let (raw, out_serial, out_par) = (
         dir.path().join("raw"),
         dir.path().join("serial"),
         dir.path().join("parallel"),
     );
     for d in [&raw, &out_serial, &out_par] {
-        std::fs::create_dir_all(d).map_err(Error::custom)?;
+        std::fs::create_dir_all(d)?;
     }
 
     // --- 1. Generate the exports -------------------------------------------------------------

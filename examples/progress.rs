@@ -191,9 +191,8 @@ fn main() -> Result<()> {
     }
 
     // --- 6. Keep going: bad rows become nulls, listed in a report -------------------------------
-    let (parsed, report) = df.par_apply_rows_keep_going("value", |row| {
-        row.str("raw")?.parse::<i64>().map_err(Error::custom)
-    })?;
+    let (parsed, report) =
+        df.par_apply_rows_keep_going("value", |row| Ok(row.str("raw")?.parse::<i64>()?))?;
     println!(
         "[6] keep going: {} rows, {} null; report: {} failed rows, complete: {}",
         parsed.height(),
@@ -206,9 +205,7 @@ fn main() -> Result<()> {
     }
     // The fail-fast default would have stopped at the first of them:
     let err = df
-        .par_apply_rows("value", |row| {
-            row.str("raw")?.parse::<i64>().map_err(Error::custom)
-        })
+        .par_apply_rows("value", |row| Ok(row.str("raw")?.parse::<i64>()?))
         .unwrap_err();
     println!("    the default (fail fast) returns: {err}");
     Ok(())

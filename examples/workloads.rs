@@ -475,7 +475,7 @@ fn main() -> Result<()> {
                 m.peak_rss
             ));
         }
-        std::fs::write(path, csv).map_err(polars_flock::Error::custom)?;
+        std::fs::write(path, csv)?;
         eprintln!("wrote {path}");
     }
     Ok(())
@@ -516,7 +516,7 @@ fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> R
     use polars_flock::rusqlite::{Connection, OpenFlags};
     let n = scaled(200_000, scale);
     let dir = std::env::temp_dir().join(format!("polars-flock-workloads-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("w6.sqlite");
     let _ = std::fs::remove_file(&path);
     let mut conn = Connection::open(&path)?;
@@ -562,7 +562,7 @@ fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> R
             runs + 1
         );
     }
-    std::fs::remove_dir_all(&dir).map_err(polars_flock::Error::custom)?;
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 

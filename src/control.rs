@@ -373,7 +373,7 @@ impl<'a> Reporter<'a> {
 ///
 /// let df = df!("s" => ["1", "2", "x", "4"])?;
 /// let (out, report) = df.par_apply_rows_keep_going("n", |row| {
-///     row.str("s")?.parse::<i64>().map_err(polars_flock::Error::custom)
+///     Ok(row.str("s")?.parse::<i64>()?)
 /// })?;
 /// assert_eq!(out.column("n")?.null_count(), 1);
 /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2]);

@@ -435,6 +435,56 @@ impl Error {
     }
 }
 
+/// `?` on the errors row closures meet most (parsing, IO, text encoding, integer conversion):
+/// each becomes [`Error::Custom`], which the call reports as [`Error::Row`] with the row, the
+/// original recoverable by `downcast_ref` on its `source`.
+macro_rules! custom_from {
+    ($($(#[$meta:meta])* $t:ty),* $(,)?) => {$(
+        $(#[$meta])*
+        impl From<$t> for Error {
+            fn from(error: $t) -> Self {
+                Error::Custom(Box::new(error))
+            }
+        }
+    )*};
+}
+
+custom_from!(
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    std::str::ParseBoolError,
+    std::char::ParseCharError,
+    std::num::TryFromIntError,
+    std::io::Error,
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::fmt::Error,
+    #[cfg(feature = "dtypes")]
+    chrono::ParseError,
+);
+
+impl From<BoxError> for Error {
+    /// `?` on any boxed error (`Box<dyn Error + Send + Sync>`): the escape hatch for error types
+    /// without a conversion of their own (`e.into()` boxes any error).
+    fn from(error: BoxError) -> Self {
+        Error::Custom(error)
+    }
+}
+
+impl From<&str> for Error {
+    /// `Err("bad input")?` or `return Err("bad input".into())` in a row closure.
+    fn from(message: &str) -> Self {
+        Error::Custom(message.into())
+    }
+}
+
+impl From<String> for Error {
+    /// `Err(format!("bad input {x}"))?` in a row closure.
+    fn from(message: String) -> Self {
+        Error::Custom(message.into())
+    }
+}
+
 #[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for Error {
     /// Lets a row closure use `?` on SQLite calls; the call reports [`Error::Row`] with the row.

@@ -120,6 +120,14 @@
 //! key or the file: see the table below), and errors are deterministic: with several failures, the
 //! one a serial loop would meet first is reported. The input is never modified.
 //!
+//! **`?` in row closures.** Row closures return [`Result`]`<U>`; `?` works on the row's getters
+//! and on the errors such closures meet most — parsing (`ParseIntError`, `ParseFloatError`,
+//! `ParseBoolError`, `ParseCharError`, chrono's `ParseError` with `dtypes`), `std::io::Error`, UTF-8
+//! (`Utf8Error`, `FromUtf8Error`), `TryFromIntError`, `fmt::Error`, SQLite's with `sqlite`, a
+//! `&str` or `String` message, and any [`BoxError`] (`e.into()` boxes any other error). Each is
+//! reported as [`Error::Row`] with the row; the original is its `source` (`downcast_ref`). Block
+//! closures return `PolarsResult`, where `?` works on `std::io::Error` and Polars' errors.
+//!
 //! **Fail fast (default).** After the first failure no new block starts; blocks already running
 //! finish and their results are dropped. **Keep going (opt-in).**
 //! [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going) and
@@ -176,7 +184,7 @@
 //! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled | expected after a cancel; counts say how far it got |
 //! | [`Error::TimedOut`] | [`Flock::timeout`] passed | raise the timeout, use smaller blocks, or keep going to keep partial results |
 //! | [`Error::Polars`] | Polars failed outside user code (assembling the output) | report it: a bug here or in Polars |
-//! | [`Error::Custom`] | made by [`Error::custom`] in user code; a call reports it as [`Error::Row`] | — |
+//! | [`Error::Custom`] | made by [`Error::custom`] or by `?` on an ordinary error in user code; a call reports it as [`Error::Row`] | — |
 //!
 //! # Flock (Python) → polars-flock
 //!

@@ -371,3 +371,47 @@ fn errors_convert_into_polars_errors_for_nested_use_in_blocks() {
         "{err}"
     );
 }
+
+#[test]
+fn question_mark_works_on_ordinary_errors_in_row_closures() {
+    let df = df!("raw" => ["1", "2", "x", "4"]).unwrap();
+    // Parsing: no `map_err` needed; the original error is the source.
+    let err = df
+        .par_apply_rows("v", |row| Ok(row.str("raw")?.parse::<i64>()?))
+        .unwrap_err();
+    let Error::Row { row: 2, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
+    // Messages and boxed errors of any type.
+    let err = df
+        .par_apply_rows("v", |row| {
+            if row.index() == 1 {
+                Err(format!("bad row {}", row.index()))?;
+            }
+            let boxed: Result<i64, polars_flock::BoxError> = Ok(1);
+            Ok(boxed?)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Row { row: 1, source } if source.to_string() == "bad row 1"),
+        "{err}"
+    );
+    // IO in a row closure, and in a block closure (which returns `PolarsResult`).
+    let err = df
+        .par_apply_rows("v", |_| {
+            Ok(std::fs::read_to_string("/nonexistent/polars-flock")?.len() as u64)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Row { row: 0, source } if source.downcast_ref::<std::io::Error>().is_some()),
+        "{err}"
+    );
+    let err = df
+        .par_apply_blocks(|block| {
+            std::fs::metadata("/nonexistent/polars-flock")?;
+            Ok(block)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Block { block: 0, .. }), "{err}");
+}

@@ -21,6 +21,10 @@ use crate::plan::segments;
 /// ([`Error::ColumnNotFound`]), has another dtype ([`Error::DtypeMismatch`], no implicit casts), or
 /// holds a null read through a non-`Option` getter ([`Error::NullValue`]).
 ///
+/// A `&str` read from a row borrows the frame for the closure's call only: to return it as the
+/// new column's value, return `row.str("name")?.to_owned()` (a `String`); returning the `&str`
+/// itself is a lifetime error. A `Row` cannot be kept beyond its closure either.
+///
 /// # Examples
 ///
 /// ```

@@ -20,7 +20,7 @@ use crate::flock::Flock;
 use crate::frame::DataFrameParApply;
 use crate::plan::segments;
 use crate::row::Row;
-use crate::value::ColumnValue;
+use crate::value::{OutputNames, RowOutput};
 
 /// A `RecordBatch` as a Polars `DataFrame`, without copying buffers.
 ///
@@ -226,12 +226,13 @@ pub trait RecordBatchParApply: sealed::Sealed {
     /// assert_eq!(out[0].schema().field(1).name(), "sq");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows<U, F>(&self, name: &str, f: F) -> Result<Vec<RecordBatch>>
+    fn par_apply_rows<U, F, N>(&self, names: N, f: F) -> Result<Vec<RecordBatch>>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        self.par_apply_rows_with(&Flock::new(), name, f)
+        self.par_apply_rows_with(&Flock::new(), names, f)
     }
 
     /// [`par_apply_rows`](RecordBatchParApply::par_apply_rows) with explicit options.
@@ -254,12 +255,18 @@ pub trait RecordBatchParApply: sealed::Sealed {
     /// assert_eq!(out.len(), 4); // one batch per block
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<Vec<RecordBatch>>
+    fn par_apply_rows_with<U, F, N>(
+        &self,
+        flock: &Flock,
+        names: N,
+        f: F,
+    ) -> Result<Vec<RecordBatch>>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        to_record_batches(&self.to_frame()?.par_apply_rows_with(flock, name, f)?)
+        to_record_batches(&self.to_frame()?.par_apply_rows_with(flock, names, f)?)
     }
 
     /// [`DataFrameParApply::par_apply_blocks`] over record batches: each block is a zero-copy

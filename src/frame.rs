@@ -16,8 +16,8 @@ use crate::fold::fold_rows;
 use crate::group::apply_groups;
 use crate::plan::segments;
 use crate::row::{Row, RowSegment, fold_row_views};
-use crate::value::sealed::Sealed;
-use crate::value::{ColumnValue, concat_series};
+use crate::value::rows_sealed::Sealed as Outputs;
+use crate::value::{ColumnValue, OutputNames, RowOutput};
 use crate::workers::Workers;
 
 /// Parallel, in-order apply on a [`DataFrame`]: per row ([`par_apply_rows`]), per row over typed
@@ -58,15 +58,19 @@ use crate::workers::Workers;
 /// ```
 pub trait DataFrameParApply: sealed::Sealed {
     /// Calls `f` on every row in parallel and returns the frame with its result appended as column
-    /// `name` (the existing columns are shared, not copied), so calls chain.
+    /// `names` (the existing columns are shared, not copied), so calls chain. A closure that
+    /// returns a tuple of two to four values adds one column per element, named by an array of
+    /// as many names: `df.par_apply_rows(["lo", "hi"], |row| Ok((lo, hi)))` (see [`RowOutput`]).
     ///
     /// The closure's return type picks the column's dtype (see [`ColumnValue`]); `Option` gives
-    /// nulls. The row view's getters are typed and fallible, so the closure returns a `Result`; use
-    /// [`Error::custom`] to return your own errors.
+    /// nulls. The row view's getters are typed and fallible, so the closure returns a `Result`;
+    /// `?` works on the getters and on ordinary errors (parsing, IO, messages: see the crate
+    /// docs), and [`Error::custom`] wraps any other error.
     ///
     /// # Errors
     ///
-    /// - [`Error::DuplicateColumn`] if `name` is already a column (checked before any work);
+    /// - [`Error::DuplicateColumn`] if a name is already a column, or repeated (checked before any
+    ///   work);
     /// - the getters' errors ([`Error::ColumnNotFound`], [`Error::DtypeMismatch`],
     ///   [`Error::NullValue`]) and the closure's own ([`Error::Row`]), with the global row index;
     /// - [`Error::Panicked`] if the closure panics (the block, its rows, the row and the message);
@@ -96,12 +100,13 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert_eq!(got, serial);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows<U, F>(&self, name: &str, f: F) -> Result<DataFrame>
+    fn par_apply_rows<U, F, N>(&self, names: N, f: F) -> Result<DataFrame>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        self.par_apply_rows_with(&Flock::new(), name, f)
+        self.par_apply_rows_with(&Flock::new(), names, f)
     }
 
     /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) with explicit options.
@@ -124,9 +129,10 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert_eq!(out.column("sq")?.i64()?.get(4), Some(25));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<DataFrame>
+    fn par_apply_rows_with<U, F, N>(&self, flock: &Flock, names: N, f: F) -> Result<DataFrame>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync;
 
     /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) that keeps going past failing rows:
@@ -169,12 +175,13 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert!(matches!(report.failures[1].error, Error::Panicked { row: Some(3), .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_keep_going<U, F>(&self, name: &str, f: F) -> Result<(DataFrame, Report)>
+    fn par_apply_rows_keep_going<U, F, N>(&self, names: N, f: F) -> Result<(DataFrame, Report)>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        self.par_apply_rows_keep_going_with(&Flock::new(), name, f)
+        self.par_apply_rows_keep_going_with(&Flock::new(), names, f)
     }
 
     /// [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going) with explicit
@@ -201,14 +208,15 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert!(matches!(report.stopped, Some(Error::Cancelled { completed_rows: 0, .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_keep_going_with<U, F>(
+    fn par_apply_rows_keep_going_with<U, F, N>(
         &self,
         flock: &Flock,
-        name: &str,
+        names: N,
         f: F,
     ) -> Result<(DataFrame, Report)>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync;
 
     /// The typed fast path: calls `f` on the values of `columns` of every row, as a tuple of
@@ -481,9 +489,9 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert_eq!(out.column("label_len")?.i64()?.get(999), Some(9));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_per_worker<S, E, I, U, F>(
+    fn par_apply_rows_per_worker<S, E, I, U, F, N>(
         &self,
-        name: &str,
+        names: N,
         init: I,
         f: F,
     ) -> Result<DataFrame>
@@ -491,7 +499,8 @@ pub trait DataFrameParApply: sealed::Sealed {
         S: Send,
         E: Into<BoxError>,
         I: Fn() -> std::result::Result<S, E> + Sync,
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
 
     /// [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker) on a [`Workers`]
@@ -521,15 +530,16 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// assert!(workers.inits() <= 4); // two calls, 20 blocks: at most one buffer per thread
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_per_worker_with<S, U, F>(
+    fn par_apply_rows_per_worker_with<S, U, F, N>(
         &self,
         workers: &Workers<'_, S>,
-        name: &str,
+        names: N,
         f: F,
     ) -> Result<DataFrame>
     where
         S: Send,
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
 
     /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with a per-worker state: `init`
@@ -774,53 +784,59 @@ mod sealed {
 }
 
 impl DataFrameParApply for DataFrame {
-    fn par_apply_rows_with<U, F>(&self, flock: &Flock, name: &str, f: F) -> Result<DataFrame>
+    fn par_apply_rows_with<U, F, N>(&self, flock: &Flock, names: N, f: F) -> Result<DataFrame>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        apply_rows(self, flock, name, &Stateless, |(), row| f(row))
+        apply_rows(self, flock, &names, &Stateless, |(), row| f(row))
     }
 
-    fn par_apply_rows_keep_going_with<U, F>(
+    fn par_apply_rows_keep_going_with<U, F, N>(
         &self,
         flock: &Flock,
-        name: &str,
+        names: N,
         f: F,
     ) -> Result<(DataFrame, Report)>
     where
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&Row<'_>) -> Result<U> + Sync,
     {
-        ensure_new_column(self, name)?;
+        let names = new_names(self, &names)?;
         let plan = flock.plan(self.height())?;
         let boundaries = chunk_boundaries(self.columns().iter().filter_map(Column::as_series));
         let (parts, report) = run_keep_going(
             flock,
             &plan,
             |block, kept| {
-                let builder = <U::Nullable as Sealed>::builder(block.rows.len());
+                let builders = <U::Nullable as Outputs>::builders(block.rows.len());
                 let rows = block.rows.clone();
                 let out =
-                    fold_row_views(self, &boundaries, rows, builder, |mut out, global, row| {
+                    fold_row_views(self, &boundaries, rows, builders, |mut out, global, row| {
                         let value =
                             kept.row(block, global, || f(row).map_err(|e| row.attribute(e)));
-                        <U::Nullable as Sealed>::push(
+                        <U::Nullable as Outputs>::push(
                             &mut out,
                             value.map_or_else(U::null, U::some),
                         );
                         Ok(out)
                     })?;
-                Ok(<U::Nullable as Sealed>::finish(out, name.into()))
+                Ok(<U::Nullable as Outputs>::finish(out, &names))
             },
-            |rows| Series::full_null(name.into(), rows.len(), &U::dtype()),
+            |rows| {
+                (names.iter().zip(U::dtypes()))
+                    .map(|(name, dtype)| Series::full_null(name.clone(), rows.len(), &dtype))
+                    .collect()
+            },
         )?;
-        Ok((with_new_column::<U::Nullable>(self, name, parts)?, report))
+        Ok((with_new_columns(self, &names, U::dtypes(), parts)?, report))
     }
 
-    fn par_apply_rows_per_worker<S, E, I, U, F>(
+    fn par_apply_rows_per_worker<S, E, I, U, F, N>(
         &self,
-        name: &str,
+        names: N,
         init: I,
         f: F,
     ) -> Result<DataFrame>
@@ -828,24 +844,26 @@ impl DataFrameParApply for DataFrame {
         S: Send,
         E: Into<BoxError>,
         I: Fn() -> std::result::Result<S, E> + Sync,
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
     {
-        apply_rows(self, &Flock::new(), name, &InitPerCall(init), f)
+        apply_rows(self, &Flock::new(), &names, &InitPerCall(init), f)
     }
 
-    fn par_apply_rows_per_worker_with<S, U, F>(
+    fn par_apply_rows_per_worker_with<S, U, F, N>(
         &self,
         workers: &Workers<'_, S>,
-        name: &str,
+        names: N,
         f: F,
     ) -> Result<DataFrame>
     where
         S: Send,
-        U: ColumnValue,
+        U: RowOutput,
+        N: OutputNames<U>,
         F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
     {
-        apply_rows(self, workers.flock(), name, workers, f)
+        apply_rows(self, workers.flock(), &names, workers, f)
     }
 
     fn par_apply_columns_with<'a, const N: usize, A, U, F>(
@@ -957,16 +975,16 @@ impl DataFrameParApply for DataFrame {
 fn apply_rows<S, U, F>(
     df: &DataFrame,
     flock: &Flock,
-    name: &str,
+    names: &impl OutputNames<U>,
     states: &impl StateSource<S>,
     f: F,
 ) -> Result<DataFrame>
 where
     S: Send,
-    U: ColumnValue,
+    U: RowOutput,
     F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
 {
-    ensure_new_column(df, name)?;
+    let names = new_names(df, names)?;
     let plan = flock.plan(df.height())?;
     // Scalar columns are one chunk once materialised: no boundary, and no need to materialise a
     // column the closure may never read.
@@ -977,15 +995,15 @@ where
         &plan,
         states,
         |block, state| {
-            let mut out = U::builder(block.rows.len());
+            let mut out = U::builders(block.rows.len());
             for rows in segments(&boundaries, block.rows.clone()) {
                 let segment = RowSegment::new(df, rows.clone());
                 let mut result = Ok(());
-                block.extend_rows(&mut out, U::len, rows.start, |out| {
+                block.extend_rows(&mut out, <U as Outputs>::len, rows.start, |out| {
                     for offset in 0..rows.len() {
                         let row = segment.row(offset);
                         match f(state, &row) {
-                            Ok(value) => U::push(out, value),
+                            Ok(value) => <U as Outputs>::push(out, value),
                             Err(e) => {
                                 result = Err(row.attribute(e));
                                 return;
@@ -995,11 +1013,11 @@ where
                 })?;
                 result?;
             }
-            Ok(U::finish(out, name.into()))
+            Ok(<U as Outputs>::finish(out, &names))
         },
         |_, _| Ok(()),
     )?;
-    with_new_column::<U>(df, name, parts)
+    with_new_columns(df, &names, U::dtypes(), parts)
 }
 
 /// The block apply's frame: zero-copy slices in, schemas checked in block order, outputs
@@ -1081,13 +1099,52 @@ fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The new columns' names, checked against the frame's and each other before any work.
+fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSmallStr>> {
+    let names = names.names();
+    for (i, name) in names.iter().enumerate() {
+        ensure_new_column(df, name)?;
+        if names[..i].contains(name) {
+            return Err(Error::DuplicateColumn {
+                column: name.to_string(),
+            });
+        }
+    }
+    Ok(names)
+}
+
 fn with_new_column<U: ColumnValue>(
     df: &DataFrame,
     name: &str,
     parts: Vec<Series>,
 ) -> Result<DataFrame> {
-    let column = concat_series::<U>(name.into(), parts)?;
+    let parts = parts.into_iter().map(|part| vec![part]).collect();
+    with_new_columns(df, &[name.into()], vec![U::dtype()], parts)
+}
+
+/// `df` with the blocks' output columns appended: `parts[block][column]`, concatenated per
+/// column without a copy (one chunk per block).
+fn with_new_columns(
+    df: &DataFrame,
+    names: &[PlSmallStr],
+    dtypes: Vec<DataType>,
+    parts: Vec<Vec<Series>>,
+) -> Result<DataFrame> {
+    let mut columns: Vec<Option<Series>> = names.iter().map(|_| None).collect();
+    for block in parts {
+        for (column, part) in columns.iter_mut().zip(block) {
+            match column {
+                Some(column) => {
+                    column.append_owned(part)?;
+                }
+                None => *column = Some(part),
+            }
+        }
+    }
     let mut out = df.clone();
-    out.with_column(column.into_column())?;
+    for ((column, name), dtype) in columns.into_iter().zip(names).zip(dtypes) {
+        let column = column.unwrap_or_else(|| Series::new_empty(name.clone(), &dtype));
+        out.with_column(column.into_column())?;
+    }
     Ok(out)
 }

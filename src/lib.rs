@@ -292,7 +292,7 @@ pub use crate::frame::DataFrameParApply;
 pub use crate::plan::ChunkPlan;
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
-pub use crate::value::ColumnValue;
+pub use crate::value::{ColumnValue, OutputNames, RowOutput};
 pub use crate::workers::Workers;
 
 #[cfg(doc)]

@@ -102,21 +102,6 @@ macro_rules! nullable {
 
 impl<T: sealed::Sealed + Send> ColumnValue for T {}
 
-/// Concatenates per-block outputs without copying (the result keeps one chunk per block).
-pub(crate) fn concat_series<T: sealed::Sealed>(
-    name: PlSmallStr,
-    parts: Vec<Series>,
-) -> PolarsResult<Series> {
-    let mut parts = parts.into_iter();
-    let Some(mut out) = parts.next() else {
-        return Ok(Series::new_empty(name, &T::dtype()));
-    };
-    for part in parts {
-        out.append_owned(part)?;
-    }
-    Ok(out)
-}
-
 macro_rules! numeric_value {
     ($($native:ty => $pl:ty, $dtype:expr;)*) => {$(
         impl sealed::Sealed for $native {
@@ -248,3 +233,164 @@ string_value! {
     Option<String>, option => |b, v| b.push(v);
     Option<&'static str>, option => |b, v| b.push(v);
 }
+
+/// What a row closure returns: one [`ColumnValue`] (one new column, named by a `&str`), or a
+/// tuple of two to four of them (one new column per element, named by an array of as many names),
+/// as pandas' `apply(..., result_type="expand")`.
+///
+/// The trait is sealed.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("x" => [1.0, 4.0, 9.0])?;
+/// let out = df.par_apply_rows(["root", "half"], |row| {
+///     let x = row.f64("x")?;
+///     Ok((x.sqrt(), (x / 2.0).round() as i64))
+/// })?;
+/// assert_eq!(out.column("root")?.f64()?.get(2), Some(3.0));
+/// assert_eq!(out.column("half")?.i64()?.get(1), Some(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a row closure's output",
+    note = "return one column value (f64, i64, String, Option<..>, ...) with one name, or a tuple of 2 to 4 of them with an array of as many names: `[\"lo\", \"hi\"]` with `Ok((lo, hi))`"
+)]
+pub trait RowOutput: Send + Sized + rows_sealed::Sealed {}
+
+impl<T: rows_sealed::Sealed + Send> RowOutput for T {}
+
+/// The names of a row closure's new columns: a `&str` for one [`ColumnValue`], an array of
+/// names for a tuple ([`RowOutput`]). The trait is sealed.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::prelude::*;
+///
+/// let df = df!("s" => ["a-1", "b-2"])?;
+/// let out = df.par_apply_rows(["key", "n"], |row| {
+///     let (key, n) = row.str("s")?.split_once('-').ok_or("no dash")?;
+///     Ok((key.to_owned(), n.parse::<i64>()?))
+/// })?;
+/// assert_eq!(out.column("key")?.str()?.get(1), Some("b"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot name the columns of a `{U}` output",
+    note = "one name (`\"total\"`) for one value; an array of as many names as the tuple has elements (`[\"lo\", \"hi\"]` for `(f64, f64)`)"
+)]
+pub trait OutputNames<U>: names_sealed::Sealed<U> {}
+
+impl<U, N: names_sealed::Sealed<U>> OutputNames<U> for N {}
+
+pub(crate) mod rows_sealed {
+    use super::*;
+
+    /// Builds a row closure's output columns, one builder per column.
+    pub trait Sealed: Sized {
+        type Builders: Send;
+        fn builders(capacity: usize) -> Self::Builders;
+        fn push(builders: &mut Self::Builders, value: Self);
+        /// Values pushed so far (on a panic, the failing row is the next one).
+        fn len(builders: &Self::Builders) -> usize;
+        fn finish(builders: Self::Builders, names: &[PlSmallStr]) -> Vec<Series>;
+        /// The output columns' dtypes, in order.
+        fn dtypes() -> Vec<DataType>;
+        /// The same columns with nulls (`Option`s).
+        type Nullable: Sealed + Send;
+        fn some(self) -> Self::Nullable;
+        fn null() -> Self::Nullable;
+    }
+}
+
+pub(crate) mod names_sealed {
+    use super::*;
+
+    /// The names, one per output column.
+    pub trait Sealed<U> {
+        fn names(&self) -> Vec<PlSmallStr>;
+    }
+}
+
+impl<U: ColumnValue> rows_sealed::Sealed for U {
+    type Builders = U::Builder;
+    #[inline(always)]
+    fn builders(capacity: usize) -> Self::Builders {
+        U::builder(capacity)
+    }
+    #[inline(always)]
+    fn push(builders: &mut Self::Builders, value: Self) {
+        U::push(builders, value);
+    }
+    #[inline(always)]
+    fn len(builders: &Self::Builders) -> usize {
+        <U as sealed::Sealed>::len(builders)
+    }
+    fn finish(builders: Self::Builders, names: &[PlSmallStr]) -> Vec<Series> {
+        vec![U::finish(builders, names[0].clone())]
+    }
+    fn dtypes() -> Vec<DataType> {
+        vec![<U as sealed::Sealed>::dtype()]
+    }
+    type Nullable = U::Nullable;
+    fn some(self) -> Self::Nullable {
+        <U as sealed::Sealed>::some(self)
+    }
+    fn null() -> Self::Nullable {
+        <U as sealed::Sealed>::null()
+    }
+}
+
+impl<U: ColumnValue> names_sealed::Sealed<U> for &str {
+    fn names(&self) -> Vec<PlSmallStr> {
+        vec![(*self).into()]
+    }
+}
+
+macro_rules! tuple_output {
+    ($n:literal; $($t:ident $i:tt),*) => {
+        impl<$($t: ColumnValue),*> rows_sealed::Sealed for ($($t,)*) {
+            type Builders = ($($t::Builder,)*);
+            #[inline(always)]
+            fn builders(capacity: usize) -> Self::Builders {
+                ($($t::builder(capacity),)*)
+            }
+            #[inline(always)]
+            fn push(builders: &mut Self::Builders, value: Self) {
+                $($t::push(&mut builders.$i, value.$i);)*
+            }
+            #[inline(always)]
+            fn len(builders: &Self::Builders) -> usize {
+                <A as sealed::Sealed>::len(&builders.0)
+            }
+            fn finish(builders: Self::Builders, names: &[PlSmallStr]) -> Vec<Series> {
+                vec![$($t::finish(builders.$i, names[$i].clone())),*]
+            }
+            fn dtypes() -> Vec<DataType> {
+                vec![$(<$t as sealed::Sealed>::dtype()),*]
+            }
+            type Nullable = ($($t::Nullable,)*);
+            fn some(self) -> Self::Nullable {
+                ($(<$t as sealed::Sealed>::some(self.$i),)*)
+            }
+            fn null() -> Self::Nullable {
+                ($(<$t as sealed::Sealed>::null(),)*)
+            }
+        }
+
+        impl<$($t: ColumnValue),*> names_sealed::Sealed<($($t,)*)> for [&str; $n] {
+            fn names(&self) -> Vec<PlSmallStr> {
+                self.iter().map(|&name| name.into()).collect()
+            }
+        }
+    };
+}
+
+tuple_output!(2; A 0, B 1);
+tuple_output!(3; A 0, B 1, C 2);
+tuple_output!(4; A 0, B 1, C 2, D 3);

@@ -338,3 +338,76 @@ fn closures_reading_more_columns_than_the_slot_cache() {
     let expected: Vec<i64> = (0..50i64).map(|r| r * (0..100).sum::<i64>()).collect();
     assert_eq!(i64_values(&out, "sum"), expected);
 }
+
+#[test]
+fn a_tuple_output_adds_one_column_per_element_on_every_row_path() {
+    let data = common::Data::generate(1_000, 11);
+    let df = data.frame(3);
+    let flock = Flock::new().chunksize(70).threads(2);
+    let two = |row: &polars_flock::Row<'_>| -> polars_flock::Result<(Option<f64>, Option<String>)> {
+        Ok((
+            row.opt_f64("f")?.map(|f| f * 2.0),
+            row.opt_str("s")?.map(str::to_uppercase),
+        ))
+    };
+    let together = df.par_apply_rows_with(&flock, ["f2", "s2"], two).unwrap();
+    let apart = df
+        .par_apply_rows_with(&flock, "f2", |row| Ok(two(row)?.0))
+        .and_then(|df| df.par_apply_rows_with(&flock, "s2", |row| Ok(two(row)?.1)))
+        .unwrap();
+    assert!(together.equals_missing(&apart));
+
+    // Keep-going: a failed row is null in every new column.
+    let (kept, report) = df
+        .par_apply_rows_keep_going_with(&flock, ["a", "bb", "c"], |row| {
+            let i = row.opt_i64("i")?.ok_or("null i")?;
+            Ok((i, i * 2, i.to_string()))
+        })
+        .unwrap();
+    let nulls = data.i.iter().filter(|i| i.is_none()).count();
+    assert_eq!(report.failures.len(), nulls);
+    for name in ["a", "bb", "c"] {
+        assert_eq!(kept.column(name).unwrap().null_count(), nulls);
+    }
+    let doubled: Vec<Option<i64>> = kept.column("bb").unwrap().i64().unwrap().iter().collect();
+    assert_eq!(
+        doubled,
+        data.i.iter().map(|i| i.map(|i| i * 2)).collect::<Vec<_>>()
+    );
+
+    // Per worker, four columns.
+    let out = df
+        .par_apply_rows_per_worker(
+            ["w", "x", "y", "z"],
+            || Ok::<_, std::io::Error>(0u64),
+            |seen, row| {
+                *seen += 1;
+                Ok((row.index() as u64, *seen >= 1, row.opt_bool("b")?, 1i32))
+            },
+        )
+        .unwrap();
+    assert_eq!(out.width(), df.width() + 4);
+    assert_eq!(out.column("w").unwrap().u64().unwrap().get(999), Some(999));
+
+    // Names are checked before any work: taken, or repeated.
+    let err = df
+        .par_apply_rows(["f", "new"], |_| Ok((1i64, 2i64)))
+        .unwrap_err();
+    assert!(
+        matches!(err, polars_flock::Error::DuplicateColumn { ref column } if column == "f"),
+        "{err}"
+    );
+    let err = df
+        .par_apply_rows(["n", "n"], |_| Ok((1i64, 2i64)))
+        .unwrap_err();
+    assert!(
+        matches!(err, polars_flock::Error::DuplicateColumn { ref column } if column == "n"),
+        "{err}"
+    );
+    // An empty frame gets typed, empty columns.
+    let out = df
+        .clear()
+        .par_apply_rows(["p", "q"], |_| Ok((1.5f64, true)))
+        .unwrap();
+    assert_eq!(out.column("q").unwrap().dtype(), &DataType::Boolean);
+}

@@ -151,15 +151,22 @@ fn keep_going_rows_that_stop_themselves_are_skipped_and_counted_as_such() {
     let token = CancelToken::new();
     let flock = Flock::new().chunksize(10).threads(2).cancel_token(&token);
     let items: Vec<u64> = (0..100).collect();
+    let failed = AtomicBool::new(false);
     let (out, report) = items
         .try_par_apply_rows_keep_going_with(&flock, |&x| {
+            if x == 3 {
+                failed.store(true, Ordering::SeqCst);
+                return Err(Error::custom("a real failure"));
+            }
             if x == 55 {
+                // Cancel once row 3 has failed, whichever thread runs which block first.
+                let start = std::time::Instant::now();
+                while !failed.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::yield_now();
+                }
                 token.cancel();
             }
             token.check()?;
-            if x == 3 {
-                return Err(Error::custom("a real failure"));
-            }
             Ok(x)
         })
         .unwrap();

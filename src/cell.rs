@@ -415,22 +415,32 @@ pub(crate) mod columns_sealed {
 
 macro_rules! single_column {
     ($($t:ty),*) => {$(
-        impl<'a> columns_sealed::Sealed<'a, 1> for $t {
-            type Segs = <$t as sealed::Sealed<'a>>::Seg;
-            fn readers(df: &'a DataFrame, names: [&str; 1]) -> Result<[ColumnReader<'a>; 1]> {
-                Ok([ColumnReader::new::<$t>(df, names[0])?])
+        impl<'a> $crate::cell::columns_sealed::Sealed<'a, 1> for $t {
+            type Segs = <$t as $crate::cell::sealed::Sealed<'a>>::Seg;
+            fn readers(
+                df: &'a polars::prelude::DataFrame,
+                names: [&str; 1],
+            ) -> $crate::Result<[$crate::cell::ColumnReader<'a>; 1]> {
+                Ok([$crate::cell::ColumnReader::new::<$t>(df, names[0])?])
             }
             #[inline(always)]
-            fn segs(readers: &[ColumnReader<'a>; 1], rows: Range<usize>) -> Self::Segs {
+            fn segs(
+                readers: &[$crate::cell::ColumnReader<'a>; 1],
+                rows: std::ops::Range<usize>,
+            ) -> Self::Segs {
                 readers[0].seg::<$t>(rows)
             }
             #[inline(always)]
             fn get(segs: &Self::Segs, i: usize) -> Self {
-                <$t as sealed::Sealed<'a>>::get(segs, i)
+                <$t as $crate::cell::sealed::Sealed<'a>>::get(segs, i)
             }
         }
     )*};
 }
+
+/// Also used for the temporal cells (feature `dtypes`).
+#[cfg_attr(not(feature = "dtypes"), allow(unused_imports))]
+pub(crate) use single_column;
 
 single_column!(
     f64,

@@ -205,32 +205,7 @@ temporal_cell!(
     |v, unit| delta(v, unit)
 );
 
-macro_rules! single_temporal_column {
-    ($($t:ty),*) => {$(
-        impl<'a> crate::cell::columns_sealed::Sealed<'a, 1> for $t {
-            type Segs = <$t as sealed::Sealed<'a>>::Seg;
-            fn readers(
-                df: &'a DataFrame,
-                names: [&str; 1],
-            ) -> crate::Result<[crate::cell::ColumnReader<'a>; 1]> {
-                Ok([crate::cell::ColumnReader::new::<$t>(df, names[0])?])
-            }
-            #[inline(always)]
-            fn segs(
-                readers: &[crate::cell::ColumnReader<'a>; 1],
-                rows: std::ops::Range<usize>,
-            ) -> Self::Segs {
-                readers[0].seg::<$t>(rows)
-            }
-            #[inline(always)]
-            fn get(segs: &Self::Segs, i: usize) -> Self {
-                <$t as sealed::Sealed<'a>>::get(segs, i)
-            }
-        }
-    )*};
-}
-
-single_temporal_column!(
+crate::cell::single_column!(
     NaiveDate,
     NaiveDateTime,
     DateTime<Utc>,

@@ -488,3 +488,23 @@ fn a_null_column_round_trips_through_every_path() {
     );
     assert_eq!(last.num_rows(), 3);
 }
+
+#[test]
+fn a_tuple_output_adds_columns_to_record_batches() {
+    let n = Int64Array::from((0..100).collect::<Vec<i64>>());
+    let batch = RecordBatch::try_from_iter([("n", Arc::new(n) as ArrayRef)]).unwrap();
+    let out = batch
+        .par_apply_rows_with(&Flock::new().chunksize(30), ["half", "odd"], |row| {
+            let n = row.i64("n")?;
+            Ok((n / 2, n % 2 == 1))
+        })
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    let last = out.last().unwrap();
+    assert_eq!(last.num_columns(), 3);
+    let half = last
+        .column_by_name("half")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(half.value(half.len() - 1), 49);
+}

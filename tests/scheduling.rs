@@ -347,3 +347,32 @@ fn no_block_starts_after_a_failure_that_happened_while_init_ran() {
         );
     }
 }
+
+#[cfg(feature = "streaming")]
+#[test]
+fn streamed_batches_that_wait_never_stack_on_one_thread() {
+    let shared = pool(2);
+    let io = Flock::new().threads(2).chunksize(1);
+    for _ in 0..3 {
+        occupy_one_thread(&shared, Duration::from_millis(100));
+        let probe = DepthProbe::default();
+        let batches = (0..8i64).map(|b| df!("x" => [b]));
+        let mut seen = Vec::new();
+        polars_flock::streaming::par_apply_batches(
+            &Flock::new().pool(Arc::clone(&shared)),
+            4,
+            batches,
+            |batch| {
+                probe.inside(|| nested_io(&io));
+                Ok(batch)
+            },
+            |out| {
+                seen.push(out.column("x")?.i64()?.get(0).unwrap());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        assert_eq!(probe.max(), 1, "batches of one call stacked up on a thread");
+    }
+}

@@ -59,8 +59,9 @@
 //!
 //! # How it works
 //!
-//! 1. The input is cut into blocks of [`Flock::chunksize`] rows. A block is a zero-copy slice:
-//!    columns are shared Arrow arrays, never copied. Without a chunk size the rule is
+//! 1. The input is cut into blocks of [`Flock::chunksize`] rows (or into [`Flock::blocks`] blocks
+//!    of nearly equal size). A block is a zero-copy slice: columns are shared Arrow arrays, never
+//!    copied. Without either option the rule is
 //!    `ceil(rows / (4 × threads))` rows per block, at least 64, and the whole input as one block,
 //!    run inline on the calling thread, when that leaves fewer than two blocks.
 //! 2. One task per pool thread (a *drainer*) claims blocks from a shared counter, in input order,

@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("blocks", |b| {
-        b.iter(|| df.par_apply_blocks_with(&flock, w4).unwrap())
+        b.iter(|| flock.on(&df).par_apply_blocks(w4).unwrap())
     });
     group.finish();
 }

@@ -7,8 +7,8 @@
 mod workloads;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use polars_flock::Flock;
 use polars_flock::prelude::*;
-use polars_flock::{Error, Flock};
 use rusqlite::{Connection, OpenFlags};
 use workloads::*;
 
@@ -25,31 +25,36 @@ fn bench(c: &mut Criterion) {
             .unwrap();
     }
     tx.commit().unwrap();
-    let open = || Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY);
-    let len = |conn: &Connection, k: i64| -> polars_flock::Result<i64> {
+    let open = || {
+        Ok(Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    };
+    let len = |conn: &Connection, k: i64| -> Result<i64, polars_flock::BoxError> {
         let label: String = conn
             .prepare_cached("SELECT label FROM lookup WHERE k = ?1")
-            .and_then(|mut s| s.query_row([k], |r| r.get(0)))
-            .map_err(Error::custom)?;
+            .and_then(|mut s| s.query_row([k], |r| r.get(0)))?;
         Ok(label.len() as i64)
     };
     let df = frame(N);
-    let workers = Flock::new().workers(open);
+    let workers_flock = Flock::new();
+    let workers = Workers::new(open);
     let mut group = c.benchmark_group("w6_per_worker");
     group
         .throughput(Throughput::Elements(N as u64))
         .sample_size(10);
     group.bench_function("per_row", |b| {
         b.iter(|| {
-            df.par_apply_rows("out", |row| {
-                len(&open().map_err(Error::custom)?, row.i64("k")?)
-            })
-            .unwrap()
+            df.par_apply_rows("out", |row| len(&open()?, row.i64("k")?))
+                .unwrap()
         })
     });
     group.bench_function("per_worker", |b| {
         b.iter(|| {
-            df.par_apply_rows_per_worker_with(&workers, "out", |conn, row| len(conn, row.i64("k")?))
+            workers_flock
+                .on(&df)
+                .par_apply_rows_per_worker("out", &workers, |conn, row| len(conn, row.i64("k")?))
                 .unwrap()
         })
     });

@@ -27,7 +27,9 @@ fn bench(c: &mut Criterion) {
                 .install(|| items.par_iter().map(w5).collect::<Vec<_>>())
         })
     });
-    group.bench_function("vec", |b| b.iter(|| items.par_apply_rows(w5).unwrap()));
+    group.bench_function("vec", |b| {
+        b.iter(|| items.par_apply_rows(|x| Ok(w5(x))).unwrap())
+    });
     group.finish();
 }
 

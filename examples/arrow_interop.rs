@@ -10,14 +10,14 @@ use std::time::Instant;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use polars_flock::Result;
 use polars_flock::arrow::{Batches, batches_to_dataframe, to_dataframe, to_record_batches};
 use polars_flock::polars::prelude::ChunkCompareIneq;
 use polars_flock::prelude::*;
-use polars_flock::{Error, Result};
 
 const ROWS: usize = 5_000_000;
 
-fn main() -> Result<()> {
+fn main() -> Result<(), BoxError> {
     // --- 1. A record batch, as DataFusion / Delta / Lance / Flight would hand it over ---------
     let price = Float64Array::from(
         (0..ROWS)
@@ -34,8 +34,7 @@ fn main() -> Result<()> {
         ("price", Arc::new(price.clone()) as ArrayRef),
         ("qty", Arc::new(qty) as ArrayRef),
         ("sku", Arc::new(sku) as ArrayRef),
-    ])
-    .map_err(Error::custom)?;
+    ])?;
     println!(
         "[1] RecordBatch: {} rows, schema {:?}",
         batch.num_rows(),
@@ -92,7 +91,7 @@ fn main() -> Result<()> {
     let parts: Vec<RecordBatch> = (0..8).map(|i| batch.slice(i * 1_000, 1_000)).collect();
     let big = Batches(&parts).par_apply_blocks(|block| {
         let keep = block.column("qty")?.i64()?.gt(5);
-        block.filter(&keep)
+        Ok(block.filter(&keep)?)
     })?;
     let kept: usize = big.iter().map(RecordBatch::num_rows).sum();
     let back = batches_to_dataframe(&big)?;
@@ -110,11 +109,8 @@ fn main() -> Result<()> {
     );
 
     // --- 6. A type Polars cannot hold is an error naming the column -----------------------------
-    let dec = Decimal128Array::from(vec![1_i128])
-        .with_precision_and_scale(10, 2)
-        .map_err(Error::custom)?;
-    let odd = RecordBatch::try_from_iter([("amount", Arc::new(dec) as ArrayRef)])
-        .map_err(Error::custom)?;
+    let dec = Decimal128Array::from(vec![1_i128]).with_precision_and_scale(10, 2)?;
+    let odd = RecordBatch::try_from_iter([("amount", Arc::new(dec) as ArrayRef)])?;
     match to_dataframe(&odd) {
         Err(e) => println!("[6] {e}"),
         Ok(_) => println!("[6] unexpected: decimal imported"),

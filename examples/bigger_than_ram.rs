@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use polars_flock::BoxError;
 use polars_flock::polars::prelude::*;
 use polars_flock::streaming::{
     IpcBatches, IpcSink, apply_batches_in_order, par_apply_batches, write_ipc,
@@ -26,13 +27,13 @@ fn batch(b: usize) -> PolarsResult<DataFrame> {
 }
 
 /// The block function: a few hundred nanoseconds of work per row.
-fn enrich(df: DataFrame) -> PolarsResult<DataFrame> {
+fn enrich(df: DataFrame) -> Result<DataFrame, BoxError> {
     let x = df.column("x")?.f64()?;
     let score: Vec<f64> = x
         .into_no_null_iter()
         .map(|v| (0..40).fold(v, |acc, _| 3.9 * acc * (1.0 - acc)))
         .collect();
-    df.hstack(&[Column::new("score".into(), score)])
+    Ok(df.hstack(&[Column::new("score".into(), score)])?)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -77,7 +78,7 @@ fn main() -> Result<()> {
         WINDOW,
         IpcBatches::open(&input)?,
         enrich,
-        |out| sink.write(&out),
+        |out| Ok(sink.write(&out)?),
     )?;
     sink.finish()?;
     let t_par = start.elapsed();
@@ -91,7 +92,7 @@ fn main() -> Result<()> {
     );
 
     // --- 3. Compute only (the sink counts rows): the window against one batch at a time -------
-    fn count(rows: &mut usize) -> impl FnMut(DataFrame) -> Result<()> + '_ {
+    fn count(rows: &mut usize) -> impl FnMut(DataFrame) -> Result<(), BoxError> + '_ {
         move |out| {
             *rows += out.height();
             Ok(())

@@ -42,7 +42,7 @@ fn count_results(path: &Path) -> rusqlite::Result<(i64, i64)> {
     )
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<(), BoxError> {
     // --- 1. A SQLite file with a lookup table -----------------------------------------------
     let dir = std::env::temp_dir().join(format!("polars-flock-database-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -78,14 +78,18 @@ fn main() -> Result<()> {
     // --- 3. One connection per worker --------------------------------------------------------
     let threads = Flock::new().plan(1)?.threads();
     let opened = AtomicUsize::new(0);
-    let workers = Flock::new().threads(threads).workers(|| {
+    let workers_flock = Flock::new().threads(threads);
+    let workers = Workers::new(|| {
         opened.fetch_add(1, Ordering::Relaxed);
-        connect(&path)
+        Ok(connect(&path)?)
     });
     let start = Instant::now();
-    let enriched = df.par_apply_rows_per_worker_with(&workers, "label_len", |conn, row| {
-        Ok(label_len(conn, row.i64("k")?)?)
-    })?;
+    let enriched =
+        workers_flock
+            .on(&df)
+            .par_apply_rows_per_worker("label_len", &workers, |conn, row| {
+                Ok(label_len(conn, row.i64("k")?)?)
+            })?;
     let per_worker = start.elapsed().as_secs_f64();
     println!(
         "[3] per-worker connections: {} rows in {:.3} s ({:.0} rows/s), {} connections opened on {threads} threads\n{}",
@@ -99,10 +103,13 @@ fn main() -> Result<()> {
     // --- 4. The slow way: a connection per row ----------------------------------------------
     let sample = df.head(Some(PER_ROW_SAMPLE as usize));
     let start = Instant::now();
-    let slow = sample.par_apply_rows_with(&Flock::new().threads(threads), "label_len", |row| {
-        let conn = connect(&path)?; // opened and closed for every row
-        Ok(label_len(&conn, row.i64("k")?)?)
-    })?;
+    let slow = Flock::new()
+        .threads(threads)
+        .on(&sample)
+        .par_apply_rows("label_len", |row| {
+            let conn = connect(&path)?; // opened and closed for every row
+            Ok(label_len(&conn, row.i64("k")?)?)
+        })?;
     let per_row = start.elapsed().as_secs_f64();
     let expected = enriched.head(Some(PER_ROW_SAMPLE as usize));
     assert!(
@@ -118,32 +125,31 @@ fn main() -> Result<()> {
 
     // --- 5. Write back through per-worker write transactions --------------------------------
     let before = count_results(&path)?;
-    let writers = Flock::new()
-        .threads(threads)
-        .chunksize(10_000)
-        .workers(|| connect(&path));
+    let writers_flock = Flock::new().threads(threads).chunksize(10_000);
+    let writers = Workers::new(|| Ok(connect(&path)?));
     let start = Instant::now();
-    let batches = enriched.par_apply_blocks_per_worker_with(&writers, |conn, block| {
-        let to_polars = |e: rusqlite::Error| polars_err!(ComputeError: "{e}");
-        let tx = conn.transaction().map_err(to_polars)?;
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO results VALUES (?1, ?2, ?3)")
-                .map_err(to_polars)?;
-            let ids = block.column("id")?.i64()?;
-            let ks = block.column("k")?.i64()?;
-            let lens = block.column("label_len")?.i64()?;
-            for ((id, k), len) in ids
-                .into_no_null_iter()
-                .zip(ks.into_no_null_iter())
-                .zip(lens.into_no_null_iter())
-            {
-                insert.execute(params![id, k, len]).map_err(to_polars)?;
-            }
-        }
-        tx.commit().map_err(to_polars)?;
-        df!("rows_written" => [block.height() as u64])
-    })?;
+    let batches =
+        writers_flock
+            .on(&enriched)
+            .par_apply_blocks_per_worker(&writers, |conn, block| {
+                let tx = conn.transaction()?;
+                {
+                    let mut insert =
+                        tx.prepare_cached("INSERT INTO results VALUES (?1, ?2, ?3)")?;
+                    let ids = block.column("id")?.i64()?;
+                    let ks = block.column("k")?.i64()?;
+                    let lens = block.column("label_len")?.i64()?;
+                    for ((id, k), len) in ids
+                        .into_no_null_iter()
+                        .zip(ks.into_no_null_iter())
+                        .zip(lens.into_no_null_iter())
+                    {
+                        insert.execute(params![id, k, len])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(df!("rows_written" => [block.height() as u64])?)
+            })?;
     let after = count_results(&path)?;
     println!(
         "[5] wrote {} batches in {:.3} s; results table: {} rows before, {} rows ({} distinct ids) after",

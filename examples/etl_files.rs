@@ -56,7 +56,7 @@ fn read_csv(path: &Path) -> PolarsResult<DataFrame> {
 }
 
 /// The per-file job: drop returns, add revenue and the hour of sale.
-fn transform(df: DataFrame) -> PolarsResult<DataFrame> {
+fn transform(df: DataFrame) -> Result<DataFrame, BoxError> {
     let qty = df.column("qty")?.as_materialized_series();
     let price = df.column("unit_price")?.as_materialized_series();
     let revenue = (&qty.cast(&DataType::Float64)? * price)?.with_name("revenue".into());
@@ -71,7 +71,7 @@ fn transform(df: DataFrame) -> PolarsResult<DataFrame> {
         hour.with_name("hour".into()).into_column(),
     ])?;
     let sold = out.column("qty")?.i64()?.gt(0);
-    out.filter(&sold)
+    Ok(out.filter(&sold)?)
 }
 
 fn write_csv(df: &mut DataFrame, path: &Path) -> PolarsResult<()> {
@@ -80,7 +80,7 @@ fn write_csv(df: &mut DataFrame, path: &Path) -> PolarsResult<()> {
 }
 
 /// Read → transform → write one output per input; returns the rows written.
-fn etl(input: &Path, out_dir: &Path) -> PolarsResult<usize> {
+fn etl(input: &Path, out_dir: &Path) -> Result<usize, BoxError> {
     let mut df = transform(read_csv(input)?)?;
     write_csv(
         &mut df,
@@ -95,7 +95,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     (start.elapsed(), out)
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
     let (raw, out_serial, out_par) = (
         dir.path().join("raw"),
@@ -109,7 +109,7 @@ fn main() -> Result<()> {
     // --- 1. Generate the exports -------------------------------------------------------------
     let days: Vec<usize> = (0..FILES).collect();
     let (took, _) = timed(|| {
-        days.try_par_apply_rows(|&day| write_export(&raw.join(format!("sales-{day:04}.csv")), day))
+        days.par_apply_rows(|&day| Ok(write_export(&raw.join(format!("sales-{day:04}.csv")), day)?))
     });
     println!("[1] generated {FILES} CSV files of {ROWS} rows in {took:.2?}");
 
@@ -125,15 +125,16 @@ fn main() -> Result<()> {
     );
 
     // --- 3. The ETL job, serially and in parallel (one output file per input) ------------------
-    let serial = || -> Result<usize> {
+    let serial = || -> Result<usize, BoxError> {
         let mut rows = 0;
         for path in files.paths() {
             rows += etl(path, &out_serial)?;
         }
         Ok(rows)
     };
-    let parallel =
-        || -> Result<usize> { Ok(files.par_apply(|path| etl(path, &out_par))?.iter().sum()) };
+    let parallel = || -> Result<usize, BoxError> {
+        Ok(files.par_apply(|path| etl(path, &out_par))?.iter().sum())
+    };
     // Warm the page cache and the pool once, then take the median of interleaved runs.
     let rows = serial()?;
     parallel()?;
@@ -157,7 +158,7 @@ fn main() -> Result<()> {
     );
 
     // --- 4. Same outputs, file by file ---------------------------------------------------------
-    let same = files.par_apply(|path| -> std::io::Result<bool> {
+    let same = files.par_apply(|path| -> Result<bool, BoxError> {
         let name = path.file_name().unwrap_or_default();
         Ok(std::fs::read(out_serial.join(name))? == std::fs::read(out_par.join(name))?)
     })?;
@@ -183,10 +184,9 @@ fn main() -> Result<()> {
     std::fs::write(
         &bad,
         "ts,store,sku,qty,unit_price\n2024-01-01T00:00:00,1,SKU-1,three,1.0\n",
-    )
-    .map_err(Error::custom)?;
+    )?;
     match files.par_apply(|path| etl(path, &out_par)) {
-        Err(Error::File { path, source }) => {
+        Err(Error::InFile { path, source }) => {
             println!(
                 "[6] the job stops at the first bad file, in order: {} — {source}",
                 path.display()

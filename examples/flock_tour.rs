@@ -5,7 +5,7 @@
 
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::{Error, Flock, Result};
+use polars_flock::{Flock, Result};
 
 /// Flock's first example: a plain function applied to many inputs.
 fn slow_square(x: &u64) -> u64 {
@@ -38,14 +38,14 @@ const STOP_WORDS: &[&str] = &[
 fn main() -> Result<()> {
     // --- 1. A basic function over a list (Flock's FunctionAsync) ----------------------------
     let inputs: Vec<u64> = (0..20).collect();
-    let squares = inputs.par_apply_rows(slow_square)?;
+    let squares = inputs.par_apply_rows(|x| Ok(slow_square(x)))?;
     let serial: Vec<u64> = inputs.iter().map(slow_square).collect();
     assert_eq!(squares, serial);
     println!("[1] slow_square over 0..20 -> {:?}...", &squares[..6]);
 
     // --- 2. Lambdas (closures) capture their environment by reference -----------------------
     let base = 10;
-    let shifted = inputs.par_apply_rows(|x| x + base)?;
+    let shifted = inputs.par_apply_rows(|x| Ok(x + base))?;
     println!("[2] closure |x| x + {base} -> {:?}...", &shifted[..6]);
 
     // --- 3. An instance method -----------------------------------------------------------------
@@ -54,19 +54,20 @@ fn main() -> Result<()> {
         offset: 0.5,
     };
     let xs: Vec<f64> = (0..5).map(f64::from).collect();
-    let scaled = xs.par_apply_rows(|x| scaler.apply(*x))?;
+    let scaled = xs.par_apply_rows(|x| Ok(scaler.apply(*x)))?;
     println!("[3] Scaler {{ factor: 2, offset: 0.5 }}.apply -> {scaled:?}");
 
     // --- 4. Multi-argument functions: items are tuples ---------------------------------------
     let orders = [(2.5, 4i64, 0.2), (8.0, 3, 0.1), (1.0, 2, 0.0)];
-    let totals = orders.par_apply_rows(|&(p, q, t)| weighted(p, q, t))?;
+    let totals = orders.par_apply_rows(|&(p, q, t)| Ok(weighted(p, q, t)))?;
     println!("[4] weighted(price, qty, tax) -> {totals:?}");
 
     // --- 5. Lists, in blocks (Flock's ListAsync with chunksize=4: four chunks) ---------------
     let numbers: Vec<u64> = (1..=1_000).collect();
     let flock = Flock::new().blocks(4); // or `.chunksize(250)`: rows per block
-    let block_sums =
-        numbers.par_apply_blocks_with(&flock, |block| vec![block.iter().sum::<u64>()])?;
+    let block_sums = flock
+        .on(&numbers)
+        .par_apply_blocks(|block| Ok(vec![block.iter().sum::<u64>()]))?;
     println!(
         "[5] sums of 4 blocks of 250 -> {block_sums:?} (total {})",
         block_sums.iter().sum::<u64>()
@@ -89,10 +90,13 @@ fn main() -> Result<()> {
     println!("[6] row-like: two chained par_apply_rows\n{rows}");
 
     // --- 7. DataFrames, block-like (DataFrameAsync, block by block) --------------------------
-    let per_block = rows.par_apply_blocks_with(&Flock::new().chunksize(3), |block| {
-        let total = block.column("total")?.f64()?.sum().unwrap_or(0.0);
-        df!("rows" => [block.height() as u32], "revenue" => [total])
-    })?;
+    let per_block = Flock::new()
+        .chunksize(3)
+        .on(&rows)
+        .par_apply_blocks(|block| {
+            let total = block.column("total")?.f64()?.sum().unwrap_or(0.0);
+            Ok(df!("rows" => [block.height() as u32], "revenue" => [total])?)
+        })?;
     println!("[7] block-like: revenue per block of 3 rows\n{per_block}");
 
     // --- 8. Errors say where: a bad row is named, nothing crashes -------------------------------
@@ -100,7 +104,7 @@ fn main() -> Result<()> {
         .par_apply_rows("bad", |row| {
             let qty = row.i64("qty")?;
             if qty == 10 {
-                Err(Error::custom("qty of 10 is not allowed"))
+                Err(BoxError::from("qty of 10 is not allowed"))
             } else {
                 Ok(qty)
             }

@@ -22,7 +22,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 /// Per store: the z-score of each sale within the store, and its rank by amount (1 = largest).
-fn per_store(g: DataFrame) -> PolarsResult<DataFrame> {
+fn per_store(g: DataFrame) -> Result<DataFrame, BoxError> {
     let amount: Vec<f64> = g.column("amount")?.f64()?.into_no_null_iter().collect();
     let n = amount.len() as f64;
     let mean = amount.iter().sum::<f64>() / n;
@@ -36,10 +36,10 @@ fn per_store(g: DataFrame) -> PolarsResult<DataFrame> {
         rank[i] = r as i64 + 1;
     }
     let z: Vec<f64> = amount.iter().map(|a| (a - mean) / std).collect();
-    g.hstack(&[Column::new("z".into(), z), Column::new("rank".into(), rank)])
+    Ok(g.hstack(&[Column::new("z".into(), z), Column::new("rank".into(), rank)])?)
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<(), BoxError> {
     // --- 1. Sales, stores interleaved --------------------------------------------------------
     let mut state = 7;
     let store: Vec<i64> = (0..ROWS)
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
     println!("[1] {} sales in {STORES} stores", df.height());
 
     // --- 2. Serially: one group at a time, in first-appearance order ---------------------------
-    let serial = || -> Result<DataFrame> {
+    let serial = || -> Result<DataFrame, BoxError> {
         let grouped = df.group_by_stable(["store"])?;
         let mut out: Option<DataFrame> = None;
         for idx in grouped.get_groups().iter() {

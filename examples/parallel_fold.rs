@@ -60,7 +60,7 @@ fn main() -> Result<()> {
     };
     let (t_serial, t_par, serial, parallel) = race(
         || values.iter().fold([0u64; 32], add),
-        || values.par_fold(|| [0u64; 32], add, merge),
+        || values.par_fold(|| [0u64; 32], |h, x| Ok(add(h, x)), merge),
     );
     let parallel = parallel?;
     assert_eq!(serial, parallel);

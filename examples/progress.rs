@@ -97,9 +97,9 @@ fn main() -> Result<()> {
     }
     let flock = Flock::new().chunksize(20_000).progress_bar(bar.clone());
     let start = Instant::now();
-    let scored = df.par_apply_rows_with(&flock, "score", |row| {
-        Ok(score(row.f64("x")?, row.i64("k")?))
-    })?;
+    let scored = flock
+        .on(&df)
+        .par_apply_rows("score", |row| Ok(score(row.f64("x")?, row.i64("k")?)))?;
     println!(
         "[2] progress bar: {} rows scored in {:.2?}; bar at {}/{} (finished: {})",
         scored.height(),
@@ -124,9 +124,9 @@ fn main() -> Result<()> {
             println!("    progress {line}");
             log.lock().unwrap().push(done);
         });
-    df.par_apply_columns_with(&flock, "score2", ["x", "k"], |(x, k): (f64, i64)| {
-        score(x, k)
-    })?;
+    flock
+        .on(&df)
+        .par_apply_columns("score2", ["x", "k"], |(x, k): (f64, i64)| score(x, k))?;
     let lines = lines.lock().unwrap();
     println!(
         "[3] callback: {} reports, last {:?}",
@@ -140,7 +140,7 @@ fn main() -> Result<()> {
     let timeout = Duration::from_millis(300);
     let flock = Flock::new().chunksize(20_000).timeout(timeout);
     let start = Instant::now();
-    let result = df.par_apply_rows_with(&flock, "slow", |row| {
+    let result = flock.on(&df).par_apply_rows("slow", |row| {
         Ok(score(row.f64("x")?, row.i64("k")?) + score(row.f64("x")?, 1))
     });
     match result {
@@ -171,7 +171,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(200));
             stop.cancel();
         });
-        df.par_apply_rows_with(&flock, "slow", |row| {
+        flock.on(&df).par_apply_rows("slow", |row| {
             Ok(score(row.f64("x")?, row.i64("k")?) + score(row.f64("x")?, 2))
         })
     });
@@ -191,8 +191,9 @@ fn main() -> Result<()> {
     }
 
     // --- 6. Keep going: bad rows become nulls, listed in a report -------------------------------
-    let (parsed, report) =
-        df.par_apply_rows_keep_going("value", |row| Ok(row.str("raw")?.parse::<i64>()?))?;
+    let (parsed, report) = df
+        .keep_going()
+        .par_apply_rows("value", |row| Ok(row.str("raw")?.parse::<i64>()?))?;
     println!(
         "[6] keep going: {} rows, {} null; report: {} failed rows, complete: {}",
         parsed.height(),
@@ -201,7 +202,7 @@ fn main() -> Result<()> {
         report.is_complete()
     );
     for failure in &report.failures {
-        println!("    row {:>7}: {}", failure.row, failure.error);
+        println!("    {:?}: {}", failure.unit, failure.error);
     }
     // The fail-fast default would have stopped at the first of them:
     let err = df

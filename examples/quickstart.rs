@@ -130,7 +130,7 @@ fn main() -> Result<()> {
     // --- 5. A block step: keep the long-haul deliveries -------------------------------------
     let long_haul = out.par_apply_blocks(|block| {
         let keep = block.column("dist_km")?.f64()?.gt(2_000.0);
-        block.filter(&keep)
+        Ok(block.filter(&keep)?)
     })?;
     let expected = serial.iter().filter(|d| **d > 2_000.0).count();
     assert_eq!(long_haul.height(), expected);

@@ -189,7 +189,7 @@ fn scaled(n: usize, scale: f64) -> usize {
     ((n as f64 * scale) as usize).max(1_000)
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<(), BoxError> {
     let args = args();
     let wanted = |w: &str| {
         args.only
@@ -249,19 +249,20 @@ fn main() -> Result<()> {
                 })
             });
             g.add("rows", n, t, move || {
-                df.par_apply_rows_with(flock, "out", |row| {
-                    Ok(w1(row.f64("x")?, row.f64("y")?, row.i64("k")?))
-                })
-                .unwrap()
+                flock
+                    .on(&df)
+                    .par_apply_rows("out", |row| {
+                        Ok(w1(row.f64("x")?, row.f64("y")?, row.i64("k")?))
+                    })
+                    .unwrap()
             });
             g.add("typed", n, t, move || {
-                df.par_apply_columns_with(
-                    flock,
-                    "out",
-                    ["x", "y", "k"],
-                    |(x, y, k): (f64, f64, i64)| w1(x, y, k),
-                )
-                .unwrap()
+                flock
+                    .on(&df)
+                    .par_apply_columns("out", ["x", "y", "k"], |(x, y, k): (f64, f64, i64)| {
+                        w1(x, y, k)
+                    })
+                    .unwrap()
             });
         }
         g.run(&mut table, args.runs);
@@ -301,26 +302,32 @@ fn main() -> Result<()> {
                 })
             });
             g.add("rows", n, t, move || {
-                df.par_apply_rows_with(flock, "out", |row| Ok(w2(row.f64("x")?, row.i64("k")?)))
+                flock
+                    .on(&df)
+                    .par_apply_rows("out", |row| Ok(w2(row.f64("x")?, row.i64("k")?)))
                     .unwrap()
             });
             g.add("typed", n, t, move || {
-                df.par_apply_columns_with(flock, "out", ["x", "k"], |(x, k): (f64, i64)| w2(x, k))
+                flock
+                    .on(&df)
+                    .par_apply_columns("out", ["x", "k"], |(x, k): (f64, i64)| w2(x, k))
                     .unwrap()
             });
             g.add("blocks", n, t, move || {
                 // The typed block form: the closure gets the block's columns as slices and runs the
                 // map on eight rows at once, so the compiler vectorises across rows.
-                df.par_apply_blocks_with(flock, |block| {
-                    let x = block.column("x")?.f64()?.rechunk();
-                    let k = block.column("k")?.i64()?.rechunk();
-                    let (x, k) = (x.cont_slice()?, k.cont_slice()?);
-                    let out: Vec<f64> = w2_lanes(x, k);
-                    Ok(Float64Chunked::from_vec("out".into(), out)
-                        .into_series()
-                        .into_frame())
-                })
-                .unwrap()
+                flock
+                    .on(&df)
+                    .par_apply_blocks(|block| {
+                        let x = block.column("x")?.f64()?.rechunk();
+                        let k = block.column("k")?.i64()?.rechunk();
+                        let (x, k) = (x.cont_slice()?, k.cont_slice()?);
+                        let out: Vec<f64> = w2_lanes(x, k);
+                        Ok(Float64Chunked::from_vec("out".into(), out)
+                            .into_series()
+                            .into_frame())
+                    })
+                    .unwrap()
             });
         }
         g.run(&mut table, args.runs);
@@ -357,11 +364,15 @@ fn main() -> Result<()> {
                 })
             });
             g.add("rows", n, t, move || {
-                df.par_apply_rows_with(flock, "out", |row| Ok(w3(row.str("s")?)))
+                flock
+                    .on(&df)
+                    .par_apply_rows("out", |row| Ok(w3(row.str("s")?)))
                     .unwrap()
             });
             g.add("typed", n, t, move || {
-                df.par_apply_columns_with(flock, "out", ["s"], |s: &str| w3(s))
+                flock
+                    .on(&df)
+                    .par_apply_columns("out", ["s"], |s: &str| w3(s))
                     .unwrap()
             });
         }
@@ -399,12 +410,12 @@ fn main() -> Result<()> {
                     .unwrap()
             });
             g.add("blocks", n, t, move || {
-                df.par_apply_blocks_with(flock, w4).unwrap()
+                flock.on(&df).par_apply_blocks(w4).unwrap()
             });
         }
         g.run(&mut table, args.runs);
         // Memory: the output shares the input's columns and adds `z`.
-        let out = df.par_apply_blocks_with(&flocks[0], w4)?;
+        let out = (flocks[0]).on(&df).par_apply_blocks(w4)?;
         let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
         let (input, new) = (
             df.estimated_size(),
@@ -439,7 +450,7 @@ fn main() -> Result<()> {
                 pool.install(|| items.par_iter().map(w5).collect::<Vec<_>>())
             });
             g.add("vec", n, t, move || {
-                items.par_apply_rows_with(flock, w5).unwrap()
+                flock.on(&items).par_apply_rows(|x| Ok(w5(x))).unwrap()
             });
         }
         g.run(&mut table, args.runs);
@@ -512,7 +523,12 @@ fn w2_lanes(x: &[f64], k: &[i64]) -> Vec<f64> {
 }
 
 #[cfg(feature = "sqlite")]
-fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> Result<()> {
+fn w6(
+    table: &mut Vec<Measured>,
+    flocks: &[Flock],
+    scale: f64,
+    runs: usize,
+) -> Result<(), BoxError> {
     use polars_flock::rusqlite::{Connection, OpenFlags};
     let n = scaled(200_000, scale);
     let dir = std::env::temp_dir().join(format!("polars-flock-workloads-{}", std::process::id()));
@@ -527,7 +543,7 @@ fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> R
     }
     tx.commit()?;
     let open = || Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY);
-    let len = |conn: &Connection, k: i64| -> Result<i64> {
+    let len = |conn: &Connection, k: i64| -> Result<i64, BoxError> {
         let label: String = conn
             .prepare_cached("SELECT label FROM lookup WHERE k = ?1")?
             .query_row([k], |r| r.get(0))?;
@@ -538,18 +554,21 @@ fn w6(table: &mut Vec<Measured>, flocks: &[Flock], scale: f64, runs: usize) -> R
     let sample = df.head(Some(n / 10));
     let workers: Vec<_> = flocks
         .iter()
-        .map(|flock| flock.clone().workers(open))
+        .map(|_| Workers::new(move || Ok(open()?)))
         .collect();
     let mut g = Group::new("W6");
     for (flock, workers) in flocks.iter().zip(&workers) {
         let t = flock.plan(1)?.threads();
         g.add("per_row", sample.height(), t, || {
-            sample
-                .par_apply_rows_with(flock, "out", |row| len(&open()?, row.i64("k")?))
+            flock
+                .on(&sample)
+                .par_apply_rows("out", |row| len(&open()?, row.i64("k")?))
                 .unwrap()
         });
         g.add("per_worker", n, t, || {
-            df.par_apply_rows_per_worker_with(workers, "out", |conn, row| len(conn, row.i64("k")?))
+            flock
+                .on(&df)
+                .par_apply_rows_per_worker("out", &*workers, |conn, row| len(conn, row.i64("k")?))
                 .unwrap()
         });
     }

@@ -14,13 +14,15 @@ use polars_arrow::ffi as c;
 
 use crate::cell::chunk_boundaries;
 use crate::concat::{FirstSchema, vstack_all};
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::exec::contain;
 use crate::flock::Flock;
 use crate::frame::DataFrameParApply;
 use crate::plan::segments;
 use crate::row::Row;
+use crate::sealed;
 use crate::value::{OutputNames, RowOutput};
+use crate::view::{On, default_flock};
 
 /// A `RecordBatch` as a Polars `DataFrame`, without copying buffers.
 ///
@@ -197,13 +199,9 @@ pub fn to_record_batches(df: &DataFrame) -> Result<Vec<RecordBatch>> {
 /// assert_eq!(y.value(y.len() - 1), 1998.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait RecordBatchParApply: sealed::Sealed {
-    /// The batches as one frame (zero-copy).
-    #[doc(hidden)]
-    fn to_frame(&self) -> Result<DataFrame>;
-
-    /// [`DataFrameParApply::par_apply_rows`] over record batches: the result column `name` is
-    /// appended, and the output returned as record batches.
+pub trait RecordBatchParApply: sealed::Batches {
+    /// [`DataFrameParApply::par_apply_rows`] over record batches: the result columns `names` are
+    /// appended, and the output returned as record batches (one per block).
     ///
     /// # Errors
     ///
@@ -224,49 +222,21 @@ pub trait RecordBatchParApply: sealed::Sealed {
     /// let rows: usize = out.iter().map(|b| b.num_rows()).sum();
     /// assert_eq!(rows, 4);
     /// assert_eq!(out[0].schema().field(1).name(), "sq");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_rows<U, F, N>(&self, names: N, f: F) -> Result<Vec<RecordBatch>>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
-    {
-        self.par_apply_rows_with(&Flock::new(), names, f)
-    }
-
-    /// [`par_apply_rows`](RecordBatchParApply::par_apply_rows) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_rows`](RecordBatchParApply::par_apply_rows).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use arrow_array::{Int64Array, RecordBatch};
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
     ///
     /// let n = Int64Array::from((0..100).collect::<Vec<i64>>());
     /// let batch = RecordBatch::try_from_iter([("n", Arc::new(n) as _)])?;
-    /// let out = batch.par_apply_rows_with(&Flock::new().chunksize(25), "odd", |row| Ok(row.i64("n")? % 2 == 1))?;
+    /// let out = Flock::new().chunksize(25).on(&batch).par_apply_rows("odd", |row| Ok(row.i64("n")? % 2 == 1))?;
     /// assert_eq!(out.len(), 4); // one batch per block
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_with<U, F, N>(
-        &self,
-        flock: &Flock,
-        names: N,
-        f: F,
-    ) -> Result<Vec<RecordBatch>>
+    fn par_apply_rows<U, N, F>(&self, names: N, f: F) -> Result<Vec<RecordBatch>>
     where
         U: RowOutput,
         N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
+        F: Fn(&Row<'_>) -> std::result::Result<U, BoxError> + Sync,
     {
-        to_record_batches(&self.to_frame()?.par_apply_rows_with(flock, names, f)?)
+        let df = self.frame()?;
+        to_record_batches(&self.flock().on(&df).par_apply_rows(names, f)?)
     }
 
     /// [`DataFrameParApply::par_apply_blocks`] over record batches: each block is a zero-copy
@@ -289,50 +259,27 @@ pub trait RecordBatchParApply: sealed::Sealed {
     /// let batch = RecordBatch::try_from_iter([("x", Arc::new(x) as _)])?;
     /// let out = batch.par_apply_blocks(|block| {
     ///     let keep = block.column("x")?.f64()?.gt(899.0);
-    ///     block.filter(&keep)
+    ///     Ok(block.filter(&keep)?)
     /// })?;
     /// assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+    /// let heads = Flock::new().chunksize(400).on(&batch).par_apply_blocks(|b| Ok(b.head(Some(1))))?;
+    /// assert_eq!(heads.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn par_apply_blocks<F>(&self, f: F) -> Result<Vec<RecordBatch>>
     where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+        F: Fn(DataFrame) -> std::result::Result<DataFrame, BoxError> + Sync,
     {
-        self.par_apply_blocks_with(&Flock::new(), f)
-    }
-
-    /// [`par_apply_blocks`](RecordBatchParApply::par_apply_blocks) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_blocks`](RecordBatchParApply::par_apply_blocks).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use arrow_array::{Int64Array, RecordBatch};
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let n = Int64Array::from((0..10).collect::<Vec<i64>>());
-    /// let batch = RecordBatch::try_from_iter([("n", Arc::new(n) as _)])?;
-    /// let heads = batch.par_apply_blocks_with(&Flock::new().chunksize(4), |b| Ok(b.head(Some(1))))?;
-    /// assert_eq!(heads.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<Vec<RecordBatch>>
-    where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
-    {
-        to_record_batches(&self.to_frame()?.par_apply_blocks_with(flock, f)?)
+        let df = self.frame()?;
+        to_record_batches(&self.flock().on(&df).par_apply_blocks(f)?)
     }
 }
 
 /// Several record batches taken as one dataset (in order), for [`RecordBatchParApply`].
 ///
-/// A plain `Vec<RecordBatch>` already has the item-wise [`SliceParApply`](crate::SliceParApply)
-/// methods (one call per batch); wrap it to apply per row or per block across all its batches.
+/// A plain `Vec<RecordBatch>` is also a slice, with the item-wise
+/// [`SliceParApply`](crate::SliceParApply) verbs (one call per batch); wrap it to apply per row or
+/// per block across all its batches.
 ///
 /// # Examples
 ///
@@ -344,32 +291,53 @@ pub trait RecordBatchParApply: sealed::Sealed {
 ///
 /// let batch = |v: Vec<i64>| RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(v)) as _)]);
 /// let batches = vec![batch(vec![1, 2])?, batch(vec![3])?];
-/// let rows = batches.par_apply_rows(|b| b.num_rows())?; // per batch (SliceParApply)
+/// let rows = batches.par_apply_rows(|b| Ok(b.num_rows()))?; // per batch (SliceParApply)
 /// assert_eq!(rows, [2, 1]);
 /// let out = Batches(&batches).par_apply_rows("even", |row| Ok(row.i64("n")? % 2 == 0))?; // per row
 /// assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+/// let out = Flock::new().chunksize(1).on(&Batches(&batches)).par_apply_rows("one", |_| Ok(1i64))?;
+/// assert_eq!(out.len(), 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Batches<'a>(pub &'a [RecordBatch]);
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for arrow_array::RecordBatch {}
-    impl Sealed for super::Batches<'_> {}
-}
-
-impl RecordBatchParApply for RecordBatch {
-    fn to_frame(&self) -> Result<DataFrame> {
+impl sealed::Batches for RecordBatch {
+    fn frame(&self) -> Result<DataFrame> {
         to_dataframe(self)
     }
-}
-
-impl RecordBatchParApply for Batches<'_> {
-    fn to_frame(&self) -> Result<DataFrame> {
-        batches_to_dataframe(self.0)
+    fn flock(&self) -> &Flock {
+        default_flock()
     }
 }
+
+impl sealed::Batches for Batches<'_> {
+    fn frame(&self) -> Result<DataFrame> {
+        batches_to_dataframe(self.0)
+    }
+    fn flock(&self) -> &Flock {
+        default_flock()
+    }
+}
+
+macro_rules! configured_batches {
+    ($($input:ty),*) => {$(
+        impl sealed::Batches for On<'_, $input> {
+            fn frame(&self) -> Result<DataFrame> {
+                self.input.frame()
+            }
+            fn flock(&self) -> &Flock {
+                self.flock
+            }
+        }
+
+        impl RecordBatchParApply for On<'_, $input> {}
+    )*};
+}
+
+impl RecordBatchParApply for RecordBatch {}
+impl RecordBatchParApply for Batches<'_> {}
+configured_batches!(RecordBatch, Batches<'_>);
 
 fn arrow_error(column: &str, source: impl Into<crate::BoxError>) -> Error {
     Error::Arrow {

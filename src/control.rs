@@ -35,7 +35,7 @@ use crate::plan::ChunkPlan;
 /// let items: Vec<u64> = (0..1_000).collect();
 /// let stop = token.clone();
 /// let err = items
-///     .try_par_apply_rows_with(&flock, |&x| {
+///flock.on(&).par_apply_rows(|&x| {
 ///         if x == 500 {
 ///             stop.cancel(); // e.g. from a UI thread
 ///         }
@@ -362,8 +362,9 @@ impl<'a> Reporter<'a> {
     }
 }
 
-/// What a `*_keep_going` call met: the rows that failed (now null in the output) and whether the
-/// call stopped early.
+/// What a keep-going call met ([`DataFrameParApply::keep_going`](crate::DataFrameParApply::keep_going)):
+/// the units that failed (rows, now null in the output; or blocks, groups and files, left out of
+/// it), each with its error, and whether the call stopped early.
 ///
 /// # Examples
 ///
@@ -372,7 +373,7 @@ impl<'a> Reporter<'a> {
 /// use polars_flock::prelude::*;
 ///
 /// let df = df!("s" => ["1", "2", "x", "4"])?;
-/// let (out, report) = df.par_apply_rows_keep_going("n", |row| {
+/// let (out, report) = df.keep_going().par_apply_rows("n", |row| {
 ///     Ok(row.str("s")?.parse::<i64>()?)
 /// })?;
 /// assert_eq!(out.column("n")?.null_count(), 1);
@@ -383,51 +384,64 @@ impl<'a> Reporter<'a> {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct Report {
-    /// Every row whose closure returned an error or panicked, in row order.
-    pub failures: Vec<RowFailure>,
-    /// [`Error::Cancelled`] or [`Error::TimedOut`] if the call stopped before its end.
+    /// Every failed unit, in input order, with its error.
+    pub failures: Vec<Failure>,
+    /// Why the call stopped early ([`Error::Cancelled`] or [`Error::TimedOut`], with its
+    /// counts), if it did.
     pub stopped: Option<Error>,
-    /// The rows that did not run because the call stopped early, in order; they are null in the
-    /// output. A row that stopped itself (`token.check()?`) is skipped with the rest of its block.
-    /// With the counts of [`stopped`](Report::stopped): `completed_rows` plus the skipped rows is
-    /// every row.
+    /// What the stop kept from running, as ranges in input order: rows for row and block verbs
+    /// (null in a row verb's output, absent from a block verb's), group indices for groups, file
+    /// indices for files.
     pub skipped: Vec<Range<usize>>,
 }
 
 impl Report {
-    /// No row failed, and the call ran to its end.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(polars_flock::Report::default().is_complete());
-    /// ```
-    pub fn is_complete(&self) -> bool {
-        self.failures.is_empty() && self.stopped.is_none()
-    }
-
-    /// The failed rows' indices, in order.
+    /// Whether every unit ran and none failed.
     ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::prelude::*;
-    /// let items = ["1", "x", "3", "y"];
-    /// let (out, report) = items.try_par_apply_rows_keep_going(|s| s.parse::<u8>())?;
-    /// assert_eq!(out, [Some(1), None, Some(3), None]);
-    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
+    ///
+    /// let (out, report) = [1, 2, 3].keep_going().par_apply_rows(|x| Ok(x * 2))?;
+    /// assert_eq!(out, [Some(2), Some(4), Some(6)]);
+    /// assert!(report.is_complete());
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
-    pub fn failed_rows(&self) -> impl Iterator<Item = usize> + '_ {
-        self.failures.iter().map(|f| f.row)
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty() && self.stopped.is_none()
     }
 
-    /// Rows that are null in the output because they failed or did not run.
+    /// The input rows (or items) of the failed units, in order: a failed row, or every row of a
+    /// failed block. Groups and files have no rows here (see [`Report::failures`]).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(polars_flock::Report::default().null_rows(), 0);
+    /// use polars_flock::prelude::*;
+    ///
+    /// let (_, report) = ["1", "x", "3", "y"].keep_going().par_apply_rows(|s| Ok(s.parse::<i32>()?))?;
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn failed_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.failures.iter().flat_map(|f| match &f.unit {
+            Unit::Row(row) => *row..*row + 1,
+            Unit::Block { rows, .. } => rows.clone(),
+            _ => 0..0,
+        })
+    }
+
+    /// How many output rows of a row verb are null because of a failure or the stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let (out, report) = ["1", "x"].keep_going().par_apply_rows(|s| Ok(s.parse::<i32>()?))?;
+    /// assert_eq!(report.null_rows(), out.iter().filter(|v| v.is_none()).count());
+    /// # Ok::<(), polars_flock::Error>(())
     /// ```
     pub fn null_rows(&self) -> usize {
         self.failures.len()
@@ -439,13 +453,56 @@ impl Report {
     }
 }
 
-/// One failed row of a `*_keep_going` call.
+/// One failed unit of a keep-going call: which, and why.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct RowFailure {
-    /// The global row (or item) index.
-    pub row: usize,
-    /// What went wrong: the closure's error (as the fail-fast call would have returned it, e.g.
-    /// [`Error::Row`] or [`Error::NullValue`]) or [`Error::Panicked`].
+pub struct Failure {
+    /// The row, block, group or file that failed.
+    pub unit: Unit,
+    /// What went wrong, as the fail-fast call would have returned it: e.g. [`Error::Row`],
+    /// [`Error::NullValue`], [`Error::Block`], [`Error::SchemaMismatch`], [`Error::InGroup`],
+    /// [`Error::InFile`], or [`Error::Panicked`].
     pub error: Error,
+}
+
+/// The unit of work a [`Failure`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unit {
+    /// A row of a frame, or an item of a slice: its global index.
+    Row(usize),
+    /// A block of a block verb: its index and the rows (or items) it covers. It is absent from
+    /// the output.
+    Block {
+        /// The block's index, from 0 in input order.
+        block: usize,
+        /// The rows (or items) it covers.
+        rows: Range<usize>,
+    },
+    /// A group of a group-wise apply, absent from the output.
+    Group {
+        /// The group's index, from 0 in the order groups first appear.
+        group: usize,
+        /// Its key, as `column=value` pairs.
+        key: String,
+    },
+    /// A file of a [`Files`](crate::Files) job, absent from the output.
+    File {
+        /// The file's index in the list.
+        file: usize,
+        /// Its path.
+        path: std::path::PathBuf,
+    },
+}
+
+impl Unit {
+    /// The unit's index in input order: the row, block, group or file index.
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            Unit::Row(row) => *row,
+            Unit::Block { block, .. } => *block,
+            Unit::Group { group, .. } => *group,
+            Unit::File { file, .. } => *file,
+        }
+    }
 }

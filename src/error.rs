@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use polars::prelude::{DataType, PolarsError, SchemaRef};
 
-/// A boxed error from user code, as stored in [`Error::Row`] and [`Error::Block`].
+/// The error type of every closure the crate calls (row, typed, block, group, file, `init`):
+/// `?` converts any `std::error::Error + Send + Sync + 'static` (and a `&str` or `String`
+/// message) into it, as with anyhow. The call reports it with its context ([`Error::Row`],
+/// [`Error::Block`], [`Error::Closure`] inside [`Error::InGroup`] / [`Error::InFile`],
+/// [`Error::Init`]); the original is recovered by `downcast_ref` on that `source`. The crate's
+/// own errors (a getter's, a nested call's) are unboxed again and keep their row and column.
 ///
 /// # Examples
 ///
@@ -14,7 +19,7 @@ use polars::prelude::{DataType, PolarsError, SchemaRef};
 /// use polars_flock::prelude::*;
 /// use polars_flock::Error;
 ///
-/// let err = ["7", "x"].try_par_apply_rows(|s| s.parse::<u8>()).unwrap_err();
+/// let err = ["7", "x"].par_apply_rows(|s| Ok(s.parse::<u8>()?)).unwrap_err();
 /// let Error::Row { source, .. } = err else { panic!("expected a row error") };
 /// // The closure's own error type is recovered by downcasting.
 /// assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
@@ -67,14 +72,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// An option (or a call's parameter) has a value that cannot work, such as `chunksize(0)`,
     /// `threads(0)`, an empty key list for a group-wise apply, or a streaming window of 0.
     ///
     /// Fix the option; nothing ran.
-    #[error("invalid option `{option}` = {value}: {reason}")]
     InvalidOption {
         /// The option's name, e.g. `"chunksize"`, or the parameter's (`"by"`, `"window"`).
         option: &'static str,
@@ -88,12 +92,10 @@ pub enum Error {
     /// be started (the OS refused to spawn threads).
     ///
     /// Ask for fewer threads, or use the default pool; nothing ran.
-    #[error("could not start a pool of {threads} threads: {source}")]
     ThreadPool {
         /// The number of threads requested.
         threads: usize,
         /// rayon's reason.
-        #[source]
         source: rayon::ThreadPoolBuildError,
     },
 
@@ -101,7 +103,6 @@ pub enum Error {
     ///
     /// `row` is the global row being processed when a row closure asked for it, or `None` when the
     /// names were checked before any work started (the typed fast path).
-    #[error("column {column:?} not found{}", at_row(*row))]
     ColumnNotFound {
         /// The name asked for.
         column: String,
@@ -112,7 +113,6 @@ pub enum Error {
     /// A column was read as a type its dtype does not have (no implicit casts are made).
     ///
     /// Read it with the getter for `found`, or cast the column before the call.
-    #[error("column {column:?} has dtype {found:?}, but was read as {expected:?}{}", at_row(*row))]
     DtypeMismatch {
         /// The column's name.
         column: String,
@@ -128,7 +128,6 @@ pub enum Error {
     /// `Option<f64>`).
     ///
     /// Use the `Option` form (`row.opt_f64`, or `Option<f64>` in a typed tuple), or fill the nulls.
-    #[error("null value in column {column:?} at row {row}; read it as an Option")]
     NullValue {
         /// The column's name.
         column: String,
@@ -139,7 +138,6 @@ pub enum Error {
     /// The output column name is already taken in the input frame.
     ///
     /// Choose another name, or drop the old column first; the input is never overwritten silently.
-    #[error("output column {column:?} already exists in the frame")]
     DuplicateColumn {
         /// The output name asked for.
         column: String,
@@ -149,55 +147,60 @@ pub enum Error {
     ///
     /// `row` is the global row (or item) index; `source` is the closure's own error, which can be
     /// recovered with `downcast_ref`.
-    #[error("row {row}: {source}")]
     Row {
         /// The global row (or item) index.
         row: usize,
         /// The closure's error.
-        #[source]
         source: BoxError,
     },
 
     /// A block closure returned an error.
-    #[error("block {block} (rows {}..{}): {source}", rows.start, rows.end)]
     Block {
         /// The block's index, counting from 0 in input order.
         block: usize,
         /// The rows (or items) the block covers in the input.
         rows: Range<usize>,
         /// The closure's error.
-        #[source]
         source: BoxError,
     },
 
-    /// A group-wise closure ([`par_apply_groups`](crate::DataFrameParApply::par_apply_groups))
-    /// failed for a group: it returned an error (`source`), panicked (`source` is an
-    /// [`Error::Panicked`] whose `row` is the group's index), or returned a schema unlike the
-    /// first group's (`source` is an [`Error::SchemaMismatch`] whose `block` is the group's index).
-    #[error("group {group} ({key}): {source}")]
-    Group {
+    /// Something failed inside one group of a group-wise apply
+    /// ([`par_apply_groups`](crate::DataFrameParApply::par_apply_groups)): `source` is the
+    /// structured error, the same variant any other front-end reports — [`Error::Closure`] for
+    /// the closure's own error, [`Error::Panicked`] (whose `row` is the group's index),
+    /// [`Error::SchemaMismatch`] (whose `block` is the group's index), or a getter's error.
+    InGroup {
         /// The group's index, counting from 0 in the order groups first appear.
         group: usize,
         /// The group's key, as `column=value` pairs.
         key: String,
         /// What went wrong.
-        #[source]
-        source: BoxError,
+        source: Box<Error>,
     },
 
-    /// A file of a [`Files`](crate::Files) job failed: it could not be listed or read, the
-    /// closure returned an error (`source`) or panicked (`source` is an [`Error::Panicked`] whose
-    /// `row` is the file's index), or its frame's schema differs from the first file's (`source` is
-    /// an [`Error::SchemaMismatch`] whose `block` is the file's index; also from
-    /// `streaming::IpcSink`, whose `block` is the frame's index).
-    #[error("{}: {source}", path.display())]
-    File {
+    /// Something failed for one file: of a [`Files`](crate::Files) job, of its listing, or of a
+    /// streamed Arrow IPC file. `source` is the structured error: [`Error::Io`] (listing,
+    /// opening, writing), [`Error::Closure`] (the closure's own error), [`Error::Panicked`]
+    /// (whose `row` is the file's index), [`Error::SchemaMismatch`] (whose `block` is the file's,
+    /// or the streamed frame's, index), or [`Error::Polars`].
+    InFile {
         /// The file (or the directory or glob pattern being listed).
         path: PathBuf,
         /// What went wrong.
-        #[source]
+        source: Box<Error>,
+    },
+
+    /// A group or file closure returned an error (reported inside [`Error::InGroup`] or
+    /// [`Error::InFile`], which say which group or file). Row and block closures' errors are
+    /// [`Error::Row`] and [`Error::Block`], which carry their rows.
+    Closure {
+        /// The closure's error: downcast it to recover your type.
         source: BoxError,
     },
+
+    /// An IO error outside user code: listing a directory, opening or writing a file, starting a
+    /// thread.
+    Io(std::io::Error),
 
     /// A block closure (or a group's, a file's, a streamed frame's) returned a frame whose schema
     /// differs from the first one's.
@@ -206,10 +209,6 @@ pub enum Error {
     /// be concatenated. `block` is the index of the block, group, file or frame; `rows` its rows
     /// in the input (for a group or a file, `block..block + 1`). Inside [`Error::Group`] and
     /// [`Error::File`] this is the `source`, so that it can be matched in every front-end.
-    #[error(
-        "block {block} (rows {}..{}) returned schema {found:?}, but the first returned {expected:?}",
-        rows.start, rows.end
-    )]
     SchemaMismatch {
         /// The index of the first block (group, file, frame) whose schema differs.
         block: usize,
@@ -229,7 +228,6 @@ pub enum Error {
     /// block a worker ran, for a per-worker state's `Drop`; the block whose completion was being
     /// reported, for a progress callback; the batch, in streaming. `row` is the row (or item)
     /// being processed when the apply works row by row, `None` otherwise.
-    #[error("panic in block {block} (rows {}..{}){}{}: {message}", rows.start, rows.end, at_row(*row), in_user_code(*during))]
     Panicked {
         /// The index of the block (or batch) it belongs to.
         block: usize,
@@ -249,11 +247,6 @@ pub enum Error {
     /// Blocks listed in `completed_blocks` finished; their results are dropped with the call, but
     /// side effects they had (rows written to a database) happened. Fix the cause (a path, a
     /// permission, a server that is down) and run again.
-    #[error(
-        "init failed on worker {} before block {block} (rows {}..{}; {} blocks completed): {source}",
-        worker.map_or_else(|| "<calling thread>".to_owned(), |w| w.to_string()),
-        rows.start, rows.end, completed_blocks.len()
-    )]
     Init {
         /// The index of the pool thread whose `init` failed (`None` on the calling thread, for a
         /// call small enough to run inline).
@@ -266,7 +259,6 @@ pub enum Error {
         completed_blocks: Vec<usize>,
         /// The error `init` returned, or its panic as an [`Error::Panicked`] (`during:
         /// UserCode::Init`).
-        #[source]
         source: BoxError,
     },
 
@@ -277,9 +269,6 @@ pub enum Error {
     /// cancelled, so a closure may stop early with [`CancelToken::check`](crate::CancelToken::check).
     /// Fail-fast calls drop the completed blocks' results; the `*_keep_going` forms keep them and
     /// report this error in [`Report::stopped`](crate::Report::stopped).
-    #[error(
-        "cancelled: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
-    )]
     Cancelled {
         /// Blocks that completed.
         completed_blocks: usize,
@@ -297,9 +286,6 @@ pub enum Error {
     /// block's run time after it; a running closure is never interrupted. A block that returned an
     /// error after the deadline counts as timed out. Use smaller blocks for a tighter bound, or
     /// raise the timeout.
-    #[error(
-        "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
-    )]
     TimedOut {
         /// The timeout that passed.
         timeout: Duration,
@@ -318,22 +304,15 @@ pub enum Error {
     ///
     /// Cast the column to a supported type first (see
     /// [`arrow::to_dataframe`](crate::arrow::to_dataframe) for the list).
-    #[error("Arrow column {column:?}: {source}")]
     Arrow {
         /// The column's name.
         column: String,
         /// The reason, from arrow-rs or polars-arrow.
-        #[source]
         source: BoxError,
     },
 
     /// An error raised by Polars outside user code (e.g. while assembling the output).
-    #[error(transparent)]
-    Polars(#[from] PolarsError),
-
-    /// An error made by user code with [`Error::custom`], before it is given its row.
-    #[error("{0}")]
-    Custom(#[source] BoxError),
+    Polars(PolarsError),
 }
 
 /// The piece of user code that panicked, in [`Error::Panicked`].
@@ -346,7 +325,7 @@ pub enum Error {
 ///
 /// let blocks = Flock::new().chunksize(1); // three blocks: two combines
 /// let err = [1, 2, 3]
-///     .par_fold_with(&blocks, || 0, |a, &x| a + x, |_, _| panic!("bad combine"))
+///blocks.on(&).par_fold(|| 0, |a, &x| a + x, |_, _| panic!("bad combine"))
 ///     .unwrap_err();
 /// assert!(matches!(err, Error::Panicked { during: UserCode::Combine, block: 1, .. }));
 /// ```
@@ -390,35 +369,43 @@ impl std::fmt::Display for UserCode {
 }
 
 impl Error {
-    /// Wraps any error (or a message) so that a row closure can return it with `?`.
-    ///
-    /// The call reports it as [`Error::Row`] with the row index attached.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Error;
-    ///
-    /// let df = df!("s" => ["1", "2", "x"])?;
-    /// let err = df
-    ///     .par_apply_rows("n", |row| row.str("s")?.parse::<i64>().map_err(Error::custom))
-    ///     .unwrap_err();
-    /// assert!(matches!(err, Error::Row { row: 2, .. }));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn custom(error: impl Into<BoxError>) -> Self {
-        Error::Custom(error.into())
-    }
-
     /// This error as returned by the closure of global row `row`. `own` says whether it was
     /// raised by that row's own getters: only then does a getter error (which names its row)
     /// stand as it is. An error from anywhere else, e.g. a nested call's getter naming the
     /// inner frame's row, is wrapped in [`Error::Row`] with this row, the original as its source.
+    /// A row closure's error for global row `row`: one of the crate's own errors (a getter's, a
+    /// nested call's) as [`Error::at_row`] says; any other error becomes [`Error::Row`] with
+    /// this row, the original as its source.
+    #[cold]
+    pub(crate) fn of_row(error: BoxError, row: usize, own: bool) -> Self {
+        match error.downcast::<Error>() {
+            Ok(error) => error.at_row(row, own),
+            Err(source) => Error::Row { row, source },
+        }
+    }
+
+    /// A block closure's error for block `block` of `rows`.
+    #[cold]
+    pub(crate) fn of_block(source: BoxError, block: usize, rows: Range<usize>) -> Self {
+        Error::Block {
+            block,
+            rows,
+            source,
+        }
+    }
+
+    /// A group or file closure's error: one of the crate's own errors stands as it is, any
+    /// other becomes [`Error::Closure`].
+    #[cold]
+    pub(crate) fn of_closure(error: BoxError) -> Self {
+        match error.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(source) => Error::Closure { source },
+        }
+    }
+
     pub(crate) fn at_row(self, row: usize, own: bool) -> Self {
         match self {
-            Error::Custom(source) => Error::Row { row, source },
             e @ Error::Row { row: r, .. } if r == row => e,
             e @ (Error::ColumnNotFound { row: Some(r), .. }
             | Error::DtypeMismatch { row: Some(r), .. }
@@ -435,61 +422,140 @@ impl Error {
     }
 }
 
-/// `?` on the errors row closures meet most (parsing, IO, text encoding, integer conversion):
-/// each becomes [`Error::Custom`], which the call reports as [`Error::Row`] with the row, the
-/// original recoverable by `downcast_ref` on its `source`.
-macro_rules! custom_from {
-    ($($(#[$meta:meta])* $t:ty),* $(,)?) => {$(
-        $(#[$meta])*
-        impl From<$t> for Error {
-            fn from(error: $t) -> Self {
-                Error::Custom(Box::new(error))
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidOption {
+                option,
+                value,
+                reason,
+            } => write!(f, "invalid option `{option}` = {value}: {reason}"),
+            Error::ThreadPool { threads, source } => {
+                write!(f, "could not start a pool of {threads} threads: {source}")
             }
+            Error::ColumnNotFound { column, row } => {
+                write!(f, "column {column:?} not found{}", at_row(*row))
+            }
+            Error::DtypeMismatch {
+                column,
+                row,
+                expected,
+                found,
+            } => write!(
+                f,
+                "column {column:?} has dtype {found:?}, but was read as {expected:?}{}",
+                at_row(*row)
+            ),
+            Error::NullValue { column, row } => write!(
+                f,
+                "null value in column {column:?} at row {row}; read it as an Option"
+            ),
+            Error::DuplicateColumn { column } => {
+                write!(f, "output column {column:?} already exists in the frame")
+            }
+            Error::Row { row, source } => write!(f, "row {row}: {source}"),
+            Error::Block {
+                block,
+                rows,
+                source,
+            } => write!(f, "block {block} (rows {}..{}): {source}", rows.start, rows.end),
+            Error::InGroup { group, key, source } => write!(f, "group {group} ({key}): {source}"),
+            Error::InFile { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Closure { source } => write!(f, "{source}"),
+            Error::Io(e) => e.fmt(f),
+            Error::SchemaMismatch {
+                block,
+                rows,
+                expected,
+                found,
+            } => write!(
+                f,
+                "block {block} (rows {}..{}) returned schema {found:?}, but the first returned {expected:?}",
+                rows.start, rows.end
+            ),
+            Error::Panicked {
+                block,
+                rows,
+                row,
+                message,
+                during,
+            } => write!(
+                f,
+                "panic in block {block} (rows {}..{}){}{}: {message}",
+                rows.start,
+                rows.end,
+                at_row(*row),
+                in_user_code(*during)
+            ),
+            Error::Init {
+                worker,
+                block,
+                rows,
+                completed_blocks,
+                source,
+            } => write!(
+                f,
+                "init failed on worker {} before block {block} (rows {}..{}; {} blocks completed): {source}",
+                worker.map_or_else(|| "<calling thread>".to_owned(), |w| w.to_string()),
+                rows.start,
+                rows.end,
+                completed_blocks.len()
+            ),
+            Error::Cancelled {
+                completed_blocks,
+                blocks,
+                completed_rows,
+                rows,
+            } => write!(
+                f,
+                "cancelled: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
+            ),
+            Error::TimedOut {
+                timeout,
+                completed_blocks,
+                blocks,
+                completed_rows,
+                rows,
+            } => write!(
+                f,
+                "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
+            ),
+            Error::Arrow { column, source } => write!(f, "Arrow column {column:?}: {source}"),
+            Error::Polars(e) => e.fmt(f),
         }
-    )*};
-}
-
-custom_from!(
-    std::num::ParseIntError,
-    std::num::ParseFloatError,
-    std::str::ParseBoolError,
-    std::char::ParseCharError,
-    std::num::TryFromIntError,
-    std::io::Error,
-    std::str::Utf8Error,
-    std::string::FromUtf8Error,
-    std::fmt::Error,
-    #[cfg(feature = "dtypes")]
-    chrono::ParseError,
-);
-
-impl From<BoxError> for Error {
-    /// `?` on any boxed error (`Box<dyn Error + Send + Sync>`): the escape hatch for error types
-    /// without a conversion of their own (`e.into()` boxes any error).
-    fn from(error: BoxError) -> Self {
-        Error::Custom(error)
     }
 }
 
-impl From<&str> for Error {
-    /// `Err("bad input")?` or `return Err("bad input".into())` in a row closure.
-    fn from(message: &str) -> Self {
-        Error::Custom(message.into())
+/// Written by hand rather than derived, so that the source of [`Error::InGroup`] and
+/// [`Error::InFile`] is the inner `Error` itself (`source().downcast_ref::<Error>()` finds it),
+/// not its `Box`.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ThreadPool { source, .. } => Some(source),
+            Error::Row { source, .. }
+            | Error::Block { source, .. }
+            | Error::Closure { source }
+            | Error::Init { source, .. }
+            | Error::Arrow { source, .. } => Some(source.as_ref()),
+            Error::InGroup { source, .. } | Error::InFile { source, .. } => Some(&**source),
+            // Transparent, as their `Display`.
+            Error::Io(e) => e.source(),
+            Error::Polars(e) => e.source(),
+            _ => None,
+        }
     }
 }
 
-impl From<String> for Error {
-    /// `Err(format!("bad input {x}"))?` in a row closure.
-    fn from(message: String) -> Self {
-        Error::Custom(message.into())
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(error)
     }
 }
 
-#[cfg(feature = "sqlite")]
-impl From<rusqlite::Error> for Error {
-    /// Lets a row closure use `?` on SQLite calls; the call reports [`Error::Row`] with the row.
-    fn from(error: rusqlite::Error) -> Self {
-        Error::Custom(Box::new(error))
+impl From<PolarsError> for Error {
+    fn from(error: PolarsError) -> Self {
+        Error::Polars(error)
     }
 }
 
@@ -541,10 +607,15 @@ mod tests {
     }
 
     #[test]
-    fn custom_error_gets_its_row() {
-        let e = Error::custom("bad").at_row(7, false);
+    fn a_user_error_gets_its_row_and_stays_recoverable() {
+        let e = Error::of_row("bad".into(), 7, false);
         assert!(matches!(e, Error::Row { row: 7, .. }));
         assert_eq!(e.to_string(), "row 7: bad");
+        let parse = "x".parse::<i64>().unwrap_err();
+        let Error::Row { source, .. } = Error::of_row(Box::new(parse), 3, true) else {
+            panic!()
+        };
+        assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
     }
 
     #[test]

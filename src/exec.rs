@@ -28,7 +28,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::control::{Report, Reporter, RowFailure, Stop, as_stop, is_stop, with_counts};
+use crate::control::{Failure, Report, Reporter, Stop, Unit, as_stop, is_stop, with_counts};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::ChunkPlan;
@@ -151,6 +151,8 @@ pub(crate) struct Block {
     pub(crate) index: usize,
     pub(crate) rows: Range<usize>,
     current_row: Cell<Option<usize>>,
+    /// A keep-going unit panicked and was contained: the thread's state may be half-updated.
+    poisoned: Cell<bool>,
 }
 
 impl Block {
@@ -159,6 +161,7 @@ impl Block {
             index,
             rows,
             current_row: Cell::new(None),
+            poisoned: Cell::new(false),
         }
     }
 
@@ -166,6 +169,13 @@ impl Block {
     #[inline(always)]
     pub(crate) fn enter_row(&self, row: usize) {
         self.current_row.set(Some(row));
+    }
+
+    /// Marks this block's per-worker state as possibly half-updated by a panic the front-end
+    /// contained itself (a group's, a file's, a keep-going unit's): the state is dropped after
+    /// the block, never reused.
+    pub(crate) fn poison(&self) {
+        self.poisoned.set(true);
     }
 
     /// A panic of `during` in this block, at the row in progress.
@@ -217,40 +227,17 @@ pub(crate) fn run_block<R>(
     }
 }
 
-/// Where a call gets its per-worker states, and where it gives them back.
-pub(crate) trait StateSource<S>: Sync {
-    /// A state for a thread about to run its first block of the call (user code: `init`).
-    fn acquire(&self) -> std::result::Result<S, BoxError>;
-    /// The call is over and `state` is sound (never called for a state whose block panicked).
-    fn release(&self, state: S) -> std::result::Result<(), Panic>;
-}
+pub(crate) use crate::sealed::StateSource;
 
-/// No state: the plain `par_apply_*` calls.
+/// No state: the plain calls.
 pub(crate) struct Stateless;
 
 impl StateSource<()> for Stateless {
     fn acquire(&self) -> std::result::Result<(), BoxError> {
         Ok(())
     }
-    fn release(&self, (): ()) -> std::result::Result<(), Panic> {
-        Ok(())
-    }
-}
-
-/// A fresh state from `init` per thread, dropped when the call ends: the call-scoped
-/// `*_per_worker` forms.
-pub(crate) struct InitPerCall<I>(pub(crate) I);
-
-impl<S, E, I> StateSource<S> for InitPerCall<I>
-where
-    E: Into<BoxError>,
-    I: Fn() -> std::result::Result<S, E> + Sync,
-{
-    fn acquire(&self) -> std::result::Result<S, BoxError> {
-        (self.0)().map_err(Into::into)
-    }
-    fn release(&self, state: S) -> std::result::Result<(), Panic> {
-        drop_contained(state)
+    fn release(&self, (): ()) -> Option<()> {
+        None
     }
 }
 
@@ -393,7 +380,9 @@ where
             }
             let block = Block::new(index, rows);
             let (result, panicked) = run_block(&self.stop, &block, || (self.task)(&block, current));
-            if panicked && let Some(broken) = state.take() {
+            if (panicked || block.poisoned.get())
+                && let Some(broken) = state.take()
+            {
                 // The state may be half-updated (a transaction left open): never reuse it.
                 discard(broken);
             }
@@ -539,7 +528,7 @@ where
         let serving = std::thread::Builder::new()
             .name("polars-flock-progress".into())
             .spawn_scoped(scope, || reporter.serve())
-            .map_err(|e| Error::Custom(Box::new(e)))?;
+            .map_err(Error::Io)?;
         let executed = run_call(flock, plan, states, Some(&reporter), task);
         let ok = executed.as_ref().is_ok_and(Executed::succeeded);
         reporter.close();
@@ -601,7 +590,9 @@ where
         let (Some(state), Some(last)) = (slot.state, slot.last) else {
             continue;
         };
-        if let Err(panic) = states.release(state) {
+        if let Some(state) = states.release(state)
+            && let Err(panic) = drop_contained(state)
+        {
             late.get_or_insert(panic.at(UserCode::StateDrop, last, plan.block_rows(last), None));
         }
     }
@@ -724,7 +715,7 @@ where
 pub(crate) fn run_blocks_stateful<S, R, F, C>(
     flock: &Flock,
     plan: &ChunkPlan,
-    states: &impl StateSource<S>,
+    states: &(impl StateSource<S> + ?Sized),
     task: F,
     check: C,
 ) -> Result<Vec<R>>
@@ -741,11 +732,12 @@ where
 // Keep-going
 // ---------------------------------------------------------------------------------------------
 
-/// A keep-going block's record of its rows: those that failed, and the row at which the call's
-/// stop reached it (that row and the rest of the block are skipped).
+/// A keep-going block's record of its units (rows, or the block itself, its groups or files):
+/// those that failed, and the unit at which the call's stop reached it (that unit and the rest of
+/// the block are skipped).
 #[derive(Default)]
 pub(crate) struct KeepGoing {
-    failures: Vec<RowFailure>,
+    failures: Vec<Failure>,
     stopped: Option<(usize, Error)>,
 }
 
@@ -753,11 +745,27 @@ impl KeepGoing {
     /// Runs one row: its value, or `None` with the row's error (or panic) recorded. A row that
     /// stopped itself (`CancelToken::check()?`) is skipped, not failed, and so is every later row
     /// of the block, whose closure is not called. `f`'s error already carries its row.
+    #[inline]
     pub(crate) fn row<U>(
         &mut self,
         block: &Block,
         row: usize,
         f: impl FnOnce() -> Result<U>,
+    ) -> Option<U> {
+        self.unit(block, row, || Unit::Row(row), f, |e| e)
+    }
+
+    /// Runs one unit with index `index` (a row, a group or file index, or the block's rows'
+    /// start for a whole block): its value, or `None` with its error recorded as a failure of
+    /// `unit()`, `wrap` adding the unit's context to the error (not to a panic of a row, which
+    /// already names it). A panic poisons the block's per-worker state, which is then dropped.
+    pub(crate) fn unit<U>(
+        &mut self,
+        block: &Block,
+        index: usize,
+        unit: impl FnOnce() -> Unit,
+        f: impl FnOnce() -> Result<U>,
+        wrap: impl FnOnce(Error) -> Error,
     ) -> Option<U> {
         if self.stopped.is_some() {
             return None;
@@ -767,40 +775,59 @@ impl KeepGoing {
             Ok(Err(error)) => match as_stop(&error) {
                 Some(stop) => {
                     discard(error);
-                    self.stopped = Some((row, stop));
+                    self.stopped = Some((index, stop));
                     return None;
                 }
-                None => error,
+                None => wrap(error),
             },
-            Err(panic) => panic.at(
-                UserCode::Closure,
-                block.index,
-                block.rows.clone(),
-                Some(row),
-            ),
+            Err(panic) => {
+                block.poison();
+                let unit = unit();
+                let row = match unit {
+                    Unit::Block { .. } => None,
+                    _ => Some(index),
+                };
+                let panicked = panic.at(UserCode::Closure, block.index, block.rows.clone(), row);
+                self.failures.push(Failure {
+                    error: match unit {
+                        Unit::Row(_) => panicked,
+                        _ => wrap(panicked),
+                    },
+                    unit,
+                });
+                return None;
+            }
         };
-        self.failures.push(RowFailure { row, error });
+        self.failures.push(Failure {
+            unit: unit(),
+            error,
+        });
         None
     }
 }
 
-/// Runs a keep-going call whose blocks return their output and record their rows in a
-/// [`KeepGoing`]; `skipped` makes the output of a block that did not run (all null). Returns the
-/// outputs in block order and the report, whose stop counts agree with its skipped rows.
-pub(crate) fn run_keep_going<R, F>(
+/// Runs a keep-going call whose blocks return their output and record their units in a
+/// [`KeepGoing`], each thread with its state from `states`; `skipped` makes the output of a
+/// block that did not run (rows: all null; blocks, groups, files: nothing). `units` maps a
+/// block's rows to the units the stop skips (the rows themselves, or group or file indices: the
+/// same here). Returns the outputs in block order and the report, whose stop counts agree with
+/// its skipped units.
+pub(crate) fn run_keep_going<S, R, F>(
     flock: &Flock,
     plan: &ChunkPlan,
+    states: &(impl StateSource<S> + ?Sized),
     task: F,
     skipped: impl Fn(Range<usize>) -> R,
 ) -> Result<(Vec<R>, Report)>
 where
+    S: Send,
     R: Send,
-    F: Fn(&Block, &mut KeepGoing) -> Result<R> + Sync,
+    F: Fn(&Block, &mut S, &mut KeepGoing) -> Result<R> + Sync,
 {
-    let executed = execute(flock, plan, &Stateless, |block, ()| {
-        let mut rows = KeepGoing::default();
-        let output = task(block, &mut rows)?;
-        Ok((output, rows))
+    let executed = execute(flock, plan, states, |block, state| {
+        let mut units = KeepGoing::default();
+        let output = task(block, state, &mut units)?;
+        Ok((output, units))
     })?;
     let (results, mut stopped) = executed.keep_going()?;
     let mut report = Report::default();

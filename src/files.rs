@@ -6,17 +6,19 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::concat::{FirstSchema, vstack_all};
-use crate::error::UserCode;
-use crate::error::{BoxError, Error, Result};
-use crate::exec::{Discarded, Stateless, contain, run_blocks_stateful};
-use crate::flock::Flock;
+use crate::control::{Failure, Report, Unit};
+use crate::error::{BoxError, Error, Result, UserCode};
+use crate::exec::{Block, Discarded, Stateless, contain, run_blocks_stateful, run_keep_going};
+use crate::view::{KeepGoing, On, default_flock};
 
 /// The input files of an ETL job, in a stable order: apply a function to each in parallel, and
 /// get the results (or the concatenated frames) back in that order.
 ///
 /// [`in_dir`](Files::in_dir) and [`glob`](Files::glob) sort the paths, so that the order, and
 /// therefore the output, does not depend on the file system; [`new`](Files::new) keeps the order
-/// given. Every failure names its file ([`Error::File`]).
+/// given. Every failure names its file ([`Error::InFile`]). `flock.on(&files)` runs the same
+/// verbs with options ([`Flock::on`]; the chunk size counts files), and
+/// [`keep_going`](Files::keep_going) leaves failing files out instead of failing the call.
 ///
 /// # Examples
 ///
@@ -29,7 +31,7 @@ use crate::flock::Flock;
 /// }
 /// let files = Files::in_dir(dir.path(), Some("txt"))?;
 /// assert_eq!(files.len(), 2);
-/// let sizes = files.par_apply(|path| std::fs::read_to_string(path).map(|s| s.len()))?;
+/// let sizes = files.par_apply(|path| Ok(std::fs::read_to_string(path)?.len()))?;
 /// assert_eq!(sizes, [1, 2]); // a.txt, then b.txt
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -60,7 +62,7 @@ impl Files {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming `dir` (or an entry) if it cannot be read.
+    /// [`Error::InFile`] naming `dir` (or an entry), with an [`Error::Io`], if it cannot be read.
     ///
     /// # Examples
     ///
@@ -74,10 +76,7 @@ impl Files {
     /// ```
     pub fn in_dir(dir: impl AsRef<Path>, extension: Option<&str>) -> Result<Self> {
         let dir = dir.as_ref();
-        let file_error = |path: &Path, source: std::io::Error| Error::File {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        };
+        let file_error = |path: &Path, source: std::io::Error| in_file(path, Error::Io(source));
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| file_error(dir, e))? {
             let entry = entry.map_err(|e| file_error(dir, e))?;
@@ -99,8 +98,8 @@ impl Files {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the pattern if it is not a valid glob, or naming a path that could
-    /// not be read while matching.
+    /// [`Error::InFile`] with an [`Error::Io`], naming the pattern if it is not a valid glob
+    /// (`InvalidInput`), or naming a path that could not be read while matching.
     ///
     /// # Examples
     ///
@@ -115,15 +114,15 @@ impl Files {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn glob(pattern: &str) -> Result<Self> {
-        let matches = glob::glob(pattern).map_err(|source| Error::File {
-            path: PathBuf::from(pattern),
-            source: Box::new(source),
+        let matches = glob::glob(pattern).map_err(|e| {
+            let invalid = std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+            in_file(Path::new(pattern), Error::Io(invalid))
         })?;
         let mut paths = Vec::new();
         for entry in matches {
-            let path = entry.map_err(|e| Error::File {
-                path: e.path().to_path_buf(),
-                source: Box::new(std::io::Error::from(e)),
+            let path = entry.map_err(|e| {
+                let path = e.path().to_path_buf();
+                in_file(&path, Error::Io(e.into()))
             })?;
             if path.is_file() {
                 paths.push(path);
@@ -167,81 +166,55 @@ impl Files {
     }
 
     /// Calls `f` on every file in parallel and returns the results in file order: read → transform
-    /// → write one output per input, or anything else per file.
+    /// → write one output per input, or anything else per file. `f` returns
+    /// `Result<U, BoxError>`: `?` works on any error.
     ///
     /// Reading files is IO: for many small files on a fast disk the default (Polars' pool) is
     /// right; for slow storage (network file systems, object stores) use a pool with more threads
-    /// than cores ([`Flock::threads`]).
+    /// than cores: `Flock::new().threads(8).on(&files).par_apply(f)`.
     ///
     /// # Errors
     ///
-    /// [`Error::File`] with the path and `f`'s error (or an [`Error::Panicked`]) for the first failing
-    /// file in order; no new file starts after a failure. Options and stops as for every call.
+    /// [`Error::InFile`] with the path, its `source` [`Error::Closure`] (`f`'s error) or
+    /// [`Error::Panicked`], for the first failing file in order; no new file starts after a
+    /// failure. Options and stops as for every call.
     ///
     /// # Examples
     ///
     /// ```
-    /// use polars_flock::{Error, Files};
+    /// use polars_flock::prelude::*;
     ///
     /// let dir = tempfile::tempdir()?;
     /// std::fs::write(dir.path().join("a.num"), "1")?;
     /// std::fs::write(dir.path().join("b.num"), "x")?;
     /// let files = Files::in_dir(dir.path(), Some("num"))?;
     /// let err = files
-    ///     .par_apply(|path| -> Result<i64, polars_flock::BoxError> {
-    ///         Ok(std::fs::read_to_string(path)?.parse::<i64>()?)
-    ///     })
+    ///     .par_apply(|path| Ok(std::fs::read_to_string(path)?.parse::<i64>()?))
     ///     .unwrap_err();
-    /// let Error::File { path, .. } = err else { panic!() };
+    /// let Error::InFile { path, source } = err else { panic!() };
     /// assert!(path.ends_with("b.num"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn par_apply<U, E, F>(&self, f: F) -> Result<Vec<U>>
-    where
-        U: Send,
-        E: Into<BoxError>,
-        F: Fn(&Path) -> std::result::Result<U, E> + Sync,
-    {
-        self.par_apply_with(&Flock::new(), f)
-    }
-
-    /// [`par_apply`](Files::par_apply) with explicit options; the chunk size counts files.
+    /// let Error::Closure { source } = *source else { panic!() };
+    /// assert!(source.downcast_ref::<std::num::ParseIntError>().is_some());
     ///
-    /// # Errors
-    ///
-    /// As [`par_apply`](Files::par_apply).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::{Files, Flock};
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// for i in 0..20 {
-    ///     std::fs::write(dir.path().join(format!("{i:02}.txt")), "x".repeat(i))?;
-    /// }
     /// let io_pool = Flock::new().threads(8).chunksize(1); // IO-bound: more threads than cores
-    /// let sizes = Files::in_dir(dir.path(), Some("txt"))?
-    ///     .par_apply_with(&io_pool, |p| std::fs::metadata(p).map(|m| m.len()))?;
-    /// assert_eq!(sizes, (0..20).collect::<Vec<u64>>());
+    /// let sizes = io_pool.on(&files).par_apply(|p| Ok(std::fs::metadata(p)?.len()))?;
+    /// assert_eq!(sizes, [1, 1]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn par_apply_with<U, E, F>(&self, flock: &Flock, f: F) -> Result<Vec<U>>
+    pub fn par_apply<U, F>(&self, f: F) -> Result<Vec<U>>
     where
         U: Send,
-        E: Into<BoxError>,
-        F: Fn(&Path) -> std::result::Result<U, E> + Sync,
+        F: Fn(&Path) -> std::result::Result<U, BoxError> + Sync,
     {
-        let outputs = self.run(flock, f, |_, _, _| Ok(()))?;
-        Ok(outputs.into_iter().flatten().collect())
+        default_flock().on(self).par_apply(f)
     }
 
-    /// Reads every file into a frame with `read` (and transforms it) in parallel, and
-    /// concatenates the frames in file order, zero-copy (one chunk per file at least).
+    /// Reads every file into a frame in parallel (`read` is yours: CSV, Parquet, JSON, with any
+    /// options) and concatenates the frames in file order, without copying them.
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the first failing file, or the first file whose frame has a schema
+    /// [`Error::InFile`] naming the first failing file, or the first file whose frame has a schema
     /// unlike the first file's (its `source` is an [`Error::SchemaMismatch`]). Options and stops as
     /// for every call. No files give an empty frame.
     ///
@@ -249,7 +222,7 @@ impl Files {
     ///
     /// ```
     /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::Files;
+    /// use polars_flock::prelude::*;
     ///
     /// let dir = tempfile::tempdir()?;
     /// for i in 0..3 {
@@ -257,100 +230,305 @@ impl Files {
     /// }
     /// let df = Files::in_dir(dir.path(), Some("txt"))?.par_concat(|path| {
     ///     let text = std::fs::read_to_string(path)?;
-    ///     let values: Vec<i64> = text.lines().map(|l| l.parse().unwrap()).collect();
-    ///     df!("v" => values)
+    ///     let values = text.lines().map(str::parse).collect::<Result<Vec<i64>, _>>()?;
+    ///     Ok(df!("v" => values)?)
     /// })?;
     /// let v: Vec<i64> = df.column("v")?.i64()?.into_no_null_iter().collect();
     /// assert_eq!(v, [0, 0, 1, 10, 2, 20]);
+    ///
+    /// let files = Files::new(["one", "two"]);
+    /// let err = Flock::new().chunksize(1).on(&files)
+    ///     .par_concat(|p| Ok(if p.ends_with("two") { df!("b" => [1i64])? } else { df!("a" => [1i64])? }))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::InFile { ref path, ref source }
+    ///     if path.ends_with("two") && matches!(**source, Error::SchemaMismatch { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn par_concat<F>(&self, read: F) -> Result<DataFrame>
     where
-        F: Fn(&Path) -> PolarsResult<DataFrame> + Sync,
+        F: Fn(&Path) -> std::result::Result<DataFrame, BoxError> + Sync,
     {
-        self.par_concat_with(&Flock::new(), read)
+        default_flock().on(self).par_concat(read)
     }
 
-    /// [`par_concat`](Files::par_concat) with explicit options; the chunk size counts files.
+    /// Keep-going mode: a file that fails (or panics, or for [`par_concat`](KeepGoing::par_concat)
+    /// has another schema) is left out and listed in the [`Report`] with its path, so one bad
+    /// file of 6,000 does not discard the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["1", "x", "3"]);
+    /// let (out, report) = files.keep_going().par_apply(|p| Ok(p.to_str().unwrap().parse::<i32>()?))?;
+    /// assert_eq!(out, [Some(1), None, Some(3)]);
+    /// assert!(matches!(&report.failures[0].unit, Unit::File { file: 1, path } if path.ends_with("x")));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn keep_going(&self) -> KeepGoing<'_, Files> {
+        KeepGoing {
+            input: self,
+            flock: default_flock(),
+        }
+    }
+
+    /// Runs `f` on every file of `plan`'s blocks in order under the guard, `on_file` deciding
+    /// what a file's result becomes (fail fast, or keep going).
+    fn file<U>(
+        &self,
+        block: &Block,
+        index: usize,
+        f: &impl Fn(&Path) -> std::result::Result<U, BoxError>,
+    ) -> Result<U> {
+        let path = &self.paths[index];
+        block.enter_row(index);
+        match contain(|| f(path)) {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(in_file(path, Error::of_closure(e))),
+            Err(panic) => {
+                block.poison();
+                Err(in_file(path, block.panicked(panic, UserCode::Closure)))
+            }
+        }
+    }
+
+    fn mismatch(&self, index: usize, expected: SchemaRef, out: &DataFrame) -> Error {
+        let mismatch = Error::SchemaMismatch {
+            block: index,
+            rows: index..index + 1,
+            expected,
+            found: out.schema().clone(),
+        };
+        in_file(&self.paths[index], mismatch)
+    }
+
+    fn unit(&self, index: usize) -> Unit {
+        Unit::File {
+            file: index,
+            path: self.paths[index].clone(),
+        }
+    }
+}
+
+fn in_file(path: &Path, source: Error) -> Error {
+    Error::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
+/// [`Files`] verbs with options: `flock.on(&files)`.
+impl On<'_, Files> {
+    /// [`Files::par_apply`] with these options (the chunk size counts files).
     ///
     /// # Errors
     ///
-    /// As [`par_concat`](Files::par_concat).
+    /// As [`Files::par_apply`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["a", "bb", "ccc"]);
+    /// let lens = Flock::new().threads(3).on(&files).par_apply(|p| Ok(p.as_os_str().len()))?;
+    /// assert_eq!(lens, [1, 2, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply<U, F>(&self, f: F) -> Result<Vec<U>>
+    where
+        U: Send,
+        F: Fn(&Path) -> std::result::Result<U, BoxError> + Sync,
+    {
+        let files = self.input;
+        let plan = self.flock.plan(files.len())?;
+        let parts = run_blocks_stateful(
+            self.flock,
+            &plan,
+            &Stateless,
+            |block, ()| {
+                let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
+                for index in block.rows.clone() {
+                    outputs.push(files.file(block, index, &f)?);
+                }
+                Ok(outputs.keep())
+            },
+            |_, _| Ok(()),
+        )?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// [`Files::par_concat`] with these options (the chunk size counts files).
+    ///
+    /// # Errors
+    ///
+    /// As [`Files::par_concat`].
     ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::{Error, Files, Flock};
+    /// use polars_flock::prelude::*;
     ///
-    /// let files = Files::new(["one", "two"]);
-    /// let err = files
-    ///     .par_concat_with(&Flock::new().chunksize(1), |p| {
-    ///         if p.ends_with("two") { df!("b" => [1i64]) } else { df!("a" => [1i64]) }
-    ///     })
-    ///     .unwrap_err();
-    /// assert!(matches!(err, Error::File { ref path, .. } if path.ends_with("two")));
+    /// let files = Files::new(["a", "b"]);
+    /// let df = Flock::new().chunksize(1).on(&files).par_concat(|p| Ok(df!("name" => [p.to_str()])?))?;
+    /// assert_eq!(df.height(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn par_concat_with<F>(&self, flock: &Flock, read: F) -> Result<DataFrame>
+    pub fn par_concat<F>(&self, read: F) -> Result<DataFrame>
     where
-        F: Fn(&Path) -> PolarsResult<DataFrame> + Sync,
+        F: Fn(&Path) -> std::result::Result<DataFrame, BoxError> + Sync,
     {
+        let files = self.input;
+        let plan = self.flock.plan(files.len())?;
         let mut first = FirstSchema::default();
-        let outputs = self.run(flock, read, |index, path, out: &DataFrame| {
-            first.check(out.schema()).map_err(|expected| Error::File {
-                path: path.to_path_buf(),
-                source: Box::new(Error::SchemaMismatch {
-                    block: index,
-                    rows: index..index + 1,
-                    expected,
-                    found: out.schema().clone(),
-                }),
-            })
-        })?;
-        Ok(vstack_all(outputs.into_iter().flatten())?.unwrap_or_default())
-    }
-
-    /// Runs `f` per file (blocks of files, in order), each failure wrapped with its path, and
-    /// `check` on each output in file order.
-    fn run<U, E, F, C>(&self, flock: &Flock, f: F, mut check: C) -> Result<Vec<Vec<U>>>
-    where
-        U: Send,
-        E: Into<BoxError>,
-        F: Fn(&Path) -> std::result::Result<U, E> + Sync,
-        C: FnMut(usize, &Path, &U) -> Result<()>,
-    {
-        let plan = flock.plan(self.paths.len())?;
-        run_blocks_stateful(
-            flock,
+        let parts = run_blocks_stateful(
+            self.flock,
             &plan,
             &Stateless,
             |block, ()| {
                 let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
-                for (index, path) in block.rows.clone().zip(&self.paths[block.rows.clone()]) {
-                    block.enter_row(index);
-                    let source: BoxError = match contain(|| f(path)) {
-                        Ok(Ok(out)) => {
-                            outputs.push(out);
-                            continue;
-                        }
-                        Ok(Err(e)) => e.into(),
-                        Err(panic) => Box::new(block.panicked(panic, UserCode::Closure)),
-                    };
-                    return Err(Error::File {
-                        path: path.clone(),
-                        source,
-                    });
+                for index in block.rows.clone() {
+                    outputs.push(files.file(block, index, &read)?);
                 }
                 Ok(outputs.keep())
             },
-            |index, outputs| {
-                let first = plan.block_rows(index).start;
-                for ((i, path), out) in (first..).zip(&self.paths[first..]).zip(outputs) {
-                    check(i, path, out)?;
+            |block, outputs: &Vec<DataFrame>| {
+                let start = plan.block_rows(block).start;
+                for (index, out) in (start..).zip(outputs) {
+                    (first.check(out.schema()))
+                        .map_err(|expected| files.mismatch(index, expected, out))?;
                 }
                 Ok(())
             },
+        )?;
+        Ok(vstack_all(parts.into_iter().flatten())?.unwrap_or_default())
+    }
+
+    /// Keep-going mode with these options (see [`Files::keep_going`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["1", "2"]);
+    /// let (out, report) = Flock::new().chunksize(1).on(&files).keep_going().par_apply(|p| Ok(p.as_os_str().len()))?;
+    /// assert_eq!(out, [Some(1), Some(1)]);
+    /// assert!(report.is_complete());
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn keep_going(&self) -> KeepGoing<'_, Files> {
+        KeepGoing {
+            input: self.input,
+            flock: self.flock,
+        }
+    }
+}
+
+/// Keep-going verbs on [`Files`]: a failing file is left out, listed in the [`Report`] with its
+/// path ([`Unit::File`]) and its error ([`Error::InFile`]).
+impl KeepGoing<'_, Files> {
+    /// [`Files::par_apply`] that keeps going: one output per file, `None` for a file that failed
+    /// (or that a stop kept from running: see [`Report::skipped`], in file indices).
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors and a panicking progress
+    /// callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["a", "b", "c"]);
+    /// let (out, report) = files.keep_going().par_apply(|p| {
+    ///     if p.ends_with("b") { return Err("unreadable".into()); }
+    ///     Ok(p.to_path_buf())
+    /// })?;
+    /// assert_eq!(out.iter().flatten().count(), 2);
+    /// assert!(matches!(report.failures[0].error, Error::InFile { ref path, .. } if path.ends_with("b")));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply<U, F>(&self, f: F) -> Result<(Vec<Option<U>>, Report)>
+    where
+        U: Send,
+        F: Fn(&Path) -> std::result::Result<U, BoxError> + Sync,
+    {
+        let (parts, report) = self.run(&f)?;
+        Ok((parts.into_iter().flatten().collect(), report))
+    }
+
+    /// [`Files::par_concat`] that keeps going: a file that fails, or whose frame's schema differs
+    /// from the first good file's, is left out.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply`](KeepGoing::par_apply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["1", "x", "3"]);
+    /// let (df, report) = files.keep_going().par_concat(|p| {
+    ///     let v: i64 = p.to_str().unwrap().parse()?;
+    ///     Ok(df!("v" => [v])?)
+    /// })?;
+    /// assert_eq!(df.height(), 2);
+    /// assert_eq!(report.failures.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_concat<F>(&self, read: F) -> Result<(DataFrame, Report)>
+    where
+        F: Fn(&Path) -> std::result::Result<DataFrame, BoxError> + Sync,
+    {
+        let files = self.input;
+        let (parts, mut report) = self.run(&read)?;
+        let mut first = FirstSchema::default();
+        let mut kept = Vec::new();
+        for (index, out) in parts.into_iter().flatten().enumerate() {
+            let Some(out) = out else { continue };
+            match first.check(out.schema()) {
+                Ok(()) => kept.push(out),
+                Err(expected) => report.failures.push(Failure {
+                    error: files.mismatch(index, expected, &out),
+                    unit: files.unit(index),
+                }),
+            }
+        }
+        report.failures.sort_by_key(|failure| failure.unit.index());
+        Ok((vstack_all(kept)?.unwrap_or_default(), report))
+    }
+
+    fn run<U: Send>(
+        &self,
+        f: &(impl Fn(&Path) -> std::result::Result<U, BoxError> + Sync),
+    ) -> Result<(Vec<Vec<Option<U>>>, Report)> {
+        let files = self.input;
+        let plan = self.flock.plan(files.len())?;
+        run_keep_going(
+            self.flock,
+            &plan,
+            &Stateless,
+            |block, (), units| {
+                Ok((block.rows.clone())
+                    .map(|index| {
+                        units.unit(
+                            block,
+                            index,
+                            || files.unit(index),
+                            || files.file(block, index, f),
+                            |e| e,
+                        )
+                    })
+                    .collect())
+            },
+            |rows| rows.map(|_| None).collect(),
         )
     }
 }

@@ -21,7 +21,7 @@ use crate::plan::ChunkPlan;
 ///
 /// let df = df!("x" => (0..1_000).map(f64::from).collect::<Vec<_>>())?;
 /// let flock = Flock::new().chunksize(100).threads(2);
-/// let out = df.par_apply_rows_with(&flock, "y", |row| Ok(row.f64("x")? * 2.0))?;
+/// let out = flock.on(&df).par_apply_rows("y", |row| Ok(row.f64("x")? * 2.0))?;
 /// assert_eq!(out.column("y")?.f64()?.get(999), Some(1998.0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -151,7 +151,7 @@ impl Flock {
     /// use polars_flock::prelude::*;
     /// let flock = polars_flock::Flock::new().threads(3);
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// let doubled = items.par_apply_rows_with(&flock, |x| x * 2)?;
+    /// let doubled = flock.on(&items).par_apply_rows(|x| x * 2)?;
     /// assert_eq!(doubled[999], 1998);
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
@@ -206,7 +206,7 @@ impl Flock {
     /// let flock = Flock::new().chunksize(1).threads(2).timeout(Duration::from_millis(50));
     /// let items: Vec<u64> = (0..100).collect();
     /// let err = items
-    ///     .par_apply_rows_with(&flock, |&x| {
+    ///flock.on(&).par_apply_rows(|&x| {
     ///         std::thread::sleep(Duration::from_millis(10));
     ///         x
     ///     })
@@ -233,7 +233,7 @@ impl Flock {
     /// token.cancel(); // before the call: nothing runs
     /// let items = [1, 2, 3];
     /// let err = items
-    ///     .par_apply_rows_with(&Flock::new().cancel_token(&token), |x| x + 1)
+    ///Flock::new().cancel_token(&token).on(&).par_apply_rows(|x| x + 1)
     ///     .unwrap_err();
     /// assert!(matches!(err, Error::Cancelled { completed_rows: 0, rows: 3, .. }));
     /// ```
@@ -271,7 +271,7 @@ impl Flock {
     ///     .chunksize(250)
     ///     .on_progress(move |done, total| log.lock().unwrap().push((done, total)));
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// items.par_apply_rows_with(&flock, |x| x + 1)?;
+    /// flock.on(&items).par_apply_rows(|x| x + 1)?;
     /// let seen = seen.lock().unwrap();
     /// assert_eq!(seen.last(), Some(&(1_000, 1_000)));
     /// assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
@@ -300,7 +300,7 @@ impl Flock {
     /// let bar = ProgressBar::hidden(); // `ProgressBar::new(0)` draws on stderr
     /// let flock = Flock::new().chunksize(100).progress_bar(bar.clone());
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// items.par_apply_rows_with(&flock, |x| x + 1)?;
+    /// flock.on(&items).par_apply_rows(|x| x + 1)?;
     /// assert_eq!(bar.length(), Some(1_000));
     /// assert_eq!(bar.position(), 1_000);
     /// assert!(bar.is_finished());

@@ -4,7 +4,7 @@
 use polars::prelude::*;
 
 use crate::cell::chunk_boundaries;
-use crate::error::{Result, UserCode};
+use crate::error::{BoxError, Error, Result, UserCode};
 use crate::exec::{Block, Discarded, contain, run_blocks};
 use crate::flock::Flock;
 use crate::plan::ChunkPlan;
@@ -23,7 +23,7 @@ where
     T: Sync,
     A: Send,
     Id: Fn() -> A + Sync,
-    F: Fn(A, &T) -> A + Sync,
+    F: Fn(A, &T) -> std::result::Result<A, BoxError> + Sync,
     C: FnMut(A, A) -> A,
 {
     let plan = flock.plan(items.len())?;
@@ -45,7 +45,7 @@ pub(crate) fn fold_rows<A, Id, F, C>(
 where
     A: Send,
     Id: Fn() -> A + Sync,
-    F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+    F: Fn(A, &Row<'_>) -> std::result::Result<A, BoxError> + Sync,
     C: FnMut(A, A) -> A,
 {
     let plan = flock.plan(df.height())?;
@@ -74,24 +74,36 @@ fn identity_for<A>(block: &Block, identity: &impl Fn() -> A) -> Result<A> {
 }
 
 #[inline(never)]
-fn fold_block<T, A>(block: &Block, items: &[T], init: A, fold: &impl Fn(A, &T) -> A) -> Result<A> {
-    // The row in progress is recovered from a count on a panic, not stored per item.
+fn fold_block<T, A>(
+    block: &Block,
+    items: &[T],
+    init: A,
+    fold: &impl Fn(A, &T) -> std::result::Result<A, BoxError>,
+) -> Result<A> {
+    // The item in progress is recovered from a count on a panic, not stored per item.
     let mut done = 0;
-    contain(|| {
-        items.iter().fold(init, |acc, item| {
-            let acc = fold(acc, item);
-            done += 1;
-            acc
-        })
-    })
-    .map_err(|panic| {
-        block.enter_row(block.rows.start + done);
-        block.panicked(panic, UserCode::Closure)
-    })
+    let folded = contain(|| {
+        items
+            .iter()
+            .try_fold(init, |acc, item| -> std::result::Result<A, BoxError> {
+                let acc = fold(acc, item)?;
+                done += 1;
+                Ok(acc)
+            })
+    });
+    match folded {
+        Ok(Ok(acc)) => Ok(acc),
+        Ok(Err(source)) => Err(Error::Row {
+            row: block.rows.start + done,
+            source,
+        }),
+        Err(panic) => {
+            block.enter_row(block.rows.start + done);
+            Err(block.panicked(panic, UserCode::Closure))
+        }
+    }
 }
 
-/// Combines the blocks' accumulators left to right on the calling thread, each `combine` under
-/// the guard (a panic names the right-hand block); `identity()` for an empty input.
 fn combine_in_order<A>(
     plan: &ChunkPlan,
     accs: Vec<A>,

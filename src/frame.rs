@@ -1,4 +1,6 @@
-//! `DataFrameParApply`: parallel row and block apply on a Polars `DataFrame`.
+//! `DataFrameParApply`: parallel row, typed-column, block and group apply on a Polars
+//! `DataFrame`, with default options, a configured view ([`On`]) or in keep-going mode
+//! ([`KeepGoing`]).
 
 use std::ops::Range;
 
@@ -6,37 +8,48 @@ use polars::prelude::*;
 
 use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
 use crate::concat::{FirstSchema, vstack_all};
-use crate::control::Report;
+use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
-    Block, InitPerCall, StateSource, Stateless, run_blocks, run_blocks_stateful, run_keep_going,
+    KeepGoing as Units, StateSource, Stateless, run_blocks_stateful, run_keep_going,
 };
 use crate::flock::Flock;
 use crate::fold::fold_rows;
-use crate::group::apply_groups;
+use crate::group::{apply_groups, apply_groups_keep_going};
 use crate::plan::segments;
-use crate::row::{Row, RowSegment, fold_row_views};
+use crate::row::{Row, RowSegment};
+use crate::sealed::{Frame, Typed};
 use crate::value::rows_sealed::Sealed as Outputs;
-use crate::value::{ColumnValue, OutputNames, RowOutput};
-use crate::workers::Workers;
+use crate::value::{OutputNames, RowOutput};
+use crate::view::{KeepGoing, On, PerWorker, TypedOutput, default_flock};
 
 /// Parallel, in-order apply on a [`DataFrame`]: per row ([`par_apply_rows`]), per row over typed
-/// columns ([`par_apply_columns`]), or per block of rows ([`par_apply_blocks`]).
+/// columns ([`par_apply_columns`]), per block of rows ([`par_apply_blocks`]), per group
+/// ([`par_apply_groups`]), or a fold ([`par_fold_rows`]).
 ///
-/// The frame is cut into blocks of [`Flock::chunksize`] rows; blocks are zero-copy slices of the
-/// frame (no column is copied), run on a rayon pool (see [`Flock`] for which one) and reassembled
-/// in input order. Every row and every block is passed to the closure exactly once, with no call to
-/// infer a schema. The input frame is never modified. The output keeps one Arrow chunk per block,
-/// because rechunking costs more than most closures; call [`DataFrame::rechunk_mut_par`] on the
-/// result if you need a single chunk.
+/// Implemented for [`DataFrame`] (default options: `Flock::new()`) and for a configured view
+/// `flock.on(&df)` ([`Flock::on`]), which runs the same verbs with its options.
+/// [`keep_going`](DataFrameParApply::keep_going) switches either to keep-going mode. Per-worker
+/// state is one `*_per_worker` form per verb, taking an `init` closure or a
+/// [`Workers`](crate::Workers) ([`PerWorker`]).
 ///
-/// The `*_with` forms take a [`Flock`] with the options; the others use `Flock::new()`.
+/// The frame is cut into blocks ([`Flock::chunksize`] rows, or [`Flock::blocks`] blocks); blocks
+/// are zero-copy slices of the frame (no column is copied), run on a rayon pool (see [`Flock`] for
+/// which one) and reassembled in input order. Every row and every block is passed to the closure
+/// exactly once, with no call to infer a schema. The input frame is never modified. The output
+/// keeps one Arrow chunk per block, because rechunking costs more than most closures; call
+/// [`DataFrame::rechunk_mut_par`] on the result if you need a single chunk.
 ///
-/// The trait is sealed: it is implemented for [`DataFrame`] only.
+/// Every closure returns `Result<_, BoxError>`: `?` works on the row's getters and on any error
+/// (see [`BoxError`]).
+///
+/// The trait is sealed.
 ///
 /// [`par_apply_rows`]: DataFrameParApply::par_apply_rows
 /// [`par_apply_columns`]: DataFrameParApply::par_apply_columns
 /// [`par_apply_blocks`]: DataFrameParApply::par_apply_blocks
+/// [`par_apply_groups`]: DataFrameParApply::par_apply_groups
+/// [`par_fold_rows`]: DataFrameParApply::par_fold_rows
 ///
 /// # Examples
 ///
@@ -50,31 +63,38 @@ use crate::workers::Workers;
 ///     .par_apply_rows("label", |row| Ok(format!("{}-{}", row.str("city")?, row.i64("qty")?)))?
 ///     .par_apply_blocks(|block| {
 ///         let keep = block.column("total")?.f64()?.gt(5.0);
-///         block.filter(&keep)
+///         Ok(block.filter(&keep)?)
 ///     })?;
 /// assert_eq!(out.height(), 2);
 /// assert_eq!(out.column("label")?.str()?.get(1), Some("Rome-3"));
+///
+/// // The same verbs with options:
+/// let flock = Flock::new().chunksize(1).threads(2);
+/// let again = flock.on(&df).par_apply_rows("total", |row| Ok(row.f64("price")? * row.i64("qty")? as f64))?;
+/// assert_eq!(again.column("total")?.n_chunks(), 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait DataFrameParApply: sealed::Sealed {
+pub trait DataFrameParApply: Frame {
     /// Calls `f` on every row in parallel and returns the frame with its result appended as column
     /// `names` (the existing columns are shared, not copied), so calls chain. A closure that
     /// returns a tuple of two to four values adds one column per element, named by an array of
     /// as many names: `df.par_apply_rows(["lo", "hi"], |row| Ok((lo, hi)))` (see [`RowOutput`]).
     ///
-    /// The closure's return type picks the column's dtype (see [`ColumnValue`]); `Option` gives
-    /// nulls. The row view's getters are typed and fallible, so the closure returns a `Result`;
-    /// `?` works on the getters and on ordinary errors (parsing, IO, messages: see the crate
-    /// docs), and [`Error::custom`] wraps any other error.
+    /// The closure's return type picks the column's dtype (see
+    /// [`ColumnValue`](crate::ColumnValue)); `Option` gives nulls. A string read from the row
+    /// borrows the frame: return `.to_owned()` of it. The closure returns
+    /// `Result<_, BoxError>`: `?` works on the getters and on any error.
     ///
     /// # Errors
     ///
     /// - [`Error::DuplicateColumn`] if a name is already a column, or repeated (checked before any
     ///   work);
     /// - the getters' errors ([`Error::ColumnNotFound`], [`Error::DtypeMismatch`],
-    ///   [`Error::NullValue`]) and the closure's own ([`Error::Row`]), with the global row index;
+    ///   [`Error::NullValue`]) with the global row index, and the closure's own as
+    ///   [`Error::Row`] (your error is its `source`: `downcast_ref`);
     /// - [`Error::Panicked`] if the closure panics (the block, its rows, the row and the message);
-    /// - [`Error::InvalidOption`] and [`Error::ThreadPool`] for bad options.
+    /// - [`Error::InvalidOption`], [`Error::ThreadPool`], [`Error::Cancelled`] and
+    ///   [`Error::TimedOut`] from the options.
     ///
     /// After the first failure no new block starts; the error returned is the lowest failing row,
     /// the one a serial loop would have met first.
@@ -93,370 +113,32 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// use polars_flock::polars::prelude::*;
     /// use polars_flock::prelude::*;
     ///
-    /// let df = df!("x" => (0..10_000).map(f64::from).collect::<Vec<_>>())?;
-    /// let out = df.par_apply_rows("big", |row| Ok(row.f64("x")? > 5_000.0))?;
-    /// let serial: Vec<bool> = (0..10_000).map(|i| f64::from(i) > 5_000.0).collect();
-    /// let got: Vec<bool> = out.column("big")?.bool()?.iter().flatten().collect();
-    /// assert_eq!(got, serial);
+    /// let df = df!("raw" => ["12", "7", "40"])?;
+    /// let out = df.par_apply_rows("v", |row| Ok(row.str("raw")?.parse::<i64>()?))?;
+    /// assert_eq!(out.column("v")?.i64()?.get(2), Some(40));
+    ///
+    /// // Several columns from one closure:
+    /// let out = out.par_apply_rows(["lo", "hi"], |row| {
+    ///     let v = row.i64("v")?;
+    ///     Ok((v - 1, v + 1))
+    /// })?;
+    /// assert_eq!(out.column("hi")?.i64()?.get(0), Some(13));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows<U, F, N>(&self, names: N, f: F) -> Result<DataFrame>
+    fn par_apply_rows<U, N, F>(&self, names: N, f: F) -> Result<DataFrame>
     where
         U: RowOutput,
         N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
+        F: Fn(&Row<'_>) -> Result<U, BoxError> + Sync,
     {
-        self.par_apply_rows_with(&Flock::new(), names, f)
+        let (df, flock) = self.parts();
+        apply_rows(df, flock, &names, &Stateless, |(), row| f(row))
     }
-
-    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let df = df!("x" => [1i64, 2, 3, 4, 5])?;
-    /// let flock = Flock::new().chunksize(2).threads(2);
-    /// let out = df.par_apply_rows_with(&flock, "sq", |row| Ok(row.i64("x")?.pow(2)))?;
-    /// assert_eq!(out.column("sq")?.n_chunks(), 3); // one chunk per block, not rechunked
-    /// assert_eq!(out.column("sq")?.i64()?.get(4), Some(25));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_rows_with<U, F, N>(&self, flock: &Flock, names: N, f: F) -> Result<DataFrame>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync;
-
-    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) that keeps going past failing rows:
-    /// a row whose closure returns an error or panics becomes null in the new column, and the
-    /// [`Report`] lists every such row with its error, so one bad row in ten million does not
-    /// discard the rest.
-    ///
-    /// A [cancellation](Flock::cancel_token) or [timeout](Flock::timeout) does not fail the call
-    /// either: rows that did not run are null, listed in [`Report::skipped`], and the reason is in
-    /// [`Report::stopped`]; a row that stops itself with `token.check()?` is skipped with the rest
-    /// of its block, not failed. Check [`Report::is_complete`] before trusting the column. Each row runs
-    /// under its own panic guard, which costs a little on the cheapest closures.
-    ///
-    /// # Errors
-    ///
-    /// Only what fails the call as a whole, outside any row: [`Error::DuplicateColumn`],
-    /// [`Error::InvalidOption`], [`Error::ThreadPool`], and [`Error::Panicked`] from a panicking
-    /// progress callback (`during: UserCode::Progress`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Error;
-    ///
-    /// let df = df!("x" => [4.0, -1.0, 9.0, f64::NAN])?;
-    /// let (out, report) = df.par_apply_rows_keep_going("root", |row| {
-    ///     let x = row.f64("x")?;
-    ///     if x < 0.0 {
-    ///         return Err(Error::custom(format!("negative: {x}")));
-    ///     }
-    ///     assert!(!x.is_nan(), "NaN input"); // a panic is a failed row too
-    ///     Ok(x.sqrt())
-    /// })?;
-    /// let root = out.column("root")?.f64()?;
-    /// assert_eq!(root.iter().collect::<Vec<_>>(), [Some(2.0), None, Some(3.0), None]);
-    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
-    /// assert!(matches!(report.failures[0].error, Error::Row { row: 1, .. }));
-    /// assert!(matches!(report.failures[1].error, Error::Panicked { row: Some(3), .. }));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_rows_keep_going<U, F, N>(&self, names: N, f: F) -> Result<(DataFrame, Report)>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
-    {
-        self.par_apply_rows_keep_going_with(&Flock::new(), names, f)
-    }
-
-    /// [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going) with explicit
-    /// options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_rows_keep_going`](DataFrameParApply::par_apply_rows_keep_going).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::{CancelToken, Error, Flock};
-    ///
-    /// let token = CancelToken::new();
-    /// token.cancel(); // cancelled before it starts: every row is skipped, none is lost silently
-    /// let df = df!("x" => [1i64, 2, 3])?;
-    /// let flock = Flock::new().cancel_token(&token);
-    /// let (out, report) = df.par_apply_rows_keep_going_with(&flock, "y", |row| Ok(row.i64("x")? + 1))?;
-    /// assert_eq!(out.column("y")?.null_count(), 3);
-    /// assert_eq!(report.skipped, [0..3]);
-    /// assert!(matches!(report.stopped, Some(Error::Cancelled { completed_rows: 0, .. })));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_rows_keep_going_with<U, F, N>(
-        &self,
-        flock: &Flock,
-        names: N,
-        f: F,
-    ) -> Result<(DataFrame, Report)>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync;
-
-    /// The typed fast path: calls `f` on the values of `columns` of every row, as a tuple of
-    /// statically typed values, and appends the result as column `name`.
-    ///
-    /// For closures so cheap that the row view's per-read lookups would dominate: each block reads
-    /// plain value slices. `columns` lists the names; the closure's argument type (annotate it)
-    /// says how each is read, e.g. `|(x, k): (f64, i64)|` with `["x", "k"]`; a single column is
-    /// read as a plain value, `|x: f64|` with `["x"]`. See [`FromColumns`].
-    ///
-    /// # Errors
-    ///
-    /// Before any work starts: [`Error::DuplicateColumn`], [`Error::ColumnNotFound`] and
-    /// [`Error::DtypeMismatch`] (with `row: None`), and [`Error::NullValue`] naming the first null
-    /// of a column read as a non-`Option` type. While running: [`Error::Panicked`].
-    ///
-    /// # Ordering
-    ///
-    /// Row `i` of the output is `f` of row `i` of the input.
-    ///
-    /// # Parallelism
-    ///
-    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    ///
-    /// let df = df!("x" => [0.5, 1.5], "y" => [2.0, 4.0], "k" => [1i64, 2])?;
-    /// let out = df.par_apply_columns("w", ["x", "y", "k"], |(x, y, k): (f64, f64, i64)| {
-    ///     x * y + k as f64
-    /// })?;
-    /// assert_eq!(out.column("w")?.f64()?.get(1), Some(8.0));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_columns<'a, const N: usize, A, U, F>(
-        &'a self,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        F: Fn(A) -> U + Sync,
-    {
-        self.par_apply_columns_with(&Flock::new(), name, columns, f)
-    }
-
-    /// [`par_apply_columns`](DataFrameParApply::par_apply_columns) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_columns`](DataFrameParApply::par_apply_columns).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let df = df!("s" => [Some("ab"), None, Some("c")])?;
-    /// let flock = Flock::new().chunksize(1);
-    /// let out = df.par_apply_columns_with(&flock, "len", ["s"], |s: Option<&str>| {
-    ///     s.map(|s| s.len() as u32)
-    /// })?;
-    /// assert_eq!(out.column("len")?.u32()?.get(0), Some(2));
-    /// assert_eq!(out.column("len")?.u32()?.get(1), None);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_columns_with<'a, const N: usize, A, U, F>(
-        &'a self,
-        flock: &Flock,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        F: Fn(A) -> U + Sync;
-
-    /// [`par_apply_columns`](DataFrameParApply::par_apply_columns) for a fallible closure.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_columns`](DataFrameParApply::par_apply_columns), plus [`Error::Row`] with
-    /// the lowest failing row and the closure's error as its source.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    ///
-    /// let df = df!("s" => ["1", "22", "x"])?;
-    /// let err = df.try_par_apply_columns("n", ["s"], |s: &str| s.parse::<i64>()).unwrap_err();
-    /// assert!(matches!(err, polars_flock::Error::Row { row: 2, .. }));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn try_par_apply_columns<'a, const N: usize, A, U, E, F>(
-        &'a self,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        E: Into<BoxError>,
-        F: Fn(A) -> std::result::Result<U, E> + Sync,
-    {
-        self.try_par_apply_columns_with(&Flock::new(), name, columns, f)
-    }
-
-    /// [`try_par_apply_columns`](DataFrameParApply::try_par_apply_columns) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`try_par_apply_columns`](DataFrameParApply::try_par_apply_columns).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let df = df!("a" => [10u32, 20], "b" => [2u32, 0])?;
-    /// let err = df
-    ///     .try_par_apply_columns_with(&Flock::new().chunksize(1), "q", ["a", "b"], |(a, b): (u32, u32)| {
-    ///         a.checked_div(b).ok_or("division by zero")
-    ///     })
-    ///     .unwrap_err();
-    /// assert_eq!(err.to_string(), "row 1: division by zero");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn try_par_apply_columns_with<'a, const N: usize, A, U, E, F>(
-        &'a self,
-        flock: &Flock,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        E: Into<BoxError>,
-        F: Fn(A) -> std::result::Result<U, E> + Sync;
-
-    /// Calls `f` on every block of rows in parallel and concatenates the returned frames in input
-    /// order.
-    ///
-    /// Each block is a zero-copy slice of [`Flock::chunksize`] rows (the last may be shorter). A
-    /// block may return any number of rows (filter, aggregate), but every block must return the
-    /// same schema (names, dtypes, order). An empty frame is passed to `f` once, as one empty
-    /// block, so the output has the closure's schema.
-    ///
-    /// With the automatic chunk size the block boundaries depend on the pool's thread count: set
-    /// [`Flock::chunksize`] when the result depends on them (per-block aggregates).
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::Block`] with the block, its rows and the closure's [`PolarsError`] as source;
-    /// - [`Error::SchemaMismatch`] naming the first block whose schema differs from block 0's, and
-    ///   both schemas;
-    /// - [`Error::Panicked`] with the block and its rows;
-    /// - [`Error::InvalidOption`] and [`Error::ThreadPool`] for bad options.
-    ///
-    /// # Ordering
-    ///
-    /// Block `b`'s output comes before block `b + 1`'s.
-    ///
-    /// # Parallelism
-    ///
-    /// As [`par_apply_rows`](DataFrameParApply::par_apply_rows). On Polars' pool, Polars
-    /// operations inside `f` run on the same pool.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let df = df!("x" => (0..100).map(f64::from).collect::<Vec<_>>())?;
-    /// // One row per block: the block's sum.
-    /// let sums = df.par_apply_blocks_with(&Flock::new().chunksize(25), |block| {
-    ///     let total = block.column("x")?.f64()?.sum().unwrap_or(0.0);
-    ///     df!("sum" => [total])
-    /// })?;
-    /// assert_eq!(sums.height(), 4);
-    /// assert_eq!(sums.column("sum")?.f64()?.get(0), Some(300.0)); // 0 + 1 + ... + 24
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_blocks<F>(&self, f: F) -> Result<DataFrame>
-    where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
-    {
-        self.par_apply_blocks_with(&Flock::new(), f)
-    }
-
-    /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_blocks`](DataFrameParApply::par_apply_blocks).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::{Error, Flock};
-    ///
-    /// let df = df!("x" => [1i64, 2, 3, 4])?;
-    /// let flock = Flock::new().chunksize(2);
-    /// let err = df
-    ///     .par_apply_blocks_with(&flock, |block| {
-    ///         if block.column("x")?.i64()?.get(0) == Some(3) {
-    ///             polars_bail!(ComputeError: "bad block");
-    ///         }
-    ///         Ok(block)
-    ///     })
-    ///     .unwrap_err();
-    /// assert!(matches!(err, Error::Block { block: 1, ref rows, .. } if *rows == (2..4)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
-    where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync;
 
     /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) with a per-worker state, such as a
-    /// database connection: `init` builds one state per worker that receives rows, and `f` gets
-    /// `&mut` to its worker's state for every row. States are dropped when the call returns; for
-    /// states that outlive a call, or other options, see
-    /// [`par_apply_rows_per_worker_with`](DataFrameParApply::par_apply_rows_per_worker_with).
+    /// database connection: `workers` is an `init` closure (one state per worker that receives
+    /// rows, dropped when the call returns) or `&`[`Workers`](crate::Workers) (states kept across
+    /// calls); `f` gets `&mut` to its worker's state for every row. See [`PerWorker`].
     ///
     /// Several resources at once (a read and a write connection) are one state: return a tuple
     /// or a struct from `init`.
@@ -468,8 +150,8 @@ pub trait DataFrameParApply: sealed::Sealed {
     ///
     /// # Parallelism
     ///
-    /// On the default pool (see [`Flock`]). `init` runs at most once per pool thread that receives
-    /// a block, never per block or per row; see [`Workers`] for the exact bound.
+    /// `init` runs at most once per pool thread that receives a block, never per block or per
+    /// row; see [`Workers`](crate::Workers) for the exact bound.
     ///
     /// # Examples
     ///
@@ -477,227 +159,187 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// use std::collections::HashMap;
     /// use polars_flock::polars::prelude::*;
     /// use polars_flock::prelude::*;
-    /// use polars_flock::Error;
     ///
     /// // A stand-in for a connection: an expensive lookup table, built once per worker.
-    /// let open = || Ok::<_, Error>((0..1_000i64).map(|k| (k, format!("label-{k}"))).collect::<HashMap<_, _>>());
+    /// let open = || Ok((0..1_000i64).map(|k| (k, format!("label-{k}"))).collect::<HashMap<_, _>>());
     /// let df = df!("k" => (0..10_000i64).map(|i| i % 1_000).collect::<Vec<_>>())?;
     /// let out = df.par_apply_rows_per_worker("label_len", open, |table, row| {
-    ///     let label = table.get(&row.i64("k")?).ok_or_else(|| Error::custom("no label"))?;
+    ///     let label = table.get(&row.i64("k")?).ok_or("no label")?;
     ///     Ok(label.len() as i64)
     /// })?;
     /// assert_eq!(out.column("label_len")?.i64()?.get(999), Some(9));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_per_worker<S, E, I, U, F, N>(
+    fn par_apply_rows_per_worker<S, W, U, N, F>(
         &self,
         names: N,
-        init: I,
+        workers: W,
         f: F,
     ) -> Result<DataFrame>
     where
         S: Send,
-        E: Into<BoxError>,
-        I: Fn() -> std::result::Result<S, E> + Sync,
+        W: PerWorker<S>,
         U: RowOutput,
         N: OutputNames<U>,
-        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
+        F: Fn(&mut S, &Row<'_>) -> Result<U, BoxError> + Sync,
+    {
+        let (df, flock) = self.parts();
+        apply_rows(df, flock, &names, &workers, f)
+    }
 
-    /// [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker) on a [`Workers`]
-    /// runner: its options, and states that live until the runner is dropped, reused across calls.
+    /// The typed fast path: calls `f` on the values of `columns` of every row, as a tuple of
+    /// statically typed values, and appends the result as column `names` (or several: a tuple
+    /// output with an array of names, as for [`par_apply_rows`](DataFrameParApply::par_apply_rows)).
+    ///
+    /// For closures so cheap that the row view's per-read lookups would dominate: each block reads
+    /// plain value slices. `columns` lists the names; the closure's argument type (annotate it)
+    /// says how each is read, e.g. `|(x, k): (f64, i64)|` with `["x", "k"]`; a single column is
+    /// read as a plain value, `|x: f64|` with `["x"]`. See [`FromColumns`]. The closure returns
+    /// a value (run in a loop the compiler can vectorise) or, when it can fail,
+    /// `Result<_, BoxError>` (`Ok(..)`, `?` on any error): see [`TypedOutput`].
     ///
     /// # Errors
     ///
-    /// As [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker).
+    /// Before any work starts: [`Error::DuplicateColumn`], [`Error::ColumnNotFound`] and
+    /// [`Error::DtypeMismatch`] (with `row: None`), and [`Error::NullValue`] naming the first null
+    /// of a column read as a non-`Option` type. While running: [`Error::Row`] for a fallible
+    /// closure's error, [`Error::Panicked`], and the options' errors.
+    ///
+    /// # Ordering
+    ///
+    /// Row `i` of the output is `f` of row `i` of the input.
     ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::polars::prelude::*;
     /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
     ///
-    /// let workers = Flock::new().threads(4).chunksize(1_000).workers(|| Ok::<_, std::io::Error>(String::new()));
-    /// let df = df!("x" => (0..10_000i64).collect::<Vec<_>>())?;
-    /// for _ in 0..2 {
-    ///     let out = df.par_apply_rows_per_worker_with(&workers, "s", |buffer, row| {
-    ///         buffer.clear(); // a per-worker scratch buffer, reused for every row
-    ///         buffer.push_str(&row.i64("x")?.to_string());
-    ///         Ok(buffer.len() as u32)
-    ///     })?;
-    ///     assert_eq!(out.column("s")?.u32()?.get(9_999), Some(4));
-    /// }
-    /// assert!(workers.inits() <= 4); // two calls, 20 blocks: at most one buffer per thread
+    /// let df = df!("x" => [0.5, 1.5], "y" => [2.0, 4.0], "k" => [1i64, 2], "s" => ["3", "4"])?;
+    /// let out = df.par_apply_columns("w", ["x", "y", "k"], |(x, y, k): (f64, f64, i64)| {
+    ///     x * y + k as f64
+    /// })?;
+    /// assert_eq!(out.column("w")?.f64()?.get(1), Some(8.0));
+    ///
+    /// // Fallible, with `?`:
+    /// let out = df.par_apply_columns("n", ["s"], |s: &str| Ok(s.parse::<i64>()?))?;
+    /// assert_eq!(out.column("n")?.i64()?.get(1), Some(4));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_rows_per_worker_with<S, U, F, N>(
-        &self,
-        workers: &Workers<'_, S>,
+    fn par_apply_columns<'a, const K: usize, A, R, N, F>(
+        &'a self,
         names: N,
+        columns: [&str; K],
         f: F,
     ) -> Result<DataFrame>
     where
-        S: Send,
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync;
+        A: FromColumns<'a, K>,
+        R: TypedOutput,
+        N: OutputNames<R::Value>,
+        F: Fn(A) -> R + Sync,
+    {
+        let (df, flock) = self.parts();
+        apply_columns::<K, A, R, F>(df, flock, &names, columns, f)
+    }
 
-    /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with a per-worker state: `init`
-    /// builds one state per worker that receives blocks, and `f` gets `&mut` to it with each block,
-    /// e.g. a connection that writes each block in one transaction.
+    /// Calls `f` on zero-copy blocks of rows in parallel and concatenates the returned frames in
+    /// block order.
+    ///
+    /// Each block is a `DataFrame` slice sharing the input's buffers; `f` may filter, add or drop
+    /// columns and return any number of rows, but every block must return the same schema. The
+    /// closure returns `Result<DataFrame, BoxError>`: `?` works on Polars' errors and any other.
+    ///
+    /// With the automatic chunk size the block boundaries depend on the pool's thread count: set
+    /// [`Flock::chunksize`] or [`Flock::blocks`] when the result depends on them (per-block
+    /// aggregates).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Block`] with the block, its rows and the closure's error as source;
+    /// - [`Error::SchemaMismatch`] naming the first block whose schema differs from block 0's, and
+    ///   both schemas;
+    /// - [`Error::Panicked`] with the block and its rows;
+    /// - the options' errors.
+    ///
+    /// # Ordering
+    ///
+    /// Block `b`'s output comes before block `b + 1`'s.
+    ///
+    /// # Parallelism
+    ///
+    /// On Polars' pool, Polars operations inside `f` run on the same pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => (0..100).map(f64::from).collect::<Vec<_>>())?;
+    /// // One row per block: the block's sum.
+    /// let sums = Flock::new().chunksize(25).on(&df).par_apply_blocks(|block| {
+    ///     let total = block.column("x")?.f64()?.sum().unwrap_or(0.0);
+    ///     Ok(df!("sum" => [total])?)
+    /// })?;
+    /// assert_eq!(sums.height(), 4);
+    /// assert_eq!(sums.column("sum")?.f64()?.get(0), Some(300.0)); // 0 + 1 + ... + 24
+    ///
+    /// // `?` on an IO error inside a block closure:
+    /// let dir = std::env::temp_dir();
+    /// let heights = df.par_apply_blocks(|block| {
+    ///     std::fs::metadata(&dir)?;
+    ///     Ok(df!("rows" => [block.height() as u32])?)
+    /// })?;
+    /// assert_eq!(heights.column("rows")?.u32()?.sum(), Some(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_blocks<F>(&self, f: F) -> Result<DataFrame>
+    where
+        F: Fn(DataFrame) -> Result<DataFrame, BoxError> + Sync,
+    {
+        let (df, flock) = self.parts();
+        apply_blocks(df, flock, &Stateless, |(), block| f(block))
+    }
+
+    /// [`par_apply_blocks`](DataFrameParApply::par_apply_blocks) with a per-worker state: an
+    /// `init` closure or `&`[`Workers`](crate::Workers) (see [`PerWorker`]).
     ///
     /// # Errors
     ///
     /// As [`par_apply_blocks`](DataFrameParApply::par_apply_blocks), plus [`Error::Init`].
     ///
-    /// # Parallelism
-    ///
-    /// As [`par_apply_rows_per_worker`](DataFrameParApply::par_apply_rows_per_worker).
-    ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::polars::prelude::*;
     /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
     ///
     /// let df = df!("x" => (0..1_000i64).collect::<Vec<_>>())?;
-    /// // Each worker counts the blocks it ran; the output reports it per block.
-    /// let out = df.par_apply_blocks_per_worker(|| Ok::<_, std::io::Error>(0u32), |seen, block| {
-    ///     *seen += 1;
-    ///     df!("rows" => [block.height() as u32], "nth_block_of_worker" => [*seen])
+    /// let out = df.par_apply_blocks_per_worker(|| Ok(Vec::<i64>::new()), |buffer, block| {
+    ///     buffer.clear(); // a scratch buffer per worker, reused for every block
+    ///     buffer.extend(block.column("x")?.i64()?.into_no_null_iter().map(|x| x * 2));
+    ///     Ok(df!("y" => buffer.as_slice())?)
     /// })?;
-    /// assert_eq!(out.column("rows")?.u32()?.sum(), Some(1_000));
+    /// assert_eq!(out.column("y")?.i64()?.get(999), Some(1_998));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_blocks_per_worker<S, E, I, F>(&self, init: I, f: F) -> Result<DataFrame>
+    fn par_apply_blocks_per_worker<S, W, F>(&self, workers: W, f: F) -> Result<DataFrame>
     where
         S: Send,
-        E: Into<BoxError>,
-        I: Fn() -> std::result::Result<S, E> + Sync,
-        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync;
-
-    /// [`par_apply_blocks_per_worker`](DataFrameParApply::par_apply_blocks_per_worker) on a
-    /// [`Workers`] runner.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_apply_blocks_per_worker`](DataFrameParApply::par_apply_blocks_per_worker).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::{Error, Flock};
-    ///
-    /// let workers = Flock::new().chunksize(2).workers(|| Err::<(), _>("server down"));
-    /// let df = df!("x" => [1i64, 2, 3])?;
-    /// let err = df.par_apply_blocks_per_worker_with(&workers, |(), b| Ok(b)).unwrap_err();
-    /// assert!(matches!(err, Error::Init { block: 0, .. }));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_apply_blocks_per_worker_with<S, F>(
-        &self,
-        workers: &Workers<'_, S>,
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        S: Send,
-        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync;
-    /// Folds the rows in parallel through the row view (toolz's `fold`): each block folds its
-    /// rows with `fold`, starting from `identity()`, and the blocks' accumulators are combined
-    /// left to right, in block order, with `combine`.
-    ///
-    /// The result equals a serial fold over the rows when `combine` is associative and
-    /// `identity()` is neutral for it; `combine` need not be commutative. An empty frame gives
-    /// `identity()`.
-    ///
-    /// # Errors
-    ///
-    /// The getters' errors and the closure's own, with the global row, as for
-    /// [`par_apply_rows`](DataFrameParApply::par_apply_rows) (the lowest failing row);
-    /// [`Error::Panicked`]; [`Error::InvalidOption`] and [`Error::ThreadPool`];
-    /// [`Error::Cancelled`] / [`Error::TimedOut`] if stopped.
-    ///
-    /// # Parallelism
-    ///
-    /// `fold` runs on the pool; `combine` runs on the calling thread, once per block after the
-    /// first.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    ///
-    /// let df = df!("city" => ["Oslo", "Rome", "Oslo"], "qty" => [3i64, 5, 4])?;
-    /// // Quantity per city, as a map: merged block by block.
-    /// let per_city = df.par_fold_rows(
-    ///     std::collections::BTreeMap::<String, i64>::new,
-    ///     |mut acc, row| {
-    ///         *acc.entry(row.str("city")?.to_owned()).or_default() += row.i64("qty")?;
-    ///         Ok(acc)
-    ///     },
-    ///     |mut a, b| {
-    ///         for (k, v) in b {
-    ///             *a.entry(k).or_default() += v;
-    ///         }
-    ///         a
-    ///     },
-    /// )?;
-    /// assert_eq!(per_city["Oslo"], 7);
-    /// assert_eq!(per_city["Rome"], 5);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_fold_rows<A, Id, F, C>(&self, identity: Id, fold: F, combine: C) -> Result<A>
-    where
-        A: Send,
-        Id: Fn() -> A + Sync,
-        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
-        C: FnMut(A, A) -> A,
+        W: PerWorker<S>,
+        F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
     {
-        self.par_fold_rows_with(&Flock::new(), identity, fold, combine)
+        let (df, flock) = self.parts();
+        apply_blocks(df, flock, &workers, f)
     }
 
-    /// [`par_fold_rows`](DataFrameParApply::par_fold_rows) with explicit options.
-    ///
-    /// # Errors
-    ///
-    /// As [`par_fold_rows`](DataFrameParApply::par_fold_rows).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use polars_flock::polars::prelude::*;
-    /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
-    ///
-    /// let df = df!("x" => (1..=100).map(f64::from).collect::<Vec<_>>())?;
-    /// let flock = Flock::new().chunksize(10).threads(2);
-    /// let (n, sum) = df.par_fold_rows_with(&flock, || (0, 0.0), |(n, s), row| Ok((n + 1, s + row.f64("x")?)), |a, b| (a.0 + b.0, a.1 + b.1))?;
-    /// assert_eq!((n, sum), (100, 5050.0));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn par_fold_rows_with<A, Id, F, C>(
-        &self,
-        flock: &Flock,
-        identity: Id,
-        fold: F,
-        combine: C,
-    ) -> Result<A>
-    where
-        A: Send,
-        Id: Fn() -> A + Sync,
-        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
-        C: FnMut(A, A) -> A;
     /// Calls `f` once per group of rows sharing the values of the `by` columns (pandarallel's
     /// `groupby.parallel_apply`), groups in parallel, and concatenates the returned frames.
     ///
     /// Each call gets one whole group as a frame with all columns (keys included). Groups whose
     /// rows are contiguous are zero-copy slices; others are gathered (a copy of that group's rows).
-    /// Many small groups are batched into blocks ([`Flock::chunksize`] counts groups here), so
-    /// dispatch stays per block.
+    /// Many small groups are batched into blocks ([`Flock::chunksize`] and [`Flock::blocks`]
+    /// count groups here), so dispatch stays per block.
     ///
     /// # Ordering
     ///
@@ -707,12 +349,12 @@ pub trait DataFrameParApply: sealed::Sealed {
     ///
     /// # Errors
     ///
-    /// - [`Error::Group`] if `f` fails or panics for a group (the group's index and key), or
-    ///   returns a schema unlike the first group's;
+    /// - [`Error::InGroup`] with the group's index and key if `f` fails for a group: its `source`
+    ///   is [`Error::Closure`] (your error), [`Error::Panicked`], or [`Error::SchemaMismatch`]
+    ///   (a schema unlike the first group's);
     /// - [`Error::ColumnNotFound`] for a missing key column and [`Error::InvalidOption`] for an
     ///   empty `by`, before any work;
-    /// - [`Error::InvalidOption`], [`Error::ThreadPool`], [`Error::Cancelled`],
-    ///   [`Error::TimedOut`] as for the other calls.
+    /// - the options' errors.
     ///
     /// An input with no rows has no groups: `f` is not called and the result is the input's
     /// (empty) frame.
@@ -732,7 +374,7 @@ pub trait DataFrameParApply: sealed::Sealed {
     ///     let sales = g.column("sales")?.as_materialized_series().clone();
     ///     let total = sales.sum::<f64>()?;
     ///     let share = (&sales / total).with_name("share".into());
-    ///     g.hstack(&[share.into_column()])
+    ///     Ok(g.hstack(&[share.into_column()])?)
     /// })?;
     /// assert_eq!(out.column("store")?.str()?.get(0), Some("b")); // "b" appears first
     /// let share: Vec<f64> = out.column("share")?.f64()?.into_no_null_iter().collect();
@@ -741,232 +383,387 @@ pub trait DataFrameParApply: sealed::Sealed {
     /// ```
     fn par_apply_groups<F>(&self, by: &[&str], f: F) -> Result<DataFrame>
     where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+        F: Fn(DataFrame) -> Result<DataFrame, BoxError> + Sync,
     {
-        self.par_apply_groups_with(&Flock::new(), by, f)
+        let (df, flock) = self.parts();
+        apply_groups(df, flock, by, &Stateless, |(), group| f(group))
     }
 
-    /// [`par_apply_groups`](DataFrameParApply::par_apply_groups) with explicit options; the
-    /// chunk size counts groups.
+    /// [`par_apply_groups`](DataFrameParApply::par_apply_groups) with a per-worker state: an
+    /// `init` closure or `&`[`Workers`](crate::Workers) (see [`PerWorker`]).
     ///
     /// # Errors
     ///
-    /// As [`par_apply_groups`](DataFrameParApply::par_apply_groups).
+    /// As [`par_apply_groups`](DataFrameParApply::par_apply_groups), plus [`Error::Init`].
     ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::polars::prelude::*;
     /// use polars_flock::prelude::*;
-    /// use polars_flock::{Error, Flock};
     ///
-    /// let df = df!("k" => [1i64, 2, 1, 3], "x" => [1.0, 2.0, 3.0, 4.0])?;
-    /// let flock = Flock::new().chunksize(1).threads(2);
-    /// let err = df
-    ///     .par_apply_groups_with(&flock, &["k"], |g| {
-    ///         if g.height() > 1 {
-    ///             polars_bail!(ComputeError: "duplicate key")
-    ///         }
-    ///         Ok(g)
-    ///     })
-    ///     .unwrap_err();
-    /// assert!(matches!(err, Error::Group { group: 0, ref key, .. } if key == "k=1"));
+    /// let df = df!("k" => ["a", "b", "a"], "x" => [1i64, 2, 3])?;
+    /// let workers = Workers::new(|| Ok(0usize)); // e.g. a connection; here a counter
+    /// let out = df.par_apply_groups_per_worker(&["k"], &workers, |seen, g| {
+    ///     *seen += 1;
+    ///     Ok(g.head(Some(1)))
+    /// })?;
+    /// assert_eq!(out.height(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn par_apply_groups_with<F>(&self, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
-    where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for polars::prelude::DataFrame {}
-}
-
-impl DataFrameParApply for DataFrame {
-    fn par_apply_rows_with<U, F, N>(&self, flock: &Flock, names: N, f: F) -> Result<DataFrame>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
-    {
-        apply_rows(self, flock, &names, &Stateless, |(), row| f(row))
-    }
-
-    fn par_apply_rows_keep_going_with<U, F, N>(
+    fn par_apply_groups_per_worker<S, W, F>(
         &self,
-        flock: &Flock,
-        names: N,
-        f: F,
-    ) -> Result<(DataFrame, Report)>
-    where
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&Row<'_>) -> Result<U> + Sync,
-    {
-        let names = new_names(self, &names)?;
-        let plan = flock.plan(self.height())?;
-        let boundaries = chunk_boundaries(self.columns().iter().filter_map(Column::as_series));
-        let (parts, report) = run_keep_going(
-            flock,
-            &plan,
-            |block, kept| {
-                let builders = <U::Nullable as Outputs>::builders(block.rows.len());
-                let rows = block.rows.clone();
-                let out =
-                    fold_row_views(self, &boundaries, rows, builders, |mut out, global, row| {
-                        let value =
-                            kept.row(block, global, || f(row).map_err(|e| row.attribute(e)));
-                        <U::Nullable as Outputs>::push(
-                            &mut out,
-                            value.map_or_else(U::null, U::some),
-                        );
-                        Ok(out)
-                    })?;
-                Ok(<U::Nullable as Outputs>::finish(out, &names))
-            },
-            |rows| {
-                (names.iter().zip(U::dtypes()))
-                    .map(|(name, dtype)| Series::full_null(name.clone(), rows.len(), &dtype))
-                    .collect()
-            },
-        )?;
-        Ok((with_new_columns(self, &names, U::dtypes(), parts)?, report))
-    }
-
-    fn par_apply_rows_per_worker<S, E, I, U, F, N>(
-        &self,
-        names: N,
-        init: I,
+        by: &[&str],
+        workers: W,
         f: F,
     ) -> Result<DataFrame>
     where
         S: Send,
-        E: Into<BoxError>,
-        I: Fn() -> std::result::Result<S, E> + Sync,
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
+        W: PerWorker<S>,
+        F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
     {
-        apply_rows(self, &Flock::new(), &names, &InitPerCall(init), f)
+        let (df, flock) = self.parts();
+        apply_groups(df, flock, by, &workers, f)
     }
 
-    fn par_apply_rows_per_worker_with<S, U, F, N>(
-        &self,
-        workers: &Workers<'_, S>,
-        names: N,
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        S: Send,
-        U: RowOutput,
-        N: OutputNames<U>,
-        F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
-    {
-        apply_rows(self, workers.flock(), &names, workers, f)
-    }
-
-    fn par_apply_columns_with<'a, const N: usize, A, U, F>(
-        &'a self,
-        flock: &Flock,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        F: Fn(A) -> U + Sync,
-    {
-        // Infallible: one `extend` per segment, which numeric outputs turn into a sized,
-        // vectorisable loop.
-        apply_columns::<N, A, U, _>(self, flock, name, columns, |out, segs, rows, block| {
-            block.extend_rows(out, U::len, rows.start, |out| {
-                U::extend(out, (0..rows.len()).map(|i| f(A::get(segs, i))));
-            })
-        })
-    }
-
-    fn try_par_apply_columns_with<'a, const N: usize, A, U, E, F>(
-        &'a self,
-        flock: &Flock,
-        name: &str,
-        columns: [&str; N],
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        A: FromColumns<'a, N>,
-        U: ColumnValue,
-        E: Into<BoxError>,
-        F: Fn(A) -> std::result::Result<U, E> + Sync,
-    {
-        apply_columns::<N, A, U, _>(self, flock, name, columns, |out, segs, rows, block| {
-            for (i, row) in rows.enumerate() {
-                block.enter_row(row);
-                match f(A::get(segs, i)) {
-                    Ok(value) => U::push(out, value),
-                    Err(e) => {
-                        return Err(Error::Row {
-                            row,
-                            source: e.into(),
-                        });
-                    }
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn par_apply_blocks_with<F>(&self, flock: &Flock, f: F) -> Result<DataFrame>
-    where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
-    {
-        apply_blocks(self, flock, &Stateless, |(), block| f(block))
-    }
-
-    fn par_apply_blocks_per_worker<S, E, I, F>(&self, init: I, f: F) -> Result<DataFrame>
-    where
-        S: Send,
-        E: Into<BoxError>,
-        I: Fn() -> std::result::Result<S, E> + Sync,
-        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
-    {
-        apply_blocks(self, &Flock::new(), &InitPerCall(init), f)
-    }
-
-    fn par_apply_blocks_per_worker_with<S, F>(
-        &self,
-        workers: &Workers<'_, S>,
-        f: F,
-    ) -> Result<DataFrame>
-    where
-        S: Send,
-        F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
-    {
-        apply_blocks(self, workers.flock(), workers, f)
-    }
-
-    fn par_fold_rows_with<A, Id, F, C>(
-        &self,
-        flock: &Flock,
-        identity: Id,
-        fold: F,
-        combine: C,
-    ) -> Result<A>
+    /// A parallel fold over the rows (toolz's `fold`): each block folds its rows, in order, into
+    /// an accumulator that starts from `identity()`, and the per-block accumulators are merged
+    /// with `combine` in block order.
+    ///
+    /// `combine` must be associative, and `identity()` neutral for it; with those, the result
+    /// equals a serial fold. `fold` returns `Result<A, BoxError>` (`?` on the getters and any
+    /// error). `combine` runs on the calling thread, so it need not be `Sync`.
+    ///
+    /// # Errors
+    ///
+    /// The first failing row's error, as [`par_apply_rows`](DataFrameParApply::par_apply_rows);
+    /// [`Error::Panicked`] (with `during`) if `fold`, `identity` or `combine` panics; the options'
+    /// errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => (1..=100).map(f64::from).collect::<Vec<_>>())?;
+    /// let flock = Flock::new().chunksize(10).threads(2);
+    /// let (n, sum) = flock.on(&df).par_fold_rows(
+    ///     || (0, 0.0),
+    ///     |(n, s), row| Ok((n + 1, s + row.f64("x")?)),
+    ///     |a, b| (a.0 + b.0, a.1 + b.1),
+    /// )?;
+    /// assert_eq!((n, sum), (100, 5050.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_fold_rows<A, Id, F, C>(&self, identity: Id, fold: F, combine: C) -> Result<A>
     where
         A: Send,
         Id: Fn() -> A + Sync,
-        F: Fn(A, &Row<'_>) -> Result<A> + Sync,
+        F: Fn(A, &Row<'_>) -> Result<A, BoxError> + Sync,
         C: FnMut(A, A) -> A,
     {
-        fold_rows(self, flock, identity, fold, combine)
+        let (df, flock) = self.parts();
+        fold_rows(df, flock, identity, fold, combine)
     }
 
-    fn par_apply_groups_with<F>(&self, flock: &Flock, by: &[&str], f: F) -> Result<DataFrame>
+    /// Keep-going mode with the same options: the same verbs, but a failing row becomes null and
+    /// a failing block or group is left out, each listed in the returned [`Report`] (see
+    /// [`KeepGoing`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [4.0, -1.0, 9.0, f64::NAN])?;
+    /// let (out, report) = df.keep_going().par_apply_rows("root", |row| {
+    ///     let x = row.f64("x")?;
+    ///     if x < 0.0 {
+    ///         return Err(format!("negative: {x}").into());
+    ///     }
+    ///     assert!(!x.is_nan(), "NaN input"); // a panic is a failed row too
+    ///     Ok(x.sqrt())
+    /// })?;
+    /// let root = out.column("root")?.f64()?;
+    /// assert_eq!(root.iter().collect::<Vec<_>>(), [Some(2.0), None, Some(3.0), None]);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1, 3]);
+    /// assert!(matches!(report.failures[0].error, Error::Row { row: 1, .. }));
+    /// assert!(matches!(report.failures[1].error, Error::Panicked { row: Some(3), .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn keep_going(&self) -> KeepGoing<'_, DataFrame> {
+        let (input, flock) = self.parts();
+        KeepGoing { input, flock }
+    }
+}
+
+impl Frame for DataFrame {
+    fn parts(&self) -> (&DataFrame, &Flock) {
+        (self, default_flock())
+    }
+}
+
+impl Frame for On<'_, DataFrame> {
+    fn parts(&self) -> (&DataFrame, &Flock) {
+        (self.input, self.flock)
+    }
+}
+
+impl Frame for On<'_, &DataFrame> {
+    fn parts(&self) -> (&DataFrame, &Flock) {
+        (self.input, self.flock)
+    }
+}
+
+impl DataFrameParApply for DataFrame {}
+
+impl DataFrameParApply for On<'_, DataFrame> {}
+
+/// `flock.on(&df)` where `df` is already a `&DataFrame`.
+impl DataFrameParApply for On<'_, &DataFrame> {}
+
+/// Keep-going verbs on a frame: each returns its output and a [`Report`]. Rows that fail (an
+/// error or a panic) are null; blocks and groups that fail are left out. Errors that are not a
+/// unit's failure fail the call as in the fail-fast verb.
+impl<'x> KeepGoing<'x, DataFrame> {
+    /// [`DataFrameParApply::par_apply_rows`] that keeps going: a failing row is null in every new
+    /// column and listed in the report ([`Unit::Row`]).
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: [`Error::DuplicateColumn`], the options' errors
+    /// ([`Error::InvalidOption`], [`Error::ThreadPool`]), and [`Error::Panicked`] from a
+    /// panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let token = CancelToken::new();
+    /// token.cancel(); // cancelled before it starts: every row is skipped, none is lost silently
+    /// let df = df!("x" => [1i64, 2, 3])?;
+    /// let flock = Flock::new().cancel_token(&token);
+    /// let (out, report) = flock.on(&df).keep_going().par_apply_rows("y", |row| Ok(row.i64("x")? + 1))?;
+    /// assert_eq!(out.column("y")?.null_count(), 3);
+    /// assert_eq!(report.skipped, [0..3]);
+    /// assert!(matches!(report.stopped, Some(Error::Cancelled { completed_rows: 0, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_rows<U, N, F>(&self, names: N, f: F) -> Result<(DataFrame, Report)>
     where
-        F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+        U: RowOutput,
+        N: OutputNames<U>,
+        F: Fn(&Row<'_>) -> Result<U, BoxError> + Sync,
     {
-        apply_groups(self, flock, by, f)
+        apply_rows_keep_going(self.input, self.flock, &names, &Stateless, |(), row| f(row))
+    }
+
+    /// [`DataFrameParApply::par_apply_rows_per_worker`] that keeps going. A state whose row
+    /// panicked is dropped, and its worker makes a new one for its next block.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](KeepGoing::par_apply_rows), plus [`Error::Init`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("s" => ["1", "x", "3"])?;
+    /// let (out, report) = df.keep_going().par_apply_rows_per_worker("n", || Ok(0u32), |parsed, row| {
+    ///     let n = row.str("s")?.parse::<i64>()?;
+    ///     *parsed += 1;
+    ///     Ok(n)
+    /// })?;
+    /// assert_eq!(out.column("n")?.null_count(), 1);
+    /// assert_eq!(report.failures.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_rows_per_worker<S, W, U, N, F>(
+        &self,
+        names: N,
+        workers: W,
+        f: F,
+    ) -> Result<(DataFrame, Report)>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        U: RowOutput,
+        N: OutputNames<U>,
+        F: Fn(&mut S, &Row<'_>) -> Result<U, BoxError> + Sync,
+    {
+        apply_rows_keep_going(self.input, self.flock, &names, &workers, f)
+    }
+
+    /// [`DataFrameParApply::par_apply_columns`] that keeps going: a row whose closure fails or
+    /// panics is null. Checks made before any work (missing column, wrong dtype, a null read as a
+    /// non-`Option` value) still fail the call.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](KeepGoing::par_apply_rows), plus the typed path's checks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("s" => ["1", "x", "3"])?;
+    /// let (out, report) = df.keep_going().par_apply_columns("n", ["s"], |s: &str| Ok(s.parse::<i64>()?))?;
+    /// assert_eq!(out.column("n")?.i64()?.get(2), Some(3));
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_columns<const K: usize, A, R, N, F>(
+        &self,
+        names: N,
+        columns: [&str; K],
+        f: F,
+    ) -> Result<(DataFrame, Report)>
+    where
+        A: FromColumns<'x, K>,
+        R: TypedOutput,
+        N: OutputNames<R::Value>,
+        F: Fn(A) -> R + Sync,
+    {
+        apply_columns_keep_going::<K, A, R, F>(self.input, self.flock, &names, columns, f)
+    }
+
+    /// [`DataFrameParApply::par_apply_blocks`] that keeps going: a block that fails, panics or
+    /// returns a schema unlike the first good block's is left out of the output and listed in the
+    /// report ([`Unit::Block`], with its rows).
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](KeepGoing::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [1i64, 2, 3, 4])?;
+    /// let (out, report) = Flock::new().chunksize(2).on(&df).keep_going().par_apply_blocks(|b| {
+    ///     if b.column("x")?.i64()?.get(0) == Some(3) {
+    ///         return Err("bad block".into());
+    ///     }
+    ///     Ok(b)
+    /// })?;
+    /// assert_eq!(out.height(), 2);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_blocks<F>(&self, f: F) -> Result<(DataFrame, Report)>
+    where
+        F: Fn(DataFrame) -> Result<DataFrame, BoxError> + Sync,
+    {
+        apply_blocks_keep_going(self.input, self.flock, &Stateless, |(), block| f(block))
+    }
+
+    /// [`DataFrameParApply::par_apply_blocks_per_worker`] that keeps going (see
+    /// [`par_apply_blocks`](KeepGoing::par_apply_blocks)).
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_blocks`](KeepGoing::par_apply_blocks), plus [`Error::Init`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("x" => [1i64, 2, 3])?;
+    /// let (out, report) = df.keep_going().par_apply_blocks_per_worker(|| Ok(()), |(), b| Ok(b))?;
+    /// assert_eq!(out.height(), 3);
+    /// assert!(report.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_blocks_per_worker<S, W, F>(
+        &self,
+        workers: W,
+        f: F,
+    ) -> Result<(DataFrame, Report)>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
+    {
+        apply_blocks_keep_going(self.input, self.flock, &workers, f)
+    }
+
+    /// [`DataFrameParApply::par_apply_groups`] that keeps going: a group that fails, panics or
+    /// returns a schema unlike the first good group's is left out and listed in the report
+    /// ([`Unit::Group`], with its key; the error is [`Error::InGroup`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](KeepGoing::par_apply_rows), plus the key checks of
+    /// [`DataFrameParApply::par_apply_groups`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("k" => [1i64, 2, 1, 3])?;
+    /// let (out, report) = df.keep_going().par_apply_groups(&["k"], |g| {
+    ///     if g.height() > 1 {
+    ///         return Err("duplicate key".into());
+    ///     }
+    ///     Ok(g)
+    /// })?;
+    /// assert_eq!(out.height(), 2); // groups k=2 and k=3
+    /// assert!(matches!(&report.failures[0].unit, Unit::Group { group: 0, key } if key == "k=1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_groups<F>(&self, by: &[&str], f: F) -> Result<(DataFrame, Report)>
+    where
+        F: Fn(DataFrame) -> Result<DataFrame, BoxError> + Sync,
+    {
+        apply_groups_keep_going(self.input, self.flock, by, &Stateless, |(), group| f(group))
+    }
+
+    /// [`DataFrameParApply::par_apply_groups_per_worker`] that keeps going (see
+    /// [`par_apply_groups`](KeepGoing::par_apply_groups)).
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_groups`](KeepGoing::par_apply_groups), plus [`Error::Init`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let df = df!("k" => [1i64, 2, 1])?;
+    /// let (out, report) = df.keep_going().par_apply_groups_per_worker(&["k"], || Ok(()), |(), g| Ok(g))?;
+    /// assert_eq!(out.height(), 3);
+    /// assert!(report.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_groups_per_worker<S, W, F>(
+        &self,
+        by: &[&str],
+        workers: W,
+        f: F,
+    ) -> Result<(DataFrame, Report)>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
+    {
+        apply_groups_keep_going(self.input, self.flock, by, &workers, f)
     }
 }
 
@@ -976,13 +773,13 @@ fn apply_rows<S, U, F>(
     df: &DataFrame,
     flock: &Flock,
     names: &impl OutputNames<U>,
-    states: &impl StateSource<S>,
+    states: &(impl StateSource<S> + ?Sized),
     f: F,
 ) -> Result<DataFrame>
 where
     S: Send,
     U: RowOutput,
-    F: Fn(&mut S, &Row<'_>) -> Result<U> + Sync,
+    F: Fn(&mut S, &Row<'_>) -> Result<U, BoxError> + Sync,
 {
     let names = new_names(df, names)?;
     let plan = flock.plan(df.height())?;
@@ -1020,17 +817,62 @@ where
     with_new_columns(df, &names, U::dtypes(), parts)
 }
 
+/// [`apply_rows`] in keep-going mode: each row under its own guard, a failed row null.
+fn apply_rows_keep_going<S, U, F>(
+    df: &DataFrame,
+    flock: &Flock,
+    names: &impl OutputNames<U>,
+    states: &(impl StateSource<S> + ?Sized),
+    f: F,
+) -> Result<(DataFrame, Report)>
+where
+    S: Send,
+    U: RowOutput,
+    F: Fn(&mut S, &Row<'_>) -> Result<U, BoxError> + Sync,
+{
+    let names = new_names(df, names)?;
+    let plan = flock.plan(df.height())?;
+    let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
+    let (parts, report) = run_keep_going(
+        flock,
+        &plan,
+        states,
+        |block, state, units| {
+            let mut out = <U::Nullable as Outputs>::builders(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segment = RowSegment::new(df, rows.clone());
+                for (offset, global) in rows.enumerate() {
+                    let row = segment.row(offset);
+                    let value = units.row(block, global, || {
+                        f(state, &row).map_err(|e| row.attribute(e))
+                    });
+                    <U::Nullable as Outputs>::push(&mut out, value.map_or_else(U::null, U::some));
+                }
+            }
+            Ok(<U::Nullable as Outputs>::finish(out, &names))
+        },
+        |rows| null_columns(&names, U::dtypes(), rows.len()),
+    )?;
+    Ok((with_new_columns(df, &names, U::dtypes(), parts)?, report))
+}
+
+fn null_columns(names: &[PlSmallStr], dtypes: Vec<DataType>, len: usize) -> Vec<Series> {
+    (names.iter().zip(dtypes))
+        .map(|(name, dtype)| Series::full_null(name.clone(), len, &dtype))
+        .collect()
+}
+
 /// The block apply's frame: zero-copy slices in, schemas checked in block order, outputs
 /// vstacked without a copy.
 fn apply_blocks<S, F>(
     df: &DataFrame,
     flock: &Flock,
-    states: &impl StateSource<S>,
+    states: &(impl StateSource<S> + ?Sized),
     f: F,
 ) -> Result<DataFrame>
 where
     S: Send,
-    F: Fn(&mut S, DataFrame) -> PolarsResult<DataFrame> + Sync,
+    F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
 {
     let plan = flock.plan(df.height())?.with_empty_block();
     let mut first = FirstSchema::default();
@@ -1040,54 +882,182 @@ where
         states,
         |block, state| {
             let slice = df.slice(block.rows.start as i64, block.rows.len());
-            f(state, slice).map_err(|source| Error::Block {
-                block: block.index,
-                rows: block.rows.clone(),
-                source: Box::new(source),
-            })
+            f(state, slice)
+                .map_err(|source| Error::of_block(source, block.index, block.rows.clone()))
         },
         |index, out: &DataFrame| {
             first
                 .check(out.schema())
-                .map_err(|expected| Error::SchemaMismatch {
-                    block: index,
-                    rows: plan.block_rows(index),
-                    expected,
-                    found: out.schema().clone(),
-                })
+                .map_err(|expected| schema_mismatch(index, plan.block_rows(index), expected, out))
         },
     )?;
     Ok(vstack_all(parts)?.unwrap_or_default())
 }
 
+fn schema_mismatch(
+    block: usize,
+    rows: Range<usize>,
+    expected: SchemaRef,
+    out: &DataFrame,
+) -> Error {
+    Error::SchemaMismatch {
+        block,
+        rows,
+        expected,
+        found: out.schema().clone(),
+    }
+}
+
+/// [`apply_blocks`] in keep-going mode: a failed block (or one whose schema differs from the
+/// first good block's) is left out and reported.
+fn apply_blocks_keep_going<S, F>(
+    df: &DataFrame,
+    flock: &Flock,
+    states: &(impl StateSource<S> + ?Sized),
+    f: F,
+) -> Result<(DataFrame, Report)>
+where
+    S: Send,
+    F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
+{
+    let plan = flock.plan(df.height())?.with_empty_block();
+    let (parts, mut report) = run_keep_going(
+        flock,
+        &plan,
+        states,
+        |block, state, units: &mut Units| {
+            let slice = df.slice(block.rows.start as i64, block.rows.len());
+            let unit = || Unit::Block {
+                block: block.index,
+                rows: block.rows.clone(),
+            };
+            Ok(units.unit(
+                block,
+                block.rows.start,
+                unit,
+                || f(state, slice).map_err(|e| Error::of_block(e, block.index, block.rows.clone())),
+                |e| e,
+            ))
+        },
+        |_| None,
+    )?;
+    let mut first = FirstSchema::default();
+    let mut kept = Vec::with_capacity(parts.len());
+    for (index, part) in parts.into_iter().enumerate() {
+        let Some(out) = part else { continue };
+        match first.check(out.schema()) {
+            Ok(()) => kept.push(out),
+            Err(expected) => {
+                let rows = plan.block_rows(index);
+                report.failures.push(Failure {
+                    error: schema_mismatch(index, rows.clone(), expected, &out),
+                    unit: Unit::Block { block: index, rows },
+                });
+            }
+        }
+    }
+    report.failures.sort_by_key(|failure| failure.unit.index());
+    Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
+}
+
 /// The typed path's frame: checks, readers read before any work, blocks split at the selected
-/// columns' chunk boundaries, and `fill` appending one segment's outputs.
-fn apply_columns<'a, const N: usize, A, U, Fill>(
+/// columns' chunk boundaries, one segment's outputs appended at a time.
+fn apply_columns<'a, const K: usize, A, R, F>(
     df: &'a DataFrame,
     flock: &Flock,
-    name: &str,
-    columns: [&str; N],
-    fill: Fill,
+    names: &impl OutputNames<R::Value>,
+    columns: [&str; K],
+    f: F,
 ) -> Result<DataFrame>
 where
-    A: FromColumns<'a, N>,
-    U: ColumnValue,
-    Fill: Fn(&mut U::Builder, &A::Segs, Range<usize>, &Block) -> Result<()> + Sync,
+    A: FromColumns<'a, K>,
+    R: Typed,
+    F: Fn(A) -> R + Sync,
 {
-    ensure_new_column(df, name)?;
+    let names = new_names(df, names)?;
     let plan = flock.plan(df.height())?;
     let readers = A::readers(df, columns)?;
     let boundaries = chunk_boundaries(readers.iter().map(ColumnReader::series));
 
-    let parts = run_blocks(flock, &plan, |block| {
-        let mut out = U::builder(block.rows.len());
-        for rows in segments(&boundaries, block.rows.clone()) {
-            let segs = A::segs(&readers, rows.clone());
-            fill(&mut out, &segs, rows, block)?;
-        }
-        Ok(U::finish(out, name.into()))
-    })?;
-    with_new_column::<U>(df, name, parts)
+    let parts = run_blocks_stateful(
+        flock,
+        &plan,
+        &Stateless,
+        |block, ()| {
+            let mut out = <R::Value as Outputs>::builders(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segs = A::segs(&readers, rows.clone());
+                if R::FALLIBLE {
+                    for (i, row) in rows.enumerate() {
+                        block.enter_row(row);
+                        match f(A::get(&segs, i)).value() {
+                            Ok(value) => <R::Value as Outputs>::push(&mut out, value),
+                            Err(e) => return Err(Error::of_row(e, row, false)),
+                        }
+                    }
+                } else {
+                    // Infallible: one `extend` per segment, which numeric outputs turn into a
+                    // sized, vectorisable loop.
+                    block.extend_rows(&mut out, <R::Value as Outputs>::len, rows.start, |out| {
+                        <R::Value as Outputs>::extend(
+                            out,
+                            (0..rows.len()).map(|i| match f(A::get(&segs, i)).value() {
+                                Ok(value) => value,
+                                Err(_) => unreachable!("an infallible typed output"),
+                            }),
+                        );
+                    })?;
+                }
+            }
+            Ok(<R::Value as Outputs>::finish(out, &names))
+        },
+        |_, _| Ok(()),
+    )?;
+    with_new_columns(df, &names, <R::Value as Outputs>::dtypes(), parts)
+}
+
+/// [`apply_columns`] in keep-going mode.
+fn apply_columns_keep_going<'a, const K: usize, A, R, F>(
+    df: &'a DataFrame,
+    flock: &Flock,
+    names: &impl OutputNames<R::Value>,
+    columns: [&str; K],
+    f: F,
+) -> Result<(DataFrame, Report)>
+where
+    A: FromColumns<'a, K>,
+    R: Typed,
+    F: Fn(A) -> R + Sync,
+{
+    type Nullable<R> = <<R as Typed>::Value as Outputs>::Nullable;
+    let names = new_names(df, names)?;
+    let plan = flock.plan(df.height())?;
+    let readers = A::readers(df, columns)?;
+    let boundaries = chunk_boundaries(readers.iter().map(ColumnReader::series));
+    let dtypes = <R::Value as Outputs>::dtypes;
+    let (parts, report) = run_keep_going(
+        flock,
+        &plan,
+        &Stateless,
+        |block, (), units| {
+            let mut out = <Nullable<R> as Outputs>::builders(block.rows.len());
+            for rows in segments(&boundaries, block.rows.clone()) {
+                let segs = A::segs(&readers, rows.clone());
+                for (i, row) in rows.enumerate() {
+                    let value = units.row(block, row, || {
+                        f(A::get(&segs, i))
+                            .value()
+                            .map_err(|e| Error::of_row(e, row, false))
+                    });
+                    let value = value.map_or_else(R::Value::null, R::Value::some);
+                    <Nullable<R> as Outputs>::push(&mut out, value);
+                }
+            }
+            Ok(<Nullable<R> as Outputs>::finish(out, &names))
+        },
+        |rows| null_columns(&names, dtypes(), rows.len()),
+    )?;
+    Ok((with_new_columns(df, &names, dtypes(), parts)?, report))
 }
 
 fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {
@@ -1111,15 +1081,6 @@ fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSma
         }
     }
     Ok(names)
-}
-
-fn with_new_column<U: ColumnValue>(
-    df: &DataFrame,
-    name: &str,
-    parts: Vec<Series>,
-) -> Result<DataFrame> {
-    let parts = parts.into_iter().map(|part| vec![part]).collect();
-    with_new_columns(df, &[name.into()], vec![U::dtype()], parts)
 }
 
 /// `df` with the blocks' output columns appended: `parts[block][column]`, concatenated per

@@ -268,12 +268,14 @@ mod group;
 mod plan;
 pub mod prelude;
 mod row;
+mod sealed;
 mod slice;
 #[cfg(feature = "streaming")]
 pub mod streaming;
 #[cfg(feature = "dtypes")]
 mod temporal;
 mod value;
+mod view;
 mod workers;
 
 #[cfg(feature = "dtypes")]
@@ -285,7 +287,7 @@ pub use polars;
 pub use rusqlite;
 
 pub use crate::cell::{FromCell, FromColumns};
-pub use crate::control::{CancelToken, Report, RowFailure};
+pub use crate::control::{CancelToken, Failure, Report, Unit};
 pub use crate::error::{BoxError, Error, Result, UserCode};
 pub use crate::files::Files;
 pub use crate::flock::Flock;
@@ -294,6 +296,7 @@ pub use crate::plan::ChunkPlan;
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
 pub use crate::value::{ColumnValue, OutputNames, RowOutput};
+pub use crate::view::{KeepGoing, On, PerWorker, TypedOutput};
 pub use crate::workers::Workers;
 
 #[cfg(doc)]

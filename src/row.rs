@@ -7,7 +7,7 @@ use polars::prelude::*;
 use polars_arrow::bitmap::Bitmap;
 
 use crate::cell::{FromCell, SlotData};
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::plan::segments;
 
 /// One row of the frame, as a row closure sees it: typed getters by column name.
@@ -216,9 +216,9 @@ impl<'a> Row<'a> {
     /// The error `f` returned for this row, as the call reports it: a getter error of this row
     /// stands as it is; anything else becomes [`Error::Row`] with this row.
     #[cold]
-    pub(crate) fn attribute(&self, error: Error) -> Error {
+    pub(crate) fn attribute(&self, error: BoxError) -> Error {
         let own = self.segment.own_error.replace(false);
-        error.at_row(self.index(), own)
+        Error::of_row(error, self.index(), own)
     }
 
     /// Reads column `name` as `T` (any [`FromCell`] type: `f64`, `Option<&str>`, ...).

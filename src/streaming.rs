@@ -88,7 +88,7 @@ pub struct StreamSummary {
 ///         let doubled = (batch.column("x")?.as_materialized_series() * 2.0).with_name("y".into());
 ///         batch.hstack(&[doubled.into_column()])
 ///     },
-///     |out| sink.write(&out),
+///     |out| Ok(sink.write(&out)?),
 /// )?;
 /// sink.finish()?;
 /// assert_eq!((summary.batches, summary.rows_out), (10, 10_000));
@@ -112,9 +112,9 @@ pub fn par_apply_batches<I, E, F, S>(
 ) -> Result<StreamSummary>
 where
     I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
-    E: Into<Error>,
-    F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
-    S: FnMut(DataFrame) -> Result<()>,
+    E: Into<crate::BoxError>,
+    F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
+    S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
 {
     if window == 0 {
         return Err(Error::InvalidOption {
@@ -217,7 +217,7 @@ struct BatchJobs<'a, F> {
 
 impl<F> BatchJobs<'_, F>
 where
-    F: Fn(DataFrame) -> PolarsResult<DataFrame> + Sync,
+    F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
 {
     fn spawn<'s>(
         &'s self,
@@ -243,11 +243,7 @@ where
         };
         let block = Block::new(index, rows.clone());
         let (result, _) = run_block(self.stop, &block, || {
-            (self.f)(batch).map_err(|source| Error::Block {
-                block: index,
-                rows,
-                source: Box::new(source),
-            })
+            (self.f)(batch).map_err(|source| Error::of_block(source, index, rows))
         });
         drop(frame);
         // The receiver outlives the scope: sending cannot fail.
@@ -263,25 +259,25 @@ where
 fn next_batch<I, E>(source: &mut I, index: usize, row: usize) -> Result<Option<DataFrame>>
 where
     I: Iterator<Item = std::result::Result<DataFrame, E>>,
-    E: Into<Error>,
+    E: Into<crate::BoxError>,
 {
     match contain(|| source.next()) {
         Ok(None) => Ok(None),
-        Ok(Some(batch)) => batch.map(Some).map_err(Into::into),
+        Ok(Some(batch)) => batch.map(Some).map_err(|e| Error::of_closure(e.into())),
         Err(panic) => Err(panic.at(UserCode::Source, index, row..row, None)),
     }
 }
 
 /// Gives batch `index`'s output to the sink, under the guard; its height.
 fn hand_to_sink(
-    sink: &mut impl FnMut(DataFrame) -> Result<()>,
+    sink: &mut impl FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
     out: DataFrame,
     index: usize,
     rows: Range<usize>,
 ) -> Result<usize> {
     let height = out.height();
     match contain(|| sink(out)) {
-        Ok(result) => result.map(|()| height),
+        Ok(result) => result.map(|()| height).map_err(Error::of_closure),
         Err(panic) => Err(panic.at(UserCode::Sink, index, rows, None)),
     }
 }
@@ -329,9 +325,9 @@ pub fn apply_batches_in_order<I, E, F, S>(
 ) -> Result<StreamSummary>
 where
     I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
-    E: Into<Error>,
-    F: FnMut(DataFrame) -> PolarsResult<DataFrame>,
-    S: FnMut(DataFrame) -> Result<()>,
+    E: Into<crate::BoxError>,
+    F: FnMut(DataFrame) -> std::result::Result<DataFrame, crate::BoxError>,
+    S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
 {
     let stop = Stop::start(flock.cancel(), flock.timeout_option());
     let mut summary = StreamSummary::default();
@@ -354,11 +350,7 @@ where
         summary.max_in_flight = 1;
         let block = Block::new(index, range.clone());
         let (out, _) = run_block(&stop, &block, || {
-            f(batch).map_err(|source| Error::Block {
-                block: index,
-                rows: range.clone(),
-                source: Box::new(source),
-            })
+            f(batch).map_err(|source| Error::of_block(source, index, range.clone()))
         });
         summary.rows_out += hand_to_sink(&mut sink, out?, index, range)?;
         summary.batches += 1;
@@ -382,10 +374,10 @@ fn receive<T>(rx: &Receiver<T>) -> T {
     }
 }
 
-fn io_error(path: &Path, source: impl Into<crate::BoxError>) -> Error {
-    Error::File {
+fn io_error(path: &Path, source: impl Into<Error>) -> Error {
+    Error::InFile {
         path: path.to_path_buf(),
-        source: source.into(),
+        source: Box::new(source.into()),
     }
 }
 
@@ -429,13 +421,13 @@ impl IpcBatches {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the file if it cannot be opened or is not an IPC file.
+    /// [`Error::InFile`] naming the file if it cannot be opened or is not an IPC file.
     ///
     /// # Examples
     ///
     /// ```
     /// let err = polars_flock::streaming::IpcBatches::open("no/such.arrow").unwrap_err();
-    /// assert!(matches!(err, polars_flock::Error::File { .. }));
+    /// assert!(matches!(err, polars_flock::Error::InFile { .. }));
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -537,7 +529,7 @@ impl IpcSink {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the file if it cannot be created.
+    /// [`Error::InFile`] naming the file if it cannot be created.
     ///
     /// # Examples
     ///
@@ -564,7 +556,7 @@ impl IpcSink {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the file if writing fails, or if `df`'s schema differs from the
+    /// [`Error::InFile`] naming the file if writing fails, or if `df`'s schema differs from the
     /// first frame's (its `source` is then an [`Error::SchemaMismatch`]).
     ///
     /// # Examples
@@ -575,10 +567,10 @@ impl IpcSink {
     /// let mut sink = polars_flock::streaming::IpcSink::create(dir.path().join("x.arrow"))?;
     /// sink.write(&df!("a" => [1i64])?)?;
     /// let err = sink.write(&df!("b" => [1.0])?).unwrap_err(); // another schema
-    /// let polars_flock::Error::File { source, .. } = err else { panic!("{err}") };
+    /// let polars_flock::Error::InFile { source, .. } = err else { panic!("{err}") };
     /// assert!(matches!(
-    ///     source.downcast_ref::<polars_flock::Error>(),
-    ///     Some(polars_flock::Error::SchemaMismatch { block: 1, rows, .. }) if *rows == (1..2)
+    ///     *source,
+    ///     polars_flock::Error::SchemaMismatch { block: 1, ref rows, .. } if *rows == (1..2)
     /// ));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -600,7 +592,7 @@ impl IpcSink {
                 let file = self
                     .file
                     .take()
-                    .ok_or_else(|| io_error(&self.path, "sink is closed"))?;
+                    .ok_or_else(|| io_error(&self.path, std::io::Error::other("sink is closed")))?;
                 let arrow_schema = Arc::new(df.schema().to_arrow(CompatLevel::newest()));
                 let options = WriteOptions { compression: None };
                 let writer = FileWriter::try_new(file, arrow_schema, None, options)
@@ -624,7 +616,7 @@ impl IpcSink {
     ///
     /// # Errors
     ///
-    /// [`Error::File`] naming the file if writing fails.
+    /// [`Error::InFile`] naming the file if writing fails.
     ///
     /// # Examples
     ///
@@ -644,7 +636,7 @@ impl IpcSink {
             let file = self
                 .file
                 .take()
-                .ok_or_else(|| io_error(&self.path, "sink is closed"))?;
+                .ok_or_else(|| io_error(&self.path, std::io::Error::other("sink is closed")))?;
             let schema = Arc::new(ArrowSchema::default());
             self.writer = Some(
                 FileWriter::try_new(file, schema, None, WriteOptions { compression: None })
@@ -661,7 +653,7 @@ impl IpcSink {
 ///
 /// # Errors
 ///
-/// The first frame's error, or [`Error::File`] naming the file.
+/// The first frame's error, or [`Error::InFile`] naming the file.
 ///
 /// # Examples
 ///
@@ -677,11 +669,11 @@ impl IpcSink {
 pub fn write_ipc<I, E>(path: impl AsRef<Path>, frames: I) -> Result<()>
 where
     I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
-    E: Into<Error>,
+    E: Into<crate::BoxError>,
 {
     let mut sink = IpcSink::create(path)?;
     for frame in frames {
-        sink.write(&frame.map_err(Into::into)?)?;
+        sink.write(&frame.map_err(|e| Error::of_closure(e.into()))?)?;
     }
     sink.finish()
 }

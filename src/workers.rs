@@ -4,65 +4,66 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::{BoxError, Error, UserCode};
-use crate::exec::{Panic, StateSource, drop_contained};
-use crate::flock::Flock;
+use crate::exec::drop_contained;
+use crate::sealed::StateSource;
 
 type Init<'a, S> = Box<dyn Fn() -> Result<S, BoxError> + Send + Sync + 'a>;
 
-/// A runner whose workers each hold a state, such as a database connection, built once by `init`
-/// and reused for every block the worker runs, across calls, until the `Workers` is dropped.
+/// Per-worker states, such as database connections, built once by `init` and reused for every
+/// block a worker runs, across calls, until the `Workers` is dropped.
 ///
 /// This is Flock's `DatabaseAsync`: instead of a connection per row (slow) or one connection shared
-/// by all threads (a data race, or a lock that serialises everything), each worker owns one. Build
-/// it with [`Flock::workers`] and pass it to the `*_per_worker_with` methods. For state that only
-/// lives for one call, the `*_per_worker` methods take the `init` closure directly (and run on
-/// the default pool); `init` may borrow from its surroundings (`'a`).
+/// by all threads (a data race, or a lock that serialises everything), each worker owns one. Make
+/// it with [`Workers::new`] and pass `&workers` to any `*_per_worker` verb, with any options
+/// (`flock.on(&df).par_apply_rows_per_worker(name, &workers, f)`). It holds states only: the
+/// options and the pool come from the call. For states that only live for one call, pass the
+/// `init` closure itself instead (see [`PerWorker`](crate::PerWorker)). `init` may borrow from
+/// its surroundings (`'a`).
 ///
 /// # Parallelism: how often `init` runs
 ///
 /// A call keeps one state per pool thread that runs its blocks: the thread takes it just before
 /// its first block of the call (a call with no blocks takes none) and keeps it for all its blocks
-/// of that call; when the call ends, the states go back to the runner's idle list. A thread takes
-/// an idle state left by an earlier call if there is one, and runs `init` only otherwise. So:
+/// of that call; when the call ends, the states go back to the idle list. A thread takes an idle
+/// state left by an earlier call if there is one, and runs `init` only otherwise. So:
 ///
 /// - one call runs `init` at most [`ChunkPlan::threads`](crate::ChunkPlan::threads) times, and
 ///   only for workers that receive a block;
 /// - later calls reuse the idle states: [`inits`](Workers::inits) stays at most the largest number
-///   of workers that ever ran at once;
-/// - calls made at the same time (from several threads, or a `*_per_worker_with` call nested in
-///   another one's closure on the same `Workers`) each take their own states, so they may run
-///   `init` again; a state is never used by two blocks at once.
+///   of workers that ever ran at once (over all the pools it was used on);
+/// - calls made at the same time (from several threads, or a per-worker call nested in another
+///   one's closure on the same `Workers`) each take their own states, so they may run `init`
+///   again; a state is never used by two blocks at once.
 ///
 /// A thread never runs two blocks of one call at once, even when it waits inside a closure (a
 /// parallel Polars op, a nested call) and work stealing hands it other work meanwhile, so one
 /// thread never needs two states of one call. No lock is held while user code runs. A state
-/// whose closure panicked is dropped, never reused. A panic in a state's `Drop` is contained:
-/// when a call closes a state it is that call's [`Error::Panicked`](crate::Error::Panicked)
-/// (`during: UserCode::StateDrop`); in [`close_idle`](Workers::close_idle) it is returned; when
-/// the `Workers` itself is dropped it is ignored.
+/// whose closure panicked (under keep-going too) is dropped, never reused. A panic in a state's
+/// `Drop` is contained: when a call closes a state it is that call's
+/// [`Error::Panicked`](crate::Error::Panicked) (`during: UserCode::StateDrop`); in
+/// [`close_idle`](Workers::close_idle) it is returned; when the `Workers` itself is dropped it is
+/// ignored.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use std::sync::Arc;
 /// use polars_flock::prelude::*;
-/// use polars_flock::Flock;
 ///
 /// /// Stands in for a database connection: expensive to open, used by one thread at a time.
 /// struct Client { queries: usize }
 ///
-/// let opened = Arc::new(AtomicUsize::new(0));
-/// let counter = Arc::clone(&opened);
-/// let workers = Flock::new().threads(2).chunksize(100).workers(move || {
-///     counter.fetch_add(1, Ordering::Relaxed);
-///     Ok::<_, std::io::Error>(Client { queries: 0 })
+/// let opened = AtomicUsize::new(0);
+/// let workers = Workers::new(|| {
+///     opened.fetch_add(1, Ordering::Relaxed);
+///     Ok(Client { queries: 0 })
 /// });
+/// let flock = Flock::new().threads(2).chunksize(100);
 /// let ids: Vec<u32> = (0..10_000).collect();
 /// for _ in 0..3 {
-///     let out = ids.par_apply_rows_per_worker_with(&workers, |client, id| {
+///     let out = flock.on(&ids).par_apply_rows_per_worker(&workers, |client, id| {
 ///         client.queries += 1;
-///         Ok::<_, std::io::Error>(id * 2)
+///         Ok(id * 2)
 ///     })?;
 ///     assert_eq!(out[9_999], 19_998);
 /// }
@@ -72,43 +73,28 @@ type Init<'a, S> = Box<dyn Fn() -> Result<S, BoxError> + Send + Sync + 'a>;
 /// # Ok::<(), polars_flock::Error>(())
 /// ```
 pub struct Workers<'a, S> {
-    flock: Flock,
     init: Init<'a, S>,
     idle: Mutex<Vec<S>>,
     inits: AtomicUsize,
 }
 
-impl Flock {
-    /// A [`Workers`] runner with these options, whose workers each build their state with `init`.
-    ///
-    /// For IO-bound work (a database, an HTTP service) give it its own pool with more threads
-    /// than cores, e.g. `Flock::new().threads(4 * cores)`: workers then wait on IO in parallel
-    /// without ever blocking Polars' CPU pool.
+impl<'a, S: Send> Workers<'a, S> {
+    /// Per-worker states made by `init` when a worker first needs one, kept across calls.
     ///
     /// # Examples
     ///
     /// ```
     /// use polars_flock::prelude::*;
-    /// use polars_flock::Flock;
     ///
-    /// let workers = Flock::new().threads(8).workers(|| Ok::<_, std::io::Error>(Vec::<u8>::new()));
-    /// let lens = ["a", "bb"].par_apply_rows_per_worker_with(&workers, |buffer, s| {
-    ///     buffer.clear();
-    ///     buffer.extend_from_slice(s.as_bytes());
-    ///     Ok::<_, std::io::Error>(buffer.len())
-    /// })?;
-    /// assert_eq!(lens, [1, 2]);
-    /// # Ok::<(), polars_flock::Error>(())
+    /// let workers = Workers::new(|| Ok(Vec::<u8>::with_capacity(1 << 10)));
+    /// assert_eq!(workers.inits(), 0); // nothing is built before a call needs it
     /// ```
-    pub fn workers<'a, S, E, I>(self, init: I) -> Workers<'a, S>
+    pub fn new<I>(init: I) -> Self
     where
-        S: Send,
-        E: Into<BoxError>,
-        I: Fn() -> Result<S, E> + Send + Sync + 'a,
+        I: Fn() -> Result<S, BoxError> + Send + Sync + 'a,
     {
         Workers {
-            flock: self,
-            init: Box::new(move || init().map_err(Into::into)),
+            init: Box::new(init),
             idle: Mutex::new(Vec::new()),
             inits: AtomicUsize::new(0),
         }
@@ -116,19 +102,6 @@ impl Flock {
 }
 
 impl<S: Send> Workers<'_, S> {
-    /// The options calls on this runner use.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let workers = polars_flock::Flock::new().threads(3).workers(|| Ok::<_, std::io::Error>(()));
-    /// assert_eq!(workers.flock().plan(10)?.threads(), 3);
-    /// # Ok::<(), polars_flock::Error>(())
-    /// ```
-    pub fn flock(&self) -> &Flock {
-        &self.flock
-    }
-
     /// How many times `init` has run (successfully or not) since this runner was built.
     ///
     /// # Examples
@@ -186,7 +159,7 @@ impl<S: Send> Workers<'_, S> {
     }
 }
 
-impl<S: Send> StateSource<S> for Workers<'_, S> {
+impl<S: Send> StateSource<S> for &Workers<'_, S> {
     fn acquire(&self) -> Result<S, BoxError> {
         // The lock is released before `init` runs: user code never runs under it.
         let idle = self
@@ -203,12 +176,12 @@ impl<S: Send> StateSource<S> for Workers<'_, S> {
         }
     }
 
-    fn release(&self, state: S) -> Result<(), Panic> {
+    fn release(&self, state: S) -> Option<S> {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(state);
-        Ok(())
+        None
     }
 }
 
@@ -216,7 +189,6 @@ impl<S> std::fmt::Debug for Workers<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let idle = self.idle.lock().map_or(0, |idle| idle.len());
         f.debug_struct("Workers")
-            .field("flock", &self.flock)
             .field("inits", &self.inits.load(Ordering::Relaxed))
             .field("idle_states", &idle)
             .finish_non_exhaustive()

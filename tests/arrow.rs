@@ -396,8 +396,9 @@ fn par_apply_over_batches_equals_the_frame_path() {
         .collect();
     for threads in [1, 2, 5] {
         let flock = Flock::new().chunksize(333).threads(threads);
-        let out = Batches(&batches)
-            .par_apply_rows_with(&flock, "sq", |row| Ok(row.i64("n")? * 3))
+        let out = flock
+            .on(&Batches(&batches))
+            .par_apply_rows("sq", |row| Ok(row.i64("n")? * 3))
             .unwrap();
         let df = batches_to_dataframe(&out).unwrap();
         let expected = batches_to_dataframe(&batches)
@@ -413,10 +414,11 @@ fn par_apply_over_batches_equals_the_frame_path() {
             .collect();
         assert_eq!(sq, (0..7_000).map(|i| i * 3).collect::<Vec<i64>>());
 
-        let kept = Batches(&batches)
-            .par_apply_blocks_with(&flock, |block| {
+        let kept = flock
+            .on(&Batches(&batches))
+            .par_apply_blocks(|block| {
                 let mask = block.column("n")?.i64()?.lt(10);
-                block.filter(&mask)
+                Ok(block.filter(&mask)?)
             })
             .unwrap();
         assert_eq!(kept.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
@@ -480,7 +482,7 @@ fn a_null_column_round_trips_through_every_path() {
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].column(1).data_type(), &ArrowType::Null);
     assert_eq!(back[0].column(1).len(), 3);
-    let out = batch.par_apply_rows("y", |row| row.i64("x")).unwrap();
+    let out = batch.par_apply_rows("y", |row| Ok(row.i64("x")?)).unwrap();
     let last = out.last().unwrap();
     assert_eq!(
         last.column_by_name("n").unwrap().data_type(),
@@ -493,8 +495,10 @@ fn a_null_column_round_trips_through_every_path() {
 fn a_tuple_output_adds_columns_to_record_batches() {
     let n = Int64Array::from((0..100).collect::<Vec<i64>>());
     let batch = RecordBatch::try_from_iter([("n", Arc::new(n) as ArrayRef)]).unwrap();
-    let out = batch
-        .par_apply_rows_with(&Flock::new().chunksize(30), ["half", "odd"], |row| {
+    let out = Flock::new()
+        .chunksize(30)
+        .on(&batch)
+        .par_apply_rows(["half", "odd"], |row| {
             let n = row.i64("n")?;
             Ok((n / 2, n % 2 == 1))
         })

@@ -22,8 +22,11 @@ fn blocks_are_zero_copy_slices_in_order() {
         .unwrap()
         .as_ptr() as usize;
     let seen = Mutex::new(Vec::new());
-    let out = df
-        .par_apply_blocks_with(&Flock::new().chunksize(300).threads(2), |block| {
+    let out = Flock::new()
+        .chunksize(300)
+        .threads(2)
+        .on(&df)
+        .par_apply_blocks(|block| {
             // The block's values live in the input's buffer, at the block's offset.
             let first = block.column("x")?.i64()?.cont_slice()?.as_ptr() as usize;
             let start = block.column("x")?.i64()?.get(0).unwrap();
@@ -46,10 +49,12 @@ fn blocks_are_zero_copy_slices_in_order() {
 #[test]
 fn blocks_may_change_the_number_of_rows() {
     let df = df!("g" => (0..100i64).map(|i| i % 3).collect::<Vec<_>>()).unwrap();
-    let counts = df
-        .par_apply_blocks_with(&Flock::new().chunksize(10), |block| {
+    let counts = Flock::new()
+        .chunksize(10)
+        .on(&df)
+        .par_apply_blocks(|block| {
             let zeros = block.column("g")?.i64()?.equal(0).sum().unwrap_or(0);
-            df!("zeros" => [zeros])
+            Ok(df!("zeros" => [zeros])?)
         })
         .unwrap();
     assert_eq!(counts.height(), 10);
@@ -84,12 +89,14 @@ fn empty_frame_runs_the_closure_once_for_the_schema() {
 fn multithreaded_polars_operations_inside_blocks() {
     let data = Data::generate(20_000, 3);
     let df = data.frame(3);
-    let out = df
-        .par_apply_blocks_with(&Flock::new().chunksize(2_500), |block| {
+    let out = Flock::new()
+        .chunksize(2_500)
+        .on(&df)
+        .par_apply_blocks(|block| {
             // sort and group-free aggregation run Polars' own parallel kernels on the same pool.
             let sorted = block.sort(["i"], SortMultipleOptions::default())?;
             let max = sorted.column("f")?.f64()?.max();
-            df!("max_f" => [max])
+            Ok(df!("max_f" => [max])?)
         })
         .unwrap();
     assert_eq!(out.height(), 8);
@@ -105,8 +112,10 @@ fn multithreaded_polars_operations_inside_blocks() {
 fn input_frame_is_never_modified() {
     let df = Data::generate(1_000, 11).frame(2);
     let before = df.clone();
-    let _ = df
-        .par_apply_blocks_with(&Flock::new().chunksize(100), |mut block| {
+    let _ = Flock::new()
+        .chunksize(100)
+        .on(&df)
+        .par_apply_blocks(|mut block| {
             block.with_column(Column::new("f".into(), vec![0.0; block.height()]))?;
             Ok(block)
         })
@@ -118,8 +127,11 @@ fn input_frame_is_never_modified() {
 fn a_number_of_blocks_cuts_like_np_array_split_and_runs_each_block_once() {
     let df = df!("x" => (0..10i64).collect::<Vec<_>>()).unwrap();
     let sizes = Mutex::new(Vec::new());
-    let out = df
-        .par_apply_blocks_with(&Flock::new().blocks(4).threads(2), |block| {
+    let out = Flock::new()
+        .blocks(4)
+        .threads(2)
+        .on(&df)
+        .par_apply_blocks(|block| {
             sizes
                 .lock()
                 .unwrap()

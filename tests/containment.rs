@@ -45,10 +45,7 @@ fn panicked<T: std::fmt::Debug>(result: polars_flock::Result<T>) -> (UserCode, S
 fn a_state_whose_drop_panics_after_a_successful_call_is_an_error() {
     static ARMED: AtomicBool = AtomicBool::new(false);
     ARMED.store(true, Ordering::SeqCst);
-    let result = items().par_apply_rows_per_worker(
-        || Ok::<_, std::io::Error>(PanicsOnDrop(&ARMED)),
-        |_, &x| Ok::<_, std::io::Error>(x),
-    );
+    let result = items().par_apply_rows_per_worker(|| Ok(PanicsOnDrop(&ARMED)), |_, &x| Ok(x));
     let (during, message, _) = panicked(result);
     assert_eq!(
         (during, message.as_str()),
@@ -61,12 +58,12 @@ fn a_state_whose_drop_panics_after_its_closure_panicked_is_contained() {
     static ARMED: AtomicBool = AtomicBool::new(false);
     ARMED.store(true, Ordering::SeqCst);
     let result = items().par_apply_blocks_per_worker(
-        || Ok::<_, std::io::Error>(PanicsOnDrop(&ARMED)),
+        || Ok(PanicsOnDrop(&ARMED)),
         |_, block: &[u64]| {
             if block.contains(&55) {
                 panic!("closure panicked");
             }
-            Ok::<_, std::io::Error>(block.to_vec())
+            Ok(block.to_vec())
         },
     );
     // The closure's panic is the call's error; the state's `Drop`, run when the crate discards
@@ -82,18 +79,19 @@ fn a_state_whose_drop_panics_after_its_closure_panicked_is_contained() {
 #[test]
 fn workers_close_idle_returns_a_states_drop_panic_and_dropping_workers_contains_it() {
     static ARMED: AtomicBool = AtomicBool::new(false);
-    let workers = Flock::new()
-        .threads(1)
-        .workers(|| Ok::<_, std::io::Error>(PanicsOnDrop(&ARMED)));
-    items()
-        .par_apply_rows_per_worker_with(&workers, |_, &x| Ok::<_, std::io::Error>(x))
+    let workers_flock = Flock::new().threads(1);
+    let workers = Workers::new(|| Ok(PanicsOnDrop(&ARMED)));
+    workers_flock
+        .on(&items())
+        .par_apply_rows_per_worker(&workers, |_, &x| Ok(x))
         .unwrap();
     ARMED.store(true, Ordering::SeqCst);
     let (during, ..) = panicked(workers.close_idle());
     assert_eq!(during, UserCode::StateDrop);
 
-    items()
-        .par_apply_rows_per_worker_with(&workers, |_, &x| Ok::<_, std::io::Error>(x))
+    workers_flock
+        .on(&items())
+        .par_apply_rows_per_worker(&workers, |_, &x| Ok(x))
         .unwrap();
     ARMED.store(true, Ordering::SeqCst);
     drop(workers); // contained and ignored, as documented
@@ -116,9 +114,9 @@ fn a_progress_callback_panicking_on_the_final_report_is_an_error() {
             panic!("last report");
         }
     });
-    let result = (0..20u64)
-        .collect::<Vec<_>>()
-        .par_apply_rows_with(&flock, |&x| x);
+    let result = flock
+        .on(&(0..20u64).collect::<Vec<_>>())
+        .par_apply_rows(|&x| Ok(x));
     let (during, message, _) = panicked(result);
     assert_eq!(
         (during, message.as_str()),
@@ -130,20 +128,17 @@ fn a_progress_callback_panicking_on_the_final_report_is_an_error() {
 
 #[test]
 fn a_panicking_combine_is_an_error() {
-    let result = items().par_fold_with(
-        &two_threads(),
-        || 0,
-        |a, &x| a + x,
-        |_, _| panic!("combine"),
-    );
+    let result =
+        (two_threads())
+            .on(&items())
+            .par_fold(|| 0, |a, &x| Ok(a + x), |_, _| panic!("combine"));
     let (during, message, block) = panicked(result);
     assert_eq!(
         (during, message.as_str(), block),
         (UserCode::Combine, "combine", 1)
     );
 
-    let result = frame().par_fold_rows_with(
-        &two_threads(),
+    let result = (two_threads()).on(&frame()).par_fold_rows(
         || 0i64,
         |a, row| Ok(a + row.i64("x")?),
         |_, _| panic!("combine"),
@@ -156,7 +151,7 @@ fn a_panicking_identity_on_empty_input_is_an_error() {
     let empty: Vec<u64> = Vec::new();
     let result = empty.par_fold(
         || -> u64 { panic!("identity") },
-        |a, &x| a + x,
+        |a, &x| Ok(a + x),
         |a, b| a + b,
     );
     let (during, message, _) = panicked(result);
@@ -237,11 +232,11 @@ impl Drop for PayloadBomb {
 
 #[test]
 fn a_panic_payload_whose_drop_panics_is_contained() {
-    let result = items().par_apply_rows_with(&two_threads(), |&x| {
+    let result = (two_threads()).on(&items()).par_apply_rows(|&x| {
         if x == 42 {
             std::panic::panic_any(PayloadBomb);
         }
-        x
+        Ok(x)
     });
     let (during, message, block) = panicked(result);
     assert_eq!(
@@ -256,9 +251,9 @@ fn an_output_whose_drop_panics_after_a_later_row_failed_is_contained() {
     // Within the failing block (rows 50..54 done) and across blocks (block 0's outputs, dropped
     // after the call failed).
     ARMED.store(true, Ordering::SeqCst);
-    let result = items().try_par_apply_rows_with(&two_threads(), |&x| {
+    let result = (two_threads()).on(&items()).par_apply_rows(|&x| {
         if x == 55 {
-            return Err("bad row");
+            return Err("bad row".into());
         }
         Ok(PanicsOnDrop(&ARMED))
     });
@@ -269,11 +264,11 @@ fn an_output_whose_drop_panics_after_a_later_row_failed_is_contained() {
     assert!(!ARMED.load(Ordering::SeqCst), "an output was dropped");
 
     ARMED.store(true, Ordering::SeqCst);
-    let result = items().par_apply_rows_with(&two_threads(), |&x| {
+    let result = (two_threads()).on(&items()).par_apply_rows(|&x| {
         if x == 55 {
             panic!("row panicked");
         }
-        PanicsOnDrop(&ARMED)
+        Ok(PanicsOnDrop(&ARMED))
     });
     let (during, message, _) = panicked(result);
     assert_eq!(
@@ -316,7 +311,7 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         }
     };
     let calls = AtomicUsize::new(0);
-    let init_panics = || -> Result<(), std::io::Error> {
+    let init_panics = || -> Result<(), BoxError> {
         if calls.fetch_add(1, Ordering::SeqCst) == 0 {
             panic!("boom");
         }
@@ -328,18 +323,20 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "frame rows",
             Box::new(|| {
-                df.par_apply_rows_with(&flock, "y", |r| {
-                    boom(r.i64("x")?);
-                    Ok(1i64)
-                })
-                .map(drop)
+                flock
+                    .on(&df)
+                    .par_apply_rows("y", |r| {
+                        boom(r.i64("x")?);
+                        Ok(1i64)
+                    })
+                    .map(drop)
             }),
             UserCode::Closure,
         ),
         (
             "frame rows, keep going (a failed row)",
             Box::new(|| {
-                let (_, report) = df.par_apply_rows_keep_going_with(&flock, "y", |r| {
+                let (_, report) = flock.on(&df).keep_going().par_apply_rows("y", |r| {
                     boom(r.i64("x")?);
                     Ok(1i64)
                 })?;
@@ -350,29 +347,33 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "typed columns",
             Box::new(|| {
-                df.par_apply_columns_with(&flock, "y", ["x"], |x: i64| {
-                    boom(x);
-                    x
-                })
-                .map(drop)
+                flock
+                    .on(&df)
+                    .par_apply_columns("y", ["x"], |x: i64| {
+                        boom(x);
+                        x
+                    })
+                    .map(drop)
             }),
             UserCode::Closure,
         ),
         (
             "frame blocks",
             Box::new(|| {
-                df.par_apply_blocks_with(&flock, |b| {
-                    boom(b.column("x")?.i64()?.get(0).unwrap() + 7);
-                    Ok(b)
-                })
-                .map(drop)
+                flock
+                    .on(&df)
+                    .par_apply_blocks(|b| {
+                        boom(b.column("x")?.i64()?.get(0).unwrap() + 7);
+                        Ok(b)
+                    })
+                    .map(drop)
             }),
             UserCode::Closure,
         ),
         (
             "frame rows per worker: init",
             Box::new(|| {
-                df.par_apply_rows_per_worker("y", init_panics, |(), r| r.i64("x"))
+                df.par_apply_rows_per_worker("y", init_panics, |(), r| Ok(r.i64("x")?))
                     .map(drop)
             }),
             UserCode::Init,
@@ -380,8 +381,12 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "slice rows",
             Box::new(|| {
-                items()
-                    .par_apply_rows_with(&flock, |&x| boom(x as i64))
+                flock
+                    .on(&items())
+                    .par_apply_rows(|&x| {
+                        let _: () = boom(x as i64);
+                        Ok(())
+                    })
                     .map(drop)
             }),
             UserCode::Closure,
@@ -389,10 +394,11 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "slice blocks",
             Box::new(|| {
-                items()
-                    .par_apply_blocks_with(&flock, |b| {
+                flock
+                    .on(&items())
+                    .par_apply_blocks(|b| {
                         boom(b[0] as i64 + 7);
-                        b.to_vec()
+                        Ok(b.to_vec())
                     })
                     .map(drop)
             }),
@@ -401,13 +407,13 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "slice fold",
             Box::new(|| {
-                items()
-                    .par_fold_with(
-                        &flock,
+                flock
+                    .on(&items())
+                    .par_fold(
                         || 0,
                         |a, &x| {
                             boom(x as i64);
-                            a
+                            Ok(a)
                         },
                         |a, b| a + b,
                     )
@@ -418,23 +424,26 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "groups",
             Box::new(|| {
-                df.par_apply_groups_with(&flock, &["k"], |g| {
-                    boom(g.column("k")?.i64()?.get(0).unwrap() + 35);
-                    Ok(g)
-                })
-                .map(drop)
+                flock
+                    .on(&df)
+                    .par_apply_groups(&["k"], |g| {
+                        boom(g.column("k")?.i64()?.get(0).unwrap() + 35);
+                        Ok(g)
+                    })
+                    .map(drop)
             }),
             UserCode::Closure,
         ),
         (
             "files",
             Box::new(|| {
-                files
-                    .par_apply_with(&flock, |p| {
+                flock
+                    .on(&files)
+                    .par_apply(|p| {
                         if p.ends_with("f2.txt") {
                             panic!("boom");
                         }
-                        Ok::<_, std::io::Error>(())
+                        Ok(())
                     })
                     .map(drop)
             }),
@@ -443,8 +452,9 @@ fn every_place_user_code_runs_turns_a_panic_into_an_error() {
         (
             "progress callback",
             Box::new(|| {
-                items()
-                    .par_apply_rows_with(&flock.clone().on_progress(|_, _| panic!("boom")), |&x| x)
+                (flock.clone().on_progress(|_, _| panic!("boom")))
+                    .on(&items())
+                    .par_apply_rows(|&x| Ok(x))
                     .map(drop)
             }),
             UserCode::Progress,

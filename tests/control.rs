@@ -34,10 +34,11 @@ fn a_sleeping_closure_times_out_within_one_block_of_the_deadline() {
     let items: Vec<u64> = (0..40).collect();
     let flock = Flock::new().chunksize(1).threads(2).timeout(timeout);
     let start = Instant::now();
-    let err = items
-        .par_apply_rows_with(&flock, |&x| {
+    let err = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
             activity.run(|| std::thread::sleep(BLOCK_TIME));
-            x
+            Ok(x)
         })
         .unwrap_err();
     let elapsed = start.elapsed();
@@ -80,15 +81,16 @@ fn timeouts_apply_to_frames_rows_and_blocks() {
         if row.index().is_multiple_of(100) {
             std::thread::sleep(BLOCK_TIME);
         }
-        row.i64("x")
+        Ok(row.i64("x")?)
     };
-    let err = df.par_apply_rows_with(&flock, "y", slow_row).unwrap_err();
+    let err = flock.on(&df).par_apply_rows("y", slow_row).unwrap_err();
     assert!(
         matches!(err, Error::TimedOut { blocks: 10, rows: 1_000, completed_rows, .. } if completed_rows % 100 == 0 && completed_rows < 1_000),
         "{err}"
     );
-    let err = df
-        .par_apply_blocks_with(&flock, |block| {
+    let err = flock
+        .on(&df)
+        .par_apply_blocks(|block| {
             std::thread::sleep(BLOCK_TIME);
             Ok(block)
         })
@@ -100,7 +102,7 @@ fn timeouts_apply_to_frames_rows_and_blocks() {
 fn a_generous_timeout_changes_nothing() {
     let items: Vec<u64> = (0..10_000).collect();
     let flock = Flock::new().chunksize(7).timeout(Duration::from_secs(600));
-    let out = items.par_apply_rows_with(&flock, |x| x * 3).unwrap();
+    let out = flock.on(&items).par_apply_rows(|x| Ok(x * 3)).unwrap();
     assert_eq!(out, items.iter().map(|x| x * 3).collect::<Vec<_>>());
 }
 
@@ -118,9 +120,9 @@ fn cancelling_from_another_thread_stops_the_call_mid_run() {
             token.cancel();
             Instant::now()
         });
-        let result = items.par_apply_rows_with(&flock, |&x| {
+        let result = flock.on(&items).par_apply_rows(|&x| {
             activity.run(|| std::thread::sleep(Duration::from_millis(2)));
-            x
+            Ok(x)
         });
         (result, canceller.join().unwrap())
     });
@@ -142,7 +144,7 @@ fn cancelling_from_another_thread_stops_the_call_mid_run() {
     assert_eq!(activity.running.load(Ordering::SeqCst), 0);
     assert!(returned_after_cancel < Duration::from_secs(1));
     // A token stays cancelled: the next call using it does nothing.
-    let err = items.par_apply_rows_with(&flock, |&x| x).unwrap_err();
+    let err = flock.on(&items).par_apply_rows(|&x| Ok(x)).unwrap_err();
     assert!(matches!(
         err,
         Error::Cancelled {
@@ -163,15 +165,17 @@ fn a_long_row_that_checks_the_token_stops_early() {
             std::thread::sleep(Duration::from_millis(50));
             token.cancel();
         });
-        df.par_apply_rows_with(&flock, "y", |row| {
-            // A row that would run for a minute, checking the token between steps.
-            for _ in 0..60_000 {
-                token.check()?;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            row.i64("n")
-        })
-        .unwrap_err()
+        flock
+            .on(&df)
+            .par_apply_rows("y", |row| {
+                // A row that would run for a minute, checking the token between steps.
+                for _ in 0..60_000 {
+                    token.check()?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(row.i64("n")?)
+            })
+            .unwrap_err()
     });
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(
@@ -194,11 +198,12 @@ fn a_real_failure_is_not_disguised_as_a_cancellation() {
     let token = CancelToken::new();
     let items: Vec<u64> = (0..100).collect();
     let flock = Flock::new().chunksize(1).threads(2).cancel_token(&token);
-    let err = items
-        .try_par_apply_rows_with(&flock, |&x| {
+    let err = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
             if x == 3 {
                 std::thread::sleep(Duration::from_millis(100));
-                return Err("bad item");
+                return Err("bad item".into());
             }
             if x == 10 {
                 token.cancel();
@@ -215,8 +220,9 @@ fn a_block_closure_that_checks_the_token_reports_the_cancellation() {
     let token = CancelToken::new();
     let df = df!("x" => (0..1_000i64).collect::<Vec<_>>()).unwrap();
     let flock = Flock::new().chunksize(100).threads(1).cancel_token(&token);
-    let err = df
-        .par_apply_blocks_with(&flock, |block| {
+    let err = flock
+        .on(&df)
+        .par_apply_blocks(|block| {
             if block.column("x")?.i64()?.get(0) == Some(300) {
                 token.cancel();
             }
@@ -247,7 +253,7 @@ fn progress_callback_counts_every_row_once_in_order() {
             .chunksize(chunksize)
             .on_progress(move |done, total| log.lock().unwrap().push((done, total)));
         let items: Vec<u64> = (0..5_000).collect();
-        let out = items.par_apply_rows_with(&flock, |x| x + 1).unwrap();
+        let out = flock.on(&items).par_apply_rows(|x| Ok(x + 1)).unwrap();
         assert_eq!(out[4_999], 5_000);
         let seen = seen.lock().unwrap();
         assert_eq!(seen.last(), Some(&(5_000, 5_000)), "{threads} {chunksize}");
@@ -267,8 +273,9 @@ fn progress_stops_where_a_failure_stopped_the_call() {
         .threads(1)
         .on_progress(move |done, total| log.lock().unwrap().push((done, total)));
     let items: Vec<u64> = (0..100).collect();
-    let err = items
-        .try_par_apply_rows_with(&flock, |&x| if x == 55 { Err("no") } else { Ok(x) })
+    let err = flock
+        .on(&items)
+        .par_apply_rows(|&x| if x == 55 { Err("no".into()) } else { Ok(x) })
         .unwrap_err();
     assert!(matches!(err, Error::Row { row: 55, .. }));
     assert_eq!(seen.lock().unwrap().last(), Some(&(50, 100)));
@@ -278,16 +285,19 @@ fn progress_stops_where_a_failure_stopped_the_call() {
 fn a_nested_call_inside_the_progress_callback_cannot_deadlock() {
     let inner: Vec<u64> = (0..1_000).collect();
     let flock = Flock::new().chunksize(50).on_progress(move |_, _| {
-        let sum: u64 = inner
-            .par_apply_blocks_with(&Flock::new().chunksize(10), |b| vec![b.iter().sum::<u64>()])
+        let sum: u64 = Flock::new()
+            .chunksize(10)
+            .on(&inner)
+            .par_apply_blocks(|b| Ok(vec![b.iter().sum::<u64>()]))
             .unwrap()
             .iter()
             .sum();
         assert_eq!(sum, 499_500);
     });
     let df = df!("x" => (0..20_000i64).collect::<Vec<_>>()).unwrap();
-    let out = df
-        .par_apply_rows_with(&flock, "y", |row| Ok(row.i64("x")? - 1))
+    let out = flock
+        .on(&df)
+        .par_apply_rows("y", |row| Ok(row.i64("x")? - 1))
         .unwrap();
     assert_eq!(
         out.column("y").unwrap().i64().unwrap().get(19_999),
@@ -301,7 +311,7 @@ fn a_panicking_progress_callback_is_an_error_not_a_crash() {
         .chunksize(10)
         .on_progress(|done, _| assert!(done < 30, "progress callback gave up"));
     let items: Vec<u64> = (0..100).collect();
-    let err = items.par_apply_rows_with(&flock, |x| x + 1).unwrap_err();
+    let err = flock.on(&items).par_apply_rows(|x| Ok(x + 1)).unwrap_err();
     assert!(
         matches!(&err, Error::Panicked { row: None, message, .. } if message.contains("gave up")),
         "{err}"
@@ -316,17 +326,20 @@ fn progress_bar_advances_per_block_and_finishes() {
     let bar = ProgressBar::hidden();
     let flock = Flock::new().chunksize(64).progress_bar(bar.clone());
     let df = df!("x" => (0..10_000i64).collect::<Vec<_>>()).unwrap();
-    df.par_apply_rows_with(&flock, "y", |row| Ok(row.i64("x")? + 1))
+    flock
+        .on(&df)
+        .par_apply_rows("y", |row| Ok(row.i64("x")? + 1))
         .unwrap();
     assert_eq!((bar.length(), bar.position()), (Some(10_000), 10_000));
     assert!(bar.is_finished());
 
     // A second call with the same bar starts it again; a failure leaves it where it stopped.
-    let err = df
-        .par_apply_rows_with(&flock.clone().threads(1), "y", |row| {
+    let err = (flock.clone().threads(1))
+        .on(&df)
+        .par_apply_rows("y", |row| {
             let x = row.i64("x")?;
             if x == 640 {
-                return Err(Error::custom("stop here"));
+                return Err(BoxError::from("stop here"));
             }
             Ok(x)
         })
@@ -343,13 +356,15 @@ fn keep_going_nulls_exactly_the_failing_rows_and_reports_each() {
     )
     .unwrap();
     let flock = Flock::new().chunksize(333).threads(3);
-    let (out, report) = df
-        .par_apply_rows_keep_going_with(&flock, "y", |row| {
+    let (out, report) = flock
+        .on(&df)
+        .keep_going()
+        .par_apply_rows("y", |row| {
             let x = row.i64("x")?;
             let s = row.str("s")?; // null at every 1000th row: Error::NullValue
             assert!(x % 2_500 != 1, "panic at {x}");
             if x % 700 == 0 {
-                return Err(Error::custom("multiple of 700"));
+                return Err(BoxError::from("multiple of 700"));
             }
             Ok(format!("{s}{x}"))
         })
@@ -369,7 +384,9 @@ fn keep_going_nulls_exactly_the_failing_rows_and_reports_each() {
     assert!(report.stopped.is_none() && report.skipped.is_empty());
     assert_eq!(report.null_rows(), expected_failed.len());
     for failure in &report.failures {
-        let r = failure.row;
+        let Unit::Row(r) = failure.unit else {
+            panic!("{failure:?}")
+        };
         match &failure.error {
             Error::NullValue { column, row } => assert_eq!((column.as_str(), *row), ("s", r)),
             Error::Panicked { row, message, .. } => {
@@ -389,12 +406,18 @@ fn keep_going_keeps_what_finished_when_the_call_times_out() {
         .chunksize(10)
         .threads(2)
         .timeout(Duration::from_millis(150));
-    let (out, report) = items
-        .try_par_apply_rows_keep_going_with(&flock, |&x| {
+    let (out, report) = flock
+        .on(&items)
+        .keep_going()
+        .par_apply_rows(|&x| {
             if x % 10 == 0 {
                 std::thread::sleep(BLOCK_TIME);
             }
-            if x == 5 { Err("five") } else { Ok(x * 2) }
+            if x == 5 {
+                Err("five".into())
+            } else {
+                Ok(x * 2)
+            }
         })
         .unwrap();
     assert_eq!(out.len(), 100);
@@ -424,8 +447,10 @@ fn keep_going_frame_output_keeps_its_dtype_when_rows_are_skipped() {
     let token = CancelToken::new();
     let df = df!("x" => (0..1_000i64).collect::<Vec<_>>()).unwrap();
     let flock = Flock::new().chunksize(100).threads(1).cancel_token(&token);
-    let (out, report) = df
-        .par_apply_rows_keep_going_with(&flock, "y", |row| {
+    let (out, report) = flock
+        .on(&df)
+        .keep_going()
+        .par_apply_rows("y", |row| {
             let x = row.i64("x")?;
             if x == 450 {
                 token.cancel();
@@ -455,16 +480,20 @@ fn keep_going_without_failures_equals_the_plain_call() {
     let df = df!("x" => (0..5_000i64).collect::<Vec<_>>()).unwrap();
     let f = |row: &Row<'_>| Ok(row.i64("x")? * 3);
     let plain = df.par_apply_rows("y", f).unwrap();
-    let (kept, report) = df.par_apply_rows_keep_going("y", f).unwrap();
+    let (kept, report) = df.keep_going().par_apply_rows("y", f).unwrap();
     assert!(report.is_complete());
     assert!(plain.equals_missing(&kept));
     // The keep-going form still rejects what fails the call as a whole.
     assert!(matches!(
-        df.par_apply_rows_keep_going("x", f),
+        df.keep_going().par_apply_rows("x", f),
         Err(Error::DuplicateColumn { .. })
     ));
     assert!(matches!(
-        df.par_apply_rows_keep_going_with(&Flock::new().chunksize(0), "y", f),
+        Flock::new()
+            .chunksize(0)
+            .on(&df)
+            .keep_going()
+            .par_apply_rows("y", f),
         Err(Error::InvalidOption { .. })
     ));
 }

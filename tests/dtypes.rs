@@ -64,17 +64,15 @@ proptest! {
             series::<UInt16Type>("d", &d).into_series(),
         ]);
         let flock = Flock::new().chunksize(cs).threads(2);
-        let out = df
-            .par_apply_rows_with(&flock, "a2", |row| row.opt_i8("a"))
-            .and_then(|df| df.par_apply_rows_with(&flock, "b2", |row| row.opt_i16("b")))
-            .and_then(|df| df.par_apply_rows_with(&flock, "c2", |row| row.opt_u8("c")))
-            .and_then(|df| df.par_apply_rows_with(&flock, "d2", |row| row.opt_u16("d")))
+        let out = flock.on(&df).par_apply_rows("a2", |row| Ok(row.opt_i8("a")?))
+            .and_then(|df| flock.on(&df).par_apply_rows("b2", |row| Ok(row.opt_i16("b")?)))
+            .and_then(|df| flock.on(&df).par_apply_rows("c2", |row| Ok(row.opt_u8("c")?)))
+            .and_then(|df| flock.on(&df).par_apply_rows("d2", |row| Ok(row.opt_u16("d")?)))
             .unwrap();
         for (x, y) in [("a", "a2"), ("b", "b2"), ("c", "c2"), ("d", "d2")] {
             prop_assert!(out.column(x).unwrap().equals_missing(&out.column(y).unwrap().clone().with_name(x.into())));
         }
-        let sum = df
-            .par_apply_columns_with(&flock, "s", ["a", "b", "c", "d"], |(a, b, c, d): (Option<i8>, Option<i16>, Option<u8>, Option<u16>)| {
+        let sum = flock.on(&df).par_apply_columns("s", ["a", "b", "c", "d"], |(a, b, c, d): (Option<i8>, Option<i16>, Option<u8>, Option<u16>)| {
                 i64::from(a.unwrap_or(0)) + i64::from(b.unwrap_or(0)) + i64::from(c.unwrap_or(0)) + i64::from(d.unwrap_or(0))
             })
             .unwrap();
@@ -102,7 +100,7 @@ proptest! {
         ]);
         let flock = Flock::new().chunksize(cs).threads(2);
         // Row view: a string of what chrono sees, compared with the serial conversion.
-        let out = df.par_apply_rows_with(&flock, "text", |row| {
+        let out = flock.on(&df).par_apply_rows("text", |row| {
             Ok(format!(
                 "{:?}|{:?}|{:?}|{:?}",
                 row.opt_date("d")?,
@@ -131,7 +129,7 @@ proptest! {
         prop_assert_eq!(strings(&out, "text"), serial);
 
         // The typed path reads the same values.
-        let typed = df.par_apply_columns_with(&flock, "n", ["d", "z"], |(d, z): (Option<NaiveDate>, Option<DateTime<Utc>>)| {
+        let typed = flock.on(&df).par_apply_columns("n", ["d", "z"], |(d, z): (Option<NaiveDate>, Option<DateTime<Utc>>)| {
             format!("{d:?}|{z:?}")
         }).unwrap();
         let serial: Vec<String> = values.iter().map(|(d, t, _)| {
@@ -140,11 +138,10 @@ proptest! {
         prop_assert_eq!(strings(&typed, "n"), serial);
 
         // Outputs: dates as days, datetimes and durations in microseconds.
-        let back = df
-            .par_apply_rows_with(&flock, "d2", |row| row.opt_date("d"))
-            .and_then(|df| df.par_apply_rows_with(&flock, "t2", |row| row.opt_datetime("t")))
-            .and_then(|df| df.par_apply_rows_with(&flock, "z2", |row| row.opt_utc_datetime("z")))
-            .and_then(|df| df.par_apply_rows_with(&flock, "p2", |row| row.opt_duration("p")))
+        let back = flock.on(&df).par_apply_rows("d2", |row| Ok(row.opt_date("d")?))
+            .and_then(|df| flock.on(&df).par_apply_rows("t2", |row| Ok(row.opt_datetime("t")?)))
+            .and_then(|df| flock.on(&df).par_apply_rows("z2", |row| Ok(row.opt_utc_datetime("z")?)))
+            .and_then(|df| flock.on(&df).par_apply_rows("p2", |row| Ok(row.opt_duration("p")?)))
             .unwrap();
         prop_assert!(back.column("d2").unwrap().equals_missing(&df.column("d").unwrap().clone().with_name("d2".into())));
         let as_micros = |name: &str, dtype: DataType| back.column(name).unwrap().cast(&dtype).unwrap();

@@ -20,12 +20,13 @@ fn a_timeout_beyond_the_clock_is_no_deadline() {
         let flock = Flock::new().chunksize(10).threads(2).timeout(timeout);
         let items: Vec<u64> = (0..100).collect();
         assert_eq!(
-            items.par_apply_rows_with(&flock, |x| x + 1).unwrap()[99],
+            flock.on(&items).par_apply_rows(|x| Ok(x + 1)).unwrap()[99],
             100
         );
         let df = df!("x" => (0..100i64).collect::<Vec<_>>()).unwrap();
-        let out = df
-            .par_apply_rows_with(&flock, "y", |row| row.i64("x"))
+        let out = flock
+            .on(&df)
+            .par_apply_rows("y", |row| Ok(row.i64("x")?))
             .unwrap();
         assert_eq!(out.height(), 100);
         #[cfg(feature = "streaming")]
@@ -57,8 +58,11 @@ fn huge_chunk_sizes_plan_exact_ranges() {
     // A `Vec` of `usize::MAX` zero-sized items (the case that overflowed), in two blocks.
     #[allow(clippy::useless_vec)]
     let units = vec![(); usize::MAX];
-    let lens = units
-        .par_apply_blocks_with(&Flock::new().chunksize(cs).threads(2), |b| vec![b.len()])
+    let lens = Flock::new()
+        .chunksize(cs)
+        .threads(2)
+        .on(&units)
+        .par_apply_blocks(|b| Ok(vec![b.len()]))
         .unwrap();
     assert_eq!(lens, [cs, usize::MAX - cs]);
 }
@@ -77,8 +81,10 @@ fn an_absurd_thread_count_is_an_invalid_option() {
         ),
         "{err}"
     );
-    let err = [1, 2, 3]
-        .par_apply_rows_with(&Flock::new().threads(usize::MAX), |x| x + 1)
+    let err = Flock::new()
+        .threads(usize::MAX)
+        .on(&[1, 2, 3])
+        .par_apply_rows(|x| Ok(x + 1))
         .unwrap_err();
     assert!(matches!(err, Error::InvalidOption { .. }), "{err}");
 }
@@ -89,12 +95,14 @@ fn an_absurd_thread_count_is_an_invalid_option() {
 fn a_nested_calls_getter_error_is_reported_at_the_outer_row() {
     let outer = df!("x" => (0..1_000i64).collect::<Vec<_>>()).unwrap();
     let inner = df!("y" => [1i64, 2, 3]).unwrap();
-    let err = outer
-        .par_apply_rows_with(&Flock::new().chunksize(100), "z", |row| {
+    let err = Flock::new()
+        .chunksize(100)
+        .on(&outer)
+        .par_apply_rows("z", |row| {
             let x = row.i64("x")?;
             if x == 700 {
                 // A typo in the inner call: its getter fails at the inner frame's row 0.
-                inner.par_apply_rows("w", |r| r.i64("nope"))?;
+                inner.par_apply_rows("w", |r| Ok(r.i64("nope")?))?;
             }
             Ok(x)
         })
@@ -108,10 +116,12 @@ fn a_nested_calls_getter_error_is_reported_at_the_outer_row() {
         "{inner_error:?}"
     );
     // The outer call's own getter errors still name their row directly.
-    let err = outer
-        .par_apply_rows_with(&Flock::new().chunksize(100), "z", |row| {
+    let err = Flock::new()
+        .chunksize(100)
+        .on(&outer)
+        .par_apply_rows("z", |row| {
             if row.index() == 700 {
-                return row.i64("missing");
+                return Ok(row.i64("missing")?);
             }
             Ok(0)
         })
@@ -152,11 +162,13 @@ fn keep_going_rows_that_stop_themselves_are_skipped_and_counted_as_such() {
     let flock = Flock::new().chunksize(10).threads(2).cancel_token(&token);
     let items: Vec<u64> = (0..100).collect();
     let failed = AtomicBool::new(false);
-    let (out, report) = items
-        .try_par_apply_rows_keep_going_with(&flock, |&x| {
+    let (out, report) = flock
+        .on(&items)
+        .keep_going()
+        .par_apply_rows(|&x| {
             if x == 3 {
                 failed.store(true, Ordering::SeqCst);
-                return Err(Error::custom("a real failure"));
+                return Err(BoxError::from("a real failure"));
             }
             if x == 55 {
                 // Cancel once row 3 has failed, whichever thread runs which block first.
@@ -198,8 +210,10 @@ fn keep_going_rows_that_stop_themselves_are_skipped_and_counted_as_such() {
     let token = CancelToken::new();
     let flock = Flock::new().chunksize(10).threads(2).cancel_token(&token);
     let df = df!("x" => (0..100i64).collect::<Vec<_>>()).unwrap();
-    let (out, report) = df
-        .par_apply_rows_keep_going_with(&flock, "y", |row| {
+    let (out, report) = flock
+        .on(&df)
+        .keep_going()
+        .par_apply_rows("y", |row| {
             let x = row.i64("x")?;
             if x == 55 {
                 token.cancel();
@@ -226,8 +240,10 @@ fn a_panicking_progress_callback_fails_a_keep_going_call() {
         .threads(2)
         .on_progress(|_, _| panic!("progress"));
     let items: Vec<u64> = (0..100).collect();
-    let err = items
-        .try_par_apply_rows_keep_going_with(&flock, |&x| Ok::<_, Error>(x))
+    let err = flock
+        .on(&items)
+        .keep_going()
+        .par_apply_rows(|&x| Ok(x))
         .unwrap_err();
     assert!(
         matches!(&err, Error::Panicked { during: UserCode::Progress, message, .. } if message == "progress"),
@@ -246,11 +262,12 @@ fn a_panicking_progress_callback_stops_the_call() {
         .chunksize(1)
         .on_progress(|_, _| panic!("progress"));
     let items: Vec<u64> = (0..100).collect();
-    let err = items
-        .par_apply_rows_with(&flock, |&x| {
+    let err = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
             started.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(10));
-            x
+            Ok(x)
         })
         .unwrap_err();
     assert!(
@@ -290,14 +307,15 @@ fn a_blocked_progress_callback_never_keeps_a_worker_from_its_next_block() {
         });
     let done = AtomicUsize::new(0);
     let items: Vec<u64> = (0..100).collect();
-    let out = items
-        .par_apply_rows_with(&flock, |&x| {
+    let out = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
             if done.fetch_add(1, Ordering::SeqCst) == 99 {
                 let (lock, cvar) = &*all_ran;
                 *lock.lock().unwrap() = true;
                 cvar.notify_all();
             }
-            x
+            Ok(x)
         })
         .unwrap();
     assert_eq!(out.len(), 100);

@@ -28,18 +28,23 @@ fn invalid_options_are_errors_on_every_entry_point() {
             other => panic!("unexpected {other}"),
         };
         check(
-            df.par_apply_rows_with(&flock, "y", |r| r.f64("x"))
+            flock
+                .on(&df)
+                .par_apply_rows("y", |r| Ok(r.f64("x")?))
                 .unwrap_err(),
         );
         check(
-            df.par_apply_columns_with(&flock, "y", ["k"], |k: i64| k)
+            flock
+                .on(&df)
+                .par_apply_columns("y", ["k"], |k: i64| k)
                 .unwrap_err(),
         );
-        check(df.par_apply_blocks_with(&flock, Ok).unwrap_err());
-        check(items.par_apply_rows_with(&flock, |x| *x).unwrap_err());
+        check(flock.on(&df).par_apply_blocks(Ok).unwrap_err());
+        check(flock.on(&items).par_apply_rows(|x| Ok(*x)).unwrap_err());
         check(
-            items
-                .par_apply_blocks_with(&flock, |b| b.to_vec())
+            flock
+                .on(&items)
+                .par_apply_blocks(|b| Ok(b.to_vec()))
                 .unwrap_err(),
         );
         check(flock.plan(10).unwrap_err());
@@ -53,7 +58,9 @@ fn invalid_options_are_errors_on_every_entry_point() {
 
 #[test]
 fn missing_column_names_the_column_and_row() {
-    let err = frame().par_apply_rows("y", |r| r.f64("nope")).unwrap_err();
+    let err = frame()
+        .par_apply_rows("y", |r| Ok(r.f64("nope")?))
+        .unwrap_err();
     assert!(
         matches!(&err, Error::ColumnNotFound { column, row: Some(0) } if column == "nope"),
         "{err}"
@@ -69,8 +76,9 @@ fn missing_column_names_the_column_and_row() {
 #[test]
 fn wrong_dtype_names_expected_and_found() {
     let flock = Flock::new().chunksize(2);
-    let err = frame()
-        .par_apply_rows_with(&flock, "y", |r| Ok(r.str("k")?.to_owned()))
+    let err = flock
+        .on(&frame())
+        .par_apply_rows("y", |r| Ok(r.str("k")?.to_owned()))
         .unwrap_err();
     match err {
         Error::DtypeMismatch {
@@ -99,15 +107,20 @@ fn wrong_dtype_names_expected_and_found() {
     ));
     assert_eq!(calls.load(Ordering::Relaxed), 0);
     // A null in a column of the wrong dtype is still a dtype error.
-    let err = frame().par_apply_rows("y", |r| r.i64("x")).unwrap_err();
+    let err = frame()
+        .par_apply_rows("y", |r| Ok(r.i64("x")?))
+        .unwrap_err();
     assert!(matches!(err, Error::DtypeMismatch { row: Some(0), .. }));
 }
 
 #[test]
 fn null_through_a_plain_getter_names_the_global_row() {
     // Rows 2 and 4 are null; with blocks of 2 rows, row 2 is row 0 of block 1: the error must say 2.
-    let err = frame()
-        .par_apply_rows_with(&Flock::new().chunksize(2).threads(2), "y", |r| r.f64("x"))
+    let err = Flock::new()
+        .chunksize(2)
+        .threads(2)
+        .on(&frame())
+        .par_apply_rows("y", |r| Ok(r.f64("x")?))
         .unwrap_err();
     assert!(
         matches!(&err, Error::NullValue { column, row: 2 } if column == "x"),
@@ -126,7 +139,9 @@ fn null_through_a_plain_getter_names_the_global_row() {
 
 #[test]
 fn output_name_that_exists_is_rejected() {
-    let err = frame().par_apply_rows("k", |r| r.i64("k")).unwrap_err();
+    let err = frame()
+        .par_apply_rows("k", |r| Ok(r.i64("k")?))
+        .unwrap_err();
     assert!(matches!(&err, Error::DuplicateColumn { column } if column == "k"));
     let err = frame()
         .par_apply_columns("s", ["k"], |k: i64| k)
@@ -139,11 +154,14 @@ fn closure_errors_report_the_lowest_failing_row() {
     let n = 10_000;
     let df = df!("x" => (0..n as i64).collect::<Vec<_>>()).unwrap();
     for threads in [1, 2, 8] {
-        let err = df
-            .par_apply_rows_with(&Flock::new().chunksize(100).threads(threads), "y", |r| {
+        let err = Flock::new()
+            .chunksize(100)
+            .threads(threads)
+            .on(&df)
+            .par_apply_rows("y", |r| {
                 let x = r.i64("x")?;
                 if x % 1_000 == 777 {
-                    Err(Error::custom(format!("bad {x}")))
+                    Err(BoxError::from(format!("bad {x}")))
                 } else {
                     Ok(x)
                 }
@@ -159,11 +177,14 @@ fn no_new_block_starts_after_a_failure() {
     let n = 100_000;
     let df = df!("x" => (0..n as i64).collect::<Vec<_>>()).unwrap();
     let calls = AtomicUsize::new(0);
-    let err = df
-        .par_apply_rows_with(&Flock::new().chunksize(100).threads(2), "y", |r| {
+    let err = Flock::new()
+        .chunksize(100)
+        .threads(2)
+        .on(&df)
+        .par_apply_rows("y", |r| {
             calls.fetch_add(1, Ordering::Relaxed);
             if r.index() == 0 {
-                Err(Error::custom("stop"))
+                Err(BoxError::from("stop"))
             } else {
                 Ok(1)
             }
@@ -181,10 +202,12 @@ fn no_new_block_starts_after_a_failure() {
 #[test]
 fn block_errors_name_block_and_rows() {
     let df = df!("x" => (0..10i64).collect::<Vec<_>>()).unwrap();
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(3), |b| {
+    let err = Flock::new()
+        .chunksize(3)
+        .on(&df)
+        .par_apply_blocks(|b| {
             if b.column("x")?.i64()?.get(0) == Some(6) {
-                polars_bail!(ComputeError: "no sixes");
+                return Err(polars_err!(ComputeError: "no sixes").into());
             }
             Ok(b)
         })
@@ -196,10 +219,12 @@ fn block_errors_name_block_and_rows() {
     assert!(source.downcast_ref::<PolarsError>().is_some());
 
     let v: Vec<i32> = (0..10).collect();
-    let err = v
-        .try_par_apply_blocks_with(&Flock::new().chunksize(4), |b| {
+    let err = Flock::new()
+        .chunksize(4)
+        .on(&v)
+        .par_apply_blocks(|b| {
             if b.contains(&9) {
-                Err("nine")
+                Err("nine".into())
             } else {
                 Ok(b.to_vec())
             }
@@ -211,8 +236,10 @@ fn block_errors_name_block_and_rows() {
 #[test]
 fn block_schema_mismatch_names_block_and_both_schemas() {
     let df = df!("x" => (0..10i64).collect::<Vec<_>>()).unwrap();
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(4), |b| {
+    let err = Flock::new()
+        .chunksize(4)
+        .on(&df)
+        .par_apply_blocks(|b| {
             if b.column("x")?.i64()?.get(0) == Some(4) {
                 Ok(b.column("x")?.cast(&DataType::Float64)?.into_frame())
             } else {
@@ -235,10 +262,12 @@ fn block_schema_mismatch_names_block_and_both_schemas() {
     }
     // Same names in another order is a mismatch too.
     let df = df!("a" => [1i64, 2], "b" => [3i64, 4]).unwrap();
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(1), |b| {
+    let err = Flock::new()
+        .chunksize(1)
+        .on(&df)
+        .par_apply_blocks(|b| {
             if b.column("a")?.i64()?.get(0) == Some(2) {
-                b.select(["b", "a"])
+                Ok(b.select(["b", "a"])?)
             } else {
                 Ok(b)
             }
@@ -251,13 +280,14 @@ fn block_schema_mismatch_names_block_and_both_schemas() {
 fn a_mismatch_before_a_failure_is_reported_first() {
     // Serial order: block 1's schema mismatch comes before block 3's error.
     let df = df!("x" => (0..8i64).collect::<Vec<_>>()).unwrap();
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(2).threads(2), |b| {
-            match b.column("x")?.i64()?.get(0) {
-                Some(2) => Ok(b.select(Vec::<&str>::new())?),
-                Some(6) => polars_bail!(ComputeError: "late failure"),
-                _ => Ok(b),
-            }
+    let err = Flock::new()
+        .chunksize(2)
+        .threads(2)
+        .on(&df)
+        .par_apply_blocks(|b| match b.column("x")?.i64()?.get(0) {
+            Some(2) => Ok(b.select(Vec::<&str>::new())?),
+            Some(6) => Err(polars_err!(ComputeError: "late failure").into()),
+            _ => Ok(b),
         })
         .unwrap_err();
     assert!(
@@ -270,8 +300,11 @@ fn a_mismatch_before_a_failure_is_reported_first() {
 fn panics_are_contained_with_block_rows_and_message() {
     let df = df!("x" => (0..100i64).collect::<Vec<_>>()).unwrap();
     let before = df.clone();
-    let err = df
-        .par_apply_rows_with(&Flock::new().chunksize(10).threads(2), "y", |r| {
+    let err = Flock::new()
+        .chunksize(10)
+        .threads(2)
+        .on(&df)
+        .par_apply_rows("y", |r| {
             let x = r.i64("x")?;
             if x == 42 {
                 panic!("boom at {x}");
@@ -299,8 +332,10 @@ fn panics_are_contained_with_block_rows_and_message() {
     );
     assert!(df.equals(&before));
 
-    let err = df
-        .par_apply_columns_with(&Flock::new().chunksize(30), "y", ["x"], |x: i64| {
+    let err = Flock::new()
+        .chunksize(30)
+        .on(&df)
+        .par_apply_columns("y", ["x"], |x: i64| {
             assert!(x < 95, "too big");
             x
         })
@@ -314,8 +349,10 @@ fn panics_are_contained_with_block_rows_and_message() {
         }
     ));
 
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(50), |b| {
+    let err = Flock::new()
+        .chunksize(50)
+        .on(&df)
+        .par_apply_blocks(|b| {
             if b.column("x")?.i64()?.get(0) == Some(50) {
                 std::panic::panic_any(7u8);
             }
@@ -327,10 +364,11 @@ fn panics_are_contained_with_block_rows_and_message() {
     );
 
     let v: Vec<u32> = (0..1_000).collect();
-    let err = v
-        .par_apply_rows_with(&Flock::new().chunksize(100).threads(2), |x| {
-            10 / x.abs_diff(500).min(1)
-        })
+    let err = Flock::new()
+        .chunksize(100)
+        .threads(2)
+        .on(&v)
+        .par_apply_rows(|x| Ok(10 / x.abs_diff(500).min(1)))
         .unwrap_err();
     assert!(
         matches!(
@@ -344,7 +382,7 @@ fn panics_are_contained_with_block_rows_and_message() {
         "{err}"
     );
     let err = v
-        .par_apply_blocks(|b| -> Vec<u32> { panic!("block {}", b.len()) })
+        .par_apply_blocks(|b| -> Result<Vec<u32>, BoxError> { panic!("block {}", b.len()) })
         .unwrap_err();
     assert!(matches!(
         err,
@@ -359,10 +397,10 @@ fn panics_are_contained_with_block_rows_and_message() {
 #[test]
 fn errors_convert_into_polars_errors_for_nested_use_in_blocks() {
     let df = df!("x" => [1.0, 2.0, 3.0, 4.0]).unwrap();
-    let err = df
-        .par_apply_blocks_with(&Flock::new().chunksize(2), |b| {
-            Ok(b.par_apply_rows("y", |r| r.i64("x"))?)
-        })
+    let err = Flock::new()
+        .chunksize(2)
+        .on(&df)
+        .par_apply_blocks(|b| Ok(b.par_apply_rows("y", |r| Ok(r.i64("x")?))?))
         .unwrap_err();
     assert!(matches!(err, Error::Block { block: 0, .. }));
     assert!(
@@ -390,7 +428,7 @@ fn question_mark_works_on_ordinary_errors_in_row_closures() {
                 Err(format!("bad row {}", row.index()))?;
             }
             let boxed: Result<i64, polars_flock::BoxError> = Ok(1);
-            Ok(boxed?)
+            boxed
         })
         .unwrap_err();
     assert!(

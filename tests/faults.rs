@@ -2,7 +2,6 @@
 //! documented empty result), on the frame and on the slice API. Run with `--nocapture` to see what
 //! a caller gets back for each.
 
-use std::convert::Infallible;
 use std::fmt::{Debug, Display};
 
 use polars_flock::polars::prelude::*;
@@ -30,7 +29,10 @@ fn every_bad_input_gets_its_documented_error() {
     let items: Vec<u64> = (0..1_000).collect();
     let flock = Flock::new().chunksize(100).threads(2);
 
-    let r = df.par_apply_rows_with(&Flock::new().chunksize(0), "y", |row| row.f64("x"));
+    let r = Flock::new()
+        .chunksize(0)
+        .on(&df)
+        .par_apply_rows("y", |row| Ok(row.f64("x")?));
     show("chunksize 0", &r);
     assert!(matches!(
         r,
@@ -40,7 +42,10 @@ fn every_bad_input_gets_its_documented_error() {
             ..
         }) if value == "0"
     ));
-    let r = items.par_apply_rows_with(&Flock::new().threads(0), |x| *x);
+    let r = Flock::new()
+        .threads(0)
+        .on(&items)
+        .par_apply_rows(|x| Ok(*x));
     show("threads 0", &r);
     assert!(matches!(
         r,
@@ -53,62 +58,70 @@ fn every_bad_input_gets_its_documented_error() {
 
     // Empty input is not an error: the output is empty, with the dtype/schema the closure gives.
     let empty = df.head(Some(0));
-    let r = empty.par_apply_rows_with(&flock, "y", |row| Ok(row.f64("x")? * 2.0));
+    let r = flock
+        .on(&empty)
+        .par_apply_rows("y", |row| Ok(row.f64("x")? * 2.0));
     show("empty frame (rows)", &r.as_ref().map(|d| d.shape()));
     let out = r.unwrap();
     assert_eq!(
         (out.height(), out.column("y").unwrap().dtype()),
         (0, &DataType::Float64)
     );
-    let r = empty.par_apply_blocks_with(&flock, |b| b.select(["x"]));
+    let r = flock.on(&empty).par_apply_blocks(|b| Ok(b.select(["x"])?));
     show("empty frame (blocks)", &r.as_ref().map(|d| d.shape()));
     assert_eq!(r.unwrap().get_column_names(), ["x"]);
-    let r = Vec::<u64>::new().par_apply_rows_with(&flock, |x| *x);
+    let r = flock.on(&Vec::<u64>::new()).par_apply_rows(|x| Ok(*x));
     show("empty Vec", &r);
     assert_eq!(r.unwrap(), Vec::<u64>::new());
 
     // A frame with no columns still has a height: rows run, and reading a column is an error.
     let no_columns = DataFrame::empty_with_height(5);
-    let r = no_columns.par_apply_rows_with(&flock, "i", |row| Ok(row.index() as u64));
+    let r = flock
+        .on(&no_columns)
+        .par_apply_rows("i", |row| Ok(row.index() as u64));
     show("zero-column frame, no read", &r.as_ref().map(|d| d.shape()));
     assert_eq!(
         r.unwrap().column("i").unwrap().u64().unwrap().get(4),
         Some(4)
     );
-    let r = no_columns.par_apply_rows_with(&flock, "y", |row| row.f64("x"));
+    let r = flock
+        .on(&no_columns)
+        .par_apply_rows("y", |row| Ok(row.f64("x")?));
     show("zero-column frame, reading \"x\"", &r);
     assert!(matches!(r, Err(Error::ColumnNotFound { ref column, row: Some(0) }) if column == "x"));
 
-    let r = df.par_apply_rows_with(&flock, "y", |row| row.f64("nope"));
+    let r = flock
+        .on(&df)
+        .par_apply_rows("y", |row| Ok(row.f64("nope")?));
     show("missing column (row view)", &r);
     assert!(matches!(r, Err(Error::ColumnNotFound { row: Some(0), .. })));
-    let r = df.par_apply_columns_with(&flock, "y", ["nope"], |x: f64| x);
+    let r = flock.on(&df).par_apply_columns("y", ["nope"], |x: f64| x);
     show("missing column (typed, before any work)", &r);
     assert!(matches!(r, Err(Error::ColumnNotFound { row: None, .. })));
 
-    let r = df.par_apply_rows_with(&flock, "y", |row| row.i64("x"));
+    let r = flock.on(&df).par_apply_rows("y", |row| Ok(row.i64("x")?));
     show("wrong dtype (row view)", &r);
     assert!(matches!(r, Err(Error::DtypeMismatch { row: Some(0), .. })));
-    let r = df.par_apply_columns_with(&flock, "y", ["x"], |x: i64| x);
+    let r = flock.on(&df).par_apply_columns("y", ["x"], |x: i64| x);
     show("wrong dtype (typed, before any work)", &r);
     assert!(matches!(r, Err(Error::DtypeMismatch { row: None, .. })));
 
-    let r = df.par_apply_rows_with(&flock, "y", |row| row.i64("n"));
+    let r = flock.on(&df).par_apply_rows("y", |row| Ok(row.i64("n")?));
     show("null through a non-Option getter", &r);
     assert!(matches!(r, Err(Error::NullValue { row: 7, .. })));
-    let r = df.par_apply_columns_with(&flock, "y", ["n"], |n: i64| n);
+    let r = flock.on(&df).par_apply_columns("y", ["n"], |n: i64| n);
     show("null column read as non-Option (typed)", &r);
     assert!(matches!(r, Err(Error::NullValue { row: 7, .. })));
 
-    let r = df.par_apply_rows_with(&flock, "x", |row| row.f64("x"));
+    let r = flock.on(&df).par_apply_rows("x", |row| Ok(row.f64("x")?));
     show("output column already exists", &r);
     assert!(matches!(r, Err(Error::DuplicateColumn { .. })));
 
-    let r = df.par_apply_blocks_with(&flock, |b| {
+    let r = flock.on(&df).par_apply_blocks(|b| {
         if b.column("x")?.f64()?.get(0) == Some(300.0) {
-            b.select(["n"])
+            Ok(b.select(["n"])?)
         } else {
-            b.select(["x"])
+            Ok(b.select(["x"])?)
         }
     });
     show("block schema mismatch", &r);
@@ -124,7 +137,7 @@ fn every_bad_input_gets_its_documented_error() {
         })
     ));
 
-    let r = df.par_apply_rows_with(&flock, "y", |row| {
+    let r = flock.on(&df).par_apply_rows("y", |row| {
         let x = row.f64("x")?;
         assert!(x != 123.0, "bad row {x}");
         Ok(x)
@@ -138,7 +151,9 @@ fn every_bad_input_gets_its_documented_error() {
             ..
         })
     ));
-    let r = items.par_apply_blocks_with(&flock, |b| -> Vec<u64> { panic!("block of {}", b.len()) });
+    let r = flock
+        .on(&items)
+        .par_apply_blocks(|b| -> Result<Vec<u64>, BoxError> { panic!("block of {}", b.len()) });
     show("panicking block closure", &r);
     assert!(matches!(
         r,
@@ -149,27 +164,25 @@ fn every_bad_input_gets_its_documented_error() {
         })
     ));
 
-    let r = df.par_apply_rows_per_worker_with(
-        &flock
-            .clone()
-            .workers(|| std::fs::File::open("/no/such/file")),
+    let r = flock.on(&df).par_apply_rows_per_worker(
         "y",
-        |_file, row| row.f64("x"),
+        || Ok(std::fs::File::open("/no/such/file")?),
+        |_file, row| Ok(row.f64("x")?),
     );
     show("failing init", &r);
     assert!(matches!(r, Err(Error::Init { block: 0, .. })));
     let r = items.par_apply_rows_per_worker(
-        || -> Result<u64, Infallible> { panic!("init panicked") },
-        |_, x| Ok::<_, Infallible>(*x),
+        || -> Result<u64, BoxError> { panic!("init panicked") },
+        |_, x| Ok(*x),
     );
     show("panicking init", &r);
     assert!(
         matches!(r, Err(Error::Init { ref source, .. }) if matches!(source.downcast_ref::<Error>(), Some(Error::Panicked { message, during: polars_flock::UserCode::Init, .. }) if message == "init panicked"))
     );
 
-    let r = items.try_par_apply_rows_with(&flock, |x| {
+    let r = flock.on(&items).par_apply_rows(|x| {
         if *x == 500 {
-            Err("five hundred")
+            Err("five hundred".into())
         } else {
             Ok(*x)
         }

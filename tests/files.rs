@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use polars_flock::BoxError;
 use polars_flock::polars::prelude::*;
 use polars_flock::{Error, Files, Flock};
 use proptest::prelude::*;
@@ -23,7 +24,7 @@ fn write_files(contents: &[Vec<i64>]) -> tempfile::TempDir {
     dir
 }
 
-fn read_values(path: &Path) -> PolarsResult<DataFrame> {
+fn read_values(path: &Path) -> Result<DataFrame, BoxError> {
     let text = std::fs::read_to_string(path)?;
     let values: Vec<i64> = text
         .lines()
@@ -34,7 +35,7 @@ fn read_values(path: &Path) -> PolarsResult<DataFrame> {
         .collect::<PolarsResult<_>>()?;
     let n = values.len();
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    df!("v" => values, "file" => vec![name; n])
+    Ok(df!("v" => values, "file" => vec![name; n])?)
 }
 
 proptest! {
@@ -51,11 +52,11 @@ proptest! {
         prop_assert_eq!(files.len(), contents.len());
         let flock = flock(cs, threads);
 
-        let sums = files.par_apply_with(&flock, |p| read_values(p).map(|df| df.column("v").unwrap().i64().unwrap().sum().unwrap_or(0))).unwrap();
+        let sums = flock.on(&files).par_apply(|p| read_values(p).map(|df| df.column("v").unwrap().i64().unwrap().sum().unwrap_or(0))).unwrap();
         let expected: Vec<i64> = contents.iter().map(|c| c.iter().sum()).collect();
         prop_assert_eq!(sums, expected);
 
-        let df = files.par_concat_with(&flock, read_values).unwrap();
+        let df = flock.on(&files).par_concat(read_values).unwrap();
         let all: Vec<i64> = contents.iter().flatten().copied().collect();
         if contents.is_empty() {
             prop_assert_eq!(df.height(), 0);
@@ -102,33 +103,34 @@ fn errors_name_the_first_failing_file() {
     std::fs::write(dir.path().join("part-0003.txt"), "y\n").unwrap();
     let files = Files::in_dir(dir.path(), Some("txt")).unwrap();
     let flock = Flock::new().chunksize(1).threads(4);
-    let err = files.par_concat_with(&flock, read_values).unwrap_err();
-    let Error::File { path, source } = &err else {
+    let err = flock.on(&files).par_concat(read_values).unwrap_err();
+    let Error::InFile { path, source } = &err else {
         panic!("{err}")
     };
     assert!(path.ends_with("part-0001.txt"), "{err}");
     assert!(source.to_string().contains("invalid digit"), "{err}");
     assert!(err.to_string().contains("part-0001.txt"));
 
-    let err = files
-        .par_apply_with(&flock, |p| -> Result<(), Error> {
+    let err = flock
+        .on(&files)
+        .par_apply(|p| -> Result<(), BoxError> {
             assert!(!p.ends_with("part-0002.txt"), "cannot read this one");
             Ok(())
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::File { path, source } if path.ends_with("part-0002.txt") && source.to_string().contains("cannot read") && matches!(source.downcast_ref::<Error>(), Some(Error::Panicked { .. }))),
+        matches!(&err, Error::InFile { path, source } if path.ends_with("part-0002.txt") && source.to_string().contains("cannot read") && matches!(Some(source.as_ref()), Some(Error::Panicked { .. }))),
         "{err}"
     );
 
     let err = Files::in_dir(dir.path().join("missing"), None).unwrap_err();
     assert!(
-        matches!(&err, Error::File { path, .. } if path.ends_with("missing")),
+        matches!(&err, Error::InFile { path, .. } if path.ends_with("missing")),
         "{err}"
     );
     let err = Files::glob("data/[unclosed").unwrap_err();
     assert!(
-        matches!(&err, Error::File { path, .. } if path.to_str() == Some("data/[unclosed")),
+        matches!(&err, Error::InFile { path, .. } if path.to_str() == Some("data/[unclosed")),
         "{err}"
     );
 }
@@ -137,19 +139,21 @@ fn errors_name_the_first_failing_file() {
 fn concat_rejects_a_file_with_another_schema() {
     let dir = write_files(&[vec![1], vec![2], vec![3]]);
     let files = Files::in_dir(dir.path(), Some("txt")).unwrap();
-    let err = files
-        .par_concat_with(&Flock::new().chunksize(1), |p| {
+    let err = Flock::new()
+        .chunksize(1)
+        .on(&files)
+        .par_concat(|p| {
             let df = read_values(p)?;
             if p.ends_with("part-0002.txt") {
-                df.select(["v"])
+                Ok(df.select(["v"])?)
             } else {
                 Ok(df)
             }
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::File { path, source } if path.ends_with("part-0002.txt")
-            && matches!(source.downcast_ref::<Error>(), Some(Error::SchemaMismatch { block: 2, .. }))),
+        matches!(&err, Error::InFile { path, source } if path.ends_with("part-0002.txt")
+            && matches!(Some(source.as_ref()), Some(Error::SchemaMismatch { block: 2, .. }))),
         "{err}"
     );
 }
@@ -169,10 +173,10 @@ fn csv_files_read_through_the_reexported_polars() {
     let files = polars_flock::Files::in_dir(dir.path(), Some("csv")).unwrap();
     let all = files
         .par_concat(|path| {
-            CsvReadOptions::default()
+            Ok(CsvReadOptions::default()
                 .with_has_header(true)
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))?
-                .finish()
+                .finish()?)
         })
         .unwrap();
     let x: Vec<i64> = all

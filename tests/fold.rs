@@ -20,10 +20,10 @@ proptest! {
     ) {
         let flock = flock(cs, threads);
         // Non-commutative: collecting in order.
-        let collected = items.par_fold_with(&flock, Vec::new, |mut v, &x| { v.push(x); v }, |mut a, b| { a.extend(b); a }).unwrap();
+        let collected = flock.on(&items).par_fold(Vec::new, |mut v, &x| { v.push(x); Ok(v) }, |mut a, b| { a.extend(b); a }).unwrap();
         prop_assert_eq!(&collected, &items);
         // Commutative, with wrapping arithmetic.
-        let sum = items.par_fold_with(&flock, || 0u32, |a, &x| a.wrapping_add(x), u32::wrapping_add).unwrap();
+        let sum = flock.on(&items).par_fold(|| 0u32, |a, &x| Ok(a.wrapping_add(x)), u32::wrapping_add).unwrap();
         prop_assert_eq!(sum, items.iter().fold(0u32, |a, &x| a.wrapping_add(x)));
         // Associative, non-commutative: 2×2 matrix products mod 2^32.
         let mat = |x: u32| [x | 1, x >> 3, x.rotate_left(7), 1u32];
@@ -34,7 +34,7 @@ proptest! {
             a[2].wrapping_mul(b[1]).wrapping_add(a[3].wrapping_mul(b[3])),
         ];
         let id = || [1u32, 0, 0, 1];
-        let product = items.par_fold_with(&flock, id, |acc, &x| mul(acc, mat(x)), mul).unwrap();
+        let product = flock.on(&items).par_fold(id, |acc, &x| Ok(mul(acc, mat(x))), mul).unwrap();
         prop_assert_eq!(product, items.iter().fold(id(), |acc, &x| mul(acc, mat(x))));
     }
 
@@ -46,8 +46,7 @@ proptest! {
     ) {
         let data = Data::generate(n, seed);
         let df = data.frame(pieces);
-        let got = df.par_fold_rows_with(
-            &flock(cs, threads),
+        let got = (flock(cs, threads)).on(&df).par_fold_rows(
             Vec::new,
             |mut acc, row| {
                 acc.push((row.index(), row_fn(row.opt_f64("f")?, row.opt_i64("i")?, row.opt_str("s")?, row.opt_bool("b")?)));
@@ -67,7 +66,7 @@ proptest! {
     ) {
         let data = Data::generate(n, seed);
         let df = data.frame(pieces);
-        let result = df.par_fold_rows_with(&flock(cs, threads), || 0.0, |acc, row| Ok(acc + row.f64("f")?), |a, b| a + b);
+        let result = (flock(cs, threads)).on(&df).par_fold_rows(|| 0.0, |acc, row| Ok(acc + row.f64("f")?), |a, b| a + b);
         match data.f.iter().position(Option::is_none) {
             Some(first) => {
                 let is_first = matches!(result, Err(Error::NullValue { row, .. }) if row == first);
@@ -81,7 +80,12 @@ proptest! {
 #[test]
 fn empty_input_folds_to_identity() {
     let empty: Vec<u8> = Vec::new();
-    assert_eq!(empty.par_fold(|| 7, |a, _| a + 1, |a, b| a + b).unwrap(), 7);
+    assert_eq!(
+        empty
+            .par_fold(|| 7, |a, _| Ok(a + 1), |a, b| a + b)
+            .unwrap(),
+        7
+    );
     let df = df!("x" => Vec::<f64>::new()).unwrap();
     let n = df
         .par_fold_rows(|| 0usize, |a, _| Ok(a + 1), |a, b| a + b)
@@ -92,13 +96,14 @@ fn empty_input_folds_to_identity() {
 #[test]
 fn a_panicking_fold_names_the_item() {
     let items: Vec<u32> = (0..1_000).collect();
-    let err = items
-        .par_fold_with(
-            &Flock::new().chunksize(100),
+    let err = Flock::new()
+        .chunksize(100)
+        .on(&items)
+        .par_fold(
             || 0u32,
             |a, &x| {
                 assert!(x != 555, "bad item");
-                a + x
+                Ok(a + x)
             },
             |a, b| a + b,
         )

@@ -28,11 +28,11 @@ fn keyed(n: usize, seed: u64, cardinality: u64, sorted: bool) -> (DataFrame, Vec
 }
 
 /// The closure under test: the group's rows with their position in the group and the group size.
-fn per_group(g: DataFrame) -> PolarsResult<DataFrame> {
+fn per_group(g: DataFrame) -> Result<DataFrame, BoxError> {
     let n = g.height() as i64;
     let pos = Series::new("pos".into(), (0..n).collect::<Vec<_>>());
     let size = Series::new("size".into(), vec![n; n as usize]);
-    g.hstack(&[pos.into_column(), size.into_column()])
+    Ok(g.hstack(&[pos.into_column(), size.into_column()])?)
 }
 
 /// The same, serially: groups in first-appearance order.
@@ -84,7 +84,7 @@ proptest! {
         threads in 1usize..=8,
     ) {
         let (df, keys, values) = keyed(n, seed, cardinality, sorted);
-        let out = df.par_apply_groups_with(&flock(cs, threads), &["key"], per_group).unwrap();
+        let out = (flock(cs, threads)).on(&df).par_apply_groups(&["key"], per_group).unwrap();
         prop_assert_eq!(rows_of(&out), serial(&keys, &values));
     }
 }
@@ -97,20 +97,19 @@ fn multi_column_keys_and_string_keys() {
         "qty" => [1i64, 2, 3, 4, 5],
     )
     .unwrap();
-    let out = df
-        .par_apply_groups_with(
-            &Flock::new().chunksize(1).threads(2),
-            &["city", "year"],
-            |g| {
-                g.select(["city", "year"])?
-                    .head(Some(1))
-                    .hstack(&[Series::new(
-                        "total".into(),
-                        [g.column("qty")?.i64()?.sum().unwrap_or(0)],
-                    )
-                    .into_column()])
-            },
-        )
+    let out = Flock::new()
+        .chunksize(1)
+        .threads(2)
+        .on(&df)
+        .par_apply_groups(&["city", "year"], |g| {
+            Ok(g.select(["city", "year"])?
+                .head(Some(1))
+                .hstack(&[Series::new(
+                    "total".into(),
+                    [g.column("qty")?.i64()?.sum().unwrap_or(0)],
+                )
+                .into_column()])?)
+        })
         .unwrap();
     let totals: Vec<i64> = out
         .column("total")
@@ -127,42 +126,45 @@ fn multi_column_keys_and_string_keys() {
 fn group_errors_name_the_group_and_key() {
     let df = df!("k" => ["a", "b", "c", "b"], "x" => [1i64, 2, 3, 4]).unwrap();
     let flock = Flock::new().chunksize(1).threads(2);
-    let err = df
-        .par_apply_groups_with(&flock, &["k"], |g| {
+    let err = flock
+        .on(&df)
+        .par_apply_groups(&["k"], |g| {
             if g.height() == 2 {
-                polars_bail!(ComputeError: "two rows")
+                return Err(polars_err!(ComputeError: "two rows").into());
             }
             Ok(g)
         })
         .unwrap_err();
     assert!(
-        matches!(err, Error::Group { group: 1, ref key, .. } if key == "k=\"b\""),
+        matches!(err, Error::InGroup { group: 1, ref key, .. } if key == "k=\"b\""),
         "{err}"
     );
 
-    let err = df
-        .par_apply_groups_with(&flock, &["k"], |g| {
+    let err = flock
+        .on(&df)
+        .par_apply_groups(&["k"], |g| {
             assert!(g.height() < 2, "too big");
             Ok(g)
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Group { group: 1, source, .. } if source.to_string().contains("too big")),
+        matches!(&err, Error::InGroup { group: 1, source, .. } if source.to_string().contains("too big")),
         "{err}"
     );
 
-    let err = df
-        .par_apply_groups_with(&flock, &["k"], |g| {
+    let err = flock
+        .on(&df)
+        .par_apply_groups(&["k"], |g| {
             if g.height() == 2 {
-                g.select(["x"])
+                Ok(g.select(["x"])?)
             } else {
                 Ok(g)
             }
         })
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Group { group: 1, source, .. }
-            if matches!(source.downcast_ref::<Error>(), Some(Error::SchemaMismatch { block: 1, .. }))),
+        matches!(&err, Error::InGroup { group: 1, source, .. }
+            if matches!(Some(source.as_ref()), Some(Error::SchemaMismatch { block: 1, .. }))),
         "{err}"
     );
 

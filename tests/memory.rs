@@ -23,10 +23,11 @@ fn one_round(df: &DataFrame, items: &[u64]) {
         .unwrap();
     assert_eq!(out.height(), df.height());
     let (_, report) = df
-        .par_apply_rows_keep_going("k", |row| {
+        .keep_going()
+        .par_apply_rows("k", |row| {
             let x = row.f64("x")?;
             if (x as u64).is_multiple_of(1_000) {
-                return Err(polars_flock::Error::custom("bad"));
+                return Err(polars_flock::BoxError::from("bad"));
             }
             Ok(x)
         })
@@ -38,14 +39,14 @@ fn one_round(df: &DataFrame, items: &[u64]) {
         .threads(2)
         .cancel_token(&token)
         .on_progress(|_, _| {});
-    let doubled = items.par_apply_rows_with(&flock, |x| x * 2).unwrap();
+    let doubled = flock.on(&items).par_apply_rows(|x| Ok(x * 2)).unwrap();
     assert_eq!(doubled.len(), items.len());
     let per_worker = items
         .par_apply_rows_per_worker(
-            || Ok::<_, std::convert::Infallible>(vec![0u8; 1 << 20]),
+            || Ok(vec![0u8; 1 << 20]),
             |buf, x| {
                 buf[0] = *x as u8;
-                Ok::<_, std::convert::Infallible>(*x)
+                Ok(*x)
             },
         )
         .unwrap();

@@ -31,11 +31,14 @@ fn big_frame() -> DataFrame {
 fn default_runs_on_polars_pool() {
     let df = big_frame();
     let names = thread_names(|record| {
-        df.par_apply_rows_with(&Flock::new().chunksize(1_000), "y", |r| {
-            record();
-            r.i64("x")
-        })
-        .unwrap();
+        Flock::new()
+            .chunksize(1_000)
+            .on(&df)
+            .par_apply_rows("y", |r| {
+                record();
+                Ok(r.i64("x")?)
+            })
+            .unwrap();
     });
     assert!(names.iter().all(|n| n.starts_with("polars")), "{names:?}");
 }
@@ -45,12 +48,14 @@ fn threads_option_runs_on_an_owned_pool_of_that_size() {
     let df = big_frame();
     let flock = Flock::new().threads(3).chunksize(500);
     let names = thread_names(|record| {
-        df.par_apply_rows_with(&flock, "y", |r| {
-            record();
-            std::thread::yield_now();
-            r.i64("x")
-        })
-        .unwrap();
+        flock
+            .on(&df)
+            .par_apply_rows("y", |r| {
+                record();
+                std::thread::yield_now();
+                Ok(r.i64("x")?)
+            })
+            .unwrap();
     });
     assert!(
         names.iter().all(|n| n.starts_with("polars-flock-")),
@@ -71,10 +76,12 @@ fn caller_pool_is_used_when_called_from_inside_it() {
     let names = thread_names(|record| {
         pool.install(|| {
             assert_eq!(Flock::new().plan(1_000_000).unwrap().threads(), 2);
-            items
-                .par_apply_rows_with(&Flock::new().chunksize(1_000), |x| {
+            Flock::new()
+                .chunksize(1_000)
+                .on(&items)
+                .par_apply_rows(|x| {
                     record();
-                    x + 1
+                    Ok(x + 1)
                 })
                 .unwrap();
         });
@@ -83,10 +90,13 @@ fn caller_pool_is_used_when_called_from_inside_it() {
 
     let pool = Arc::new(pool);
     let names = thread_names(|record| {
-        items
-            .par_apply_blocks_with(&Flock::new().chunksize(1_000).pool(pool.clone()), |b| {
+        Flock::new()
+            .chunksize(1_000)
+            .pool(pool.clone())
+            .on(&items)
+            .par_apply_blocks(|b| {
                 record();
-                b.to_vec()
+                Ok(b.to_vec())
             })
             .unwrap();
     });
@@ -100,16 +110,17 @@ fn nested_calls_do_not_deadlock_and_are_correct() {
         Flock::new().chunksize(1),
         Flock::new().chunksize(1).threads(2),
     ] {
-        let sums = outer
-            .par_apply_rows_with(&flock, |i| {
+        let sums = flock
+            .on(&outer)
+            .par_apply_rows(|i| {
                 let inner: Vec<u64> = (0..10_000).map(|j| j * i).collect();
-                inner
-                    .par_apply_blocks_with(&Flock::new().chunksize(100), |b| {
-                        vec![b.iter().sum::<u64>()]
-                    })
+                Ok(Flock::new()
+                    .chunksize(100)
+                    .on(&inner)
+                    .par_apply_blocks(|b| Ok(vec![b.iter().sum::<u64>()]))
                     .unwrap()
                     .iter()
-                    .sum::<u64>()
+                    .sum::<u64>())
             })
             .unwrap();
         let expected: Vec<u64> = outer
@@ -121,13 +132,14 @@ fn nested_calls_do_not_deadlock_and_are_correct() {
 
     // A frame apply nested in a frame block apply.
     let df = big_frame();
-    let out = df
-        .par_apply_blocks_with(&Flock::new().chunksize(20_000), |block| {
-            Ok(
-                block.par_apply_rows_with(&Flock::new().chunksize(1_000), "y", |r| {
-                    Ok(r.i64("x")? * 2)
-                })?,
-            )
+    let out = Flock::new()
+        .chunksize(20_000)
+        .on(&df)
+        .par_apply_blocks(|block| {
+            Ok(Flock::new()
+                .chunksize(1_000)
+                .on(&block)
+                .par_apply_rows("y", |r| Ok(r.i64("x")? * 2))?)
         })
         .unwrap();
     let y = i64_values(&out, "y");
@@ -148,8 +160,9 @@ fn calls_from_many_threads_at_once() {
                     } else {
                         flock.clone()
                     };
-                    let out = df
-                        .par_apply_rows_with(&own, "y", |r| Ok(r.i64("x")? + t))
+                    let out = own
+                        .on(&df)
+                        .par_apply_rows("y", |r| Ok(r.i64("x")? + t))
                         .unwrap();
                     let y = out.column("y").unwrap().i64().unwrap();
                     (0..200_000usize)
@@ -169,16 +182,16 @@ fn closures_running_multithreaded_polars_queries() {
         Flock::new().chunksize(1),
         Flock::new().chunksize(1).threads(2),
     ] {
-        let sorted_heads = (0..16u32)
-            .collect::<Vec<_>>()
-            .par_apply_rows_with(&flock, |&k| {
+        let sorted_heads = flock
+            .on(&(0..16u32).collect::<Vec<_>>())
+            .par_apply_rows(|&k| {
                 let sorted = df
                     .sort(
                         ["x"],
                         SortMultipleOptions::default().with_order_descending(k % 2 == 0),
                     )
                     .unwrap();
-                sorted.column("x").unwrap().i64().unwrap().get(0).unwrap()
+                Ok(sorted.column("x").unwrap().i64().unwrap().get(0).unwrap())
             })
             .unwrap();
         let expected: Vec<i64> = (0..16)
@@ -204,8 +217,9 @@ fn user_code_reenters_a_thread_at_most_pool_size_deep() {
     ] {
         max_depth.store(0, Ordering::Relaxed);
         let threads = flock.plan(1).unwrap().threads();
-        let out = items
-            .par_apply_rows_with(&flock, |&x| {
+        let out = flock
+            .on(&items)
+            .par_apply_rows(|&x| {
                 let depth = DEPTH.with(|d| {
                     d.set(d.get() + 1);
                     d.get()
@@ -219,7 +233,7 @@ fn user_code_reenters_a_thread_at_most_pool_size_deep() {
                     )
                 });
                 DEPTH.with(|d| d.set(d.get() - 1));
-                b
+                Ok(b)
             })
             .unwrap();
         assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());

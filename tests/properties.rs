@@ -35,7 +35,7 @@ proptest! {
         let df = data.frame(pieces);
         let before = df.clone();
         let calls = AtomicUsize::new(0);
-        let out = df.par_apply_rows_with(&flock(cs, threads), "out", |row| {
+        let out = (flock(cs, threads)).on(&df).par_apply_rows("out", |row| {
             calls.fetch_add(1, Ordering::Relaxed);
             Ok(row_fn(row.opt_f64("f")?, row.opt_i64("i")?, row.opt_str("s")?, row.opt_bool("b")?))
         }).unwrap();
@@ -55,12 +55,13 @@ proptest! {
         let df = data.frame(pieces);
         let inits = AtomicUsize::new(0);
         let calls = AtomicUsize::new(0);
-        let workers = flock(cs, threads).workers(|| {
+        let workers_flock = flock(cs, threads);
+        let workers = Workers::new(|| {
             inits.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, std::io::Error>(0usize)
+            Ok(0usize)
         });
         for _ in 0..2 {
-            let out = df.par_apply_rows_per_worker_with(&workers, "out", |rows_seen, row| {
+            let out = workers_flock.on(&df).par_apply_rows_per_worker("out", &workers, |rows_seen, row| {
                 *rows_seen += 1;
                 calls.fetch_add(1, Ordering::Relaxed);
                 Ok(row_fn(row.opt_f64("f")?, row.opt_i64("i")?, row.opt_str("s")?, row.opt_bool("b")?))
@@ -81,7 +82,7 @@ proptest! {
     ) {
         let data = Data::generate(n, seed);
         let df = data.frame(pieces);
-        let out = df.par_apply_rows_with(&flock(cs, threads), "label", |row| {
+        let out = (flock(cs, threads)).on(&df).par_apply_rows("label", |row| {
             Ok(row.opt_str("s")?.map(|s| format!("{s}/{}", row.index())))
         }).unwrap();
         let expected: Vec<Option<String>> = data.s.iter().enumerate()
@@ -104,8 +105,7 @@ proptest! {
         let s = df.column("s").unwrap().as_materialized_series().rechunk();
         df.with_column(s.into_column()).unwrap();
         let calls = AtomicUsize::new(0);
-        let out = df.par_apply_columns_with(
-            &flock(cs, threads),
+        let out = (flock(cs, threads)).on(&df).par_apply_columns(
             "out",
             ["f", "i", "s", "b"],
             |(f, i, s, b): (Option<f64>, Option<i64>, Option<&str>, Option<bool>)| {
@@ -135,9 +135,9 @@ proptest! {
             out.with_column(Column::new("block_rows".into(), vec![h; out.height()]))?;
             Ok(out)
         };
-        let out = df.par_apply_blocks_with(&flock(Some(cs), threads), |block| {
+        let out = (flock(Some(cs), threads)).on(&df).par_apply_blocks(|block| {
             calls.fetch_add(1, Ordering::Relaxed);
-            block_fn(block)
+            Ok(block_fn(block)?)
         }).unwrap();
         let mut serial = block_fn(df.slice(0, cs.min(n)))
             .unwrap();
@@ -160,9 +160,9 @@ proptest! {
         // About one row in fifty fails; the reported row must be the first of them.
         let failing = |r: usize| { let mut s = fail_seed ^ r as u64; splitmix(&mut s).is_multiple_of(50) };
         let df = df!("x" => (0..n as i64).collect::<Vec<_>>()).unwrap();
-        let result = df.par_apply_rows_with(&flock(cs, threads), "y", |row| {
+        let result = (flock(cs, threads)).on(&df).par_apply_rows("y", |row| {
             let x = row.i64("x")?;
-            if failing(x as usize) { Err(Error::custom("bad row")) } else { Ok(x) }
+            if failing(x as usize) { Err(BoxError::from("bad row")) } else { Ok(x) }
         });
         match (0..n).find(|&r| failing(r)) {
             Some(first) => {
@@ -181,18 +181,18 @@ proptest! {
     ) {
         let flock = flock(cs, threads);
         let calls = AtomicUsize::new(0);
-        let mapped = items.par_apply_rows_with(&flock, |x| {
+        let mapped = flock.on(&items).par_apply_rows(|x| {
             calls.fetch_add(1, Ordering::Relaxed);
-            x.wrapping_mul(3) ^ 7
+            Ok(x.wrapping_mul(3) ^ 7)
         }).unwrap();
         prop_assert_eq!(calls.load(Ordering::Relaxed), items.len());
         prop_assert_eq!(mapped, items.iter().map(|x| x.wrapping_mul(3) ^ 7).collect::<Vec<_>>());
 
         let plan = flock.plan(items.len()).unwrap();
         let block_calls = AtomicUsize::new(0);
-        let sums = items.par_apply_blocks_with(&flock, |b| {
+        let sums = flock.on(&items).par_apply_blocks(|b| {
             block_calls.fetch_add(1, Ordering::Relaxed);
-            vec![b.iter().fold(0i64, |a, x| a.wrapping_add(*x)), b.len() as i64]
+            Ok(vec![b.iter().fold(0i64, |a, x| a.wrapping_add(*x)), b.len() as i64])
         }).unwrap();
         prop_assert_eq!(block_calls.load(Ordering::Relaxed), plan.blocks());
         let serial: Vec<i64> = (0..plan.blocks())
@@ -210,8 +210,8 @@ proptest! {
         cs in (0usize..=3_010).prop_flat_map(chunksize),
         threads in 1usize..=8,
     ) {
-        let result = items.try_par_apply_rows_with(&flock(cs, threads), |x| {
-            if *x == 0 { Err("zero") } else { Ok(100 / x) }
+        let result = (flock(cs, threads)).on(&items).par_apply_rows(|x| {
+            if *x == 0 { Err("zero".into()) } else { Ok(100 / x) }
         });
         match items.iter().position(|x| *x == 0) {
             Some(first) => {
@@ -232,7 +232,7 @@ proptest! {
         let data = Data::generate(n, seed);
         let df = data.frame(pieces);
         let calls = AtomicUsize::new(0);
-        let (out, report) = df.par_apply_rows_keep_going_with(&flock(cs, threads), "out", |row| {
+        let (out, report) = (flock(cs, threads)).on(&df).keep_going().par_apply_rows("out", |row| {
             calls.fetch_add(1, Ordering::Relaxed);
             let f = row.f64("f")?; // a null fails the row: Error::NullValue
             let i = row.opt_i64("i")?;
@@ -240,7 +240,7 @@ proptest! {
                 panic!("{EXPECTED_PANIC}"); // a panic fails the row too
             }
             if i.is_some_and(|i| i % 7 == 0) {
-                return Err(Error::custom("multiple of 7"));
+                return Err(BoxError::from("multiple of 7"));
             }
             Ok(f * i.unwrap_or(1) as f64)
         }).unwrap();
@@ -265,8 +265,8 @@ proptest! {
         cs in (0usize..=3_010).prop_flat_map(chunksize),
         threads in 1usize..=8,
     ) {
-        let (out, report) = items.try_par_apply_rows_keep_going_with(&flock(cs, threads), |x| {
-            if *x == 0 { Err("zero") } else { Ok(100 / x) }
+        let (out, report) = (flock(cs, threads)).on(&items).keep_going().par_apply_rows(|x| {
+            if *x == 0 { Err("zero".into()) } else { Ok(100 / x) }
         }).unwrap();
         let expected: Vec<Option<i32>> = items.iter().map(|x| (*x != 0).then(|| 100 / x)).collect();
         let failed: Vec<usize> = (0..items.len()).filter(|&i| items[i] == 0).collect();

@@ -21,18 +21,25 @@ fn sales() -> DataFrame {
 #[test]
 fn chained_pipeline_appends_columns_in_order() {
     let flock = Flock::new().chunksize(2).threads(2);
-    let out = sales()
-        .par_apply_rows_with(&flock, "total", |row| {
-            Ok(row.f64("price")? * row.i64("qty")? as f64)
-        })
-        .unwrap()
-        .par_apply_rows_with(&flock, "label", |row| {
+    // With options, each step is a view of the previous step's frame.
+    let totals = flock
+        .on(&sales())
+        .par_apply_rows(
+            "total",
+            |row| Ok(row.f64("price")? * row.i64("qty")? as f64),
+        )
+        .unwrap();
+    let labelled = flock
+        .on(&totals)
+        .par_apply_rows("label", |row| {
             Ok(format!("{}-{}", row.str("city")?, row.i64("qty")?))
         })
-        .unwrap()
-        .par_apply_blocks_with(&flock, |block| {
+        .unwrap();
+    let out = flock
+        .on(&labelled)
+        .par_apply_blocks(|block| {
             let keep = block.column("total")?.f64()?.gt(10.0);
-            block.filter(&keep)
+            Ok(block.filter(&keep)?)
         })
         .unwrap();
     let names: Vec<&str> = out.get_column_names().iter().map(|s| s.as_str()).collect();
@@ -54,14 +61,14 @@ fn return_type_picks_the_dtype() {
     let f = Flock::new().chunksize(2);
     macro_rules! check {
         ($name:literal, $dtype:expr, $closure:expr) => {{
-            let out = df.par_apply_rows_with(&f, $name, $closure).unwrap();
+            let out = f.on(&df).par_apply_rows($name, $closure).unwrap();
             assert_eq!(out.column($name).unwrap().dtype(), &$dtype, $name);
             out
         }};
     }
-    check!("f64", DataType::Float64, |r| r.f64("price"));
+    check!("f64", DataType::Float64, |r| Ok(r.f64("price")?));
     check!("f32", DataType::Float32, |r| Ok(r.f64("price")? as f32));
-    check!("i64", DataType::Int64, |r| r.i64("qty"));
+    check!("i64", DataType::Int64, |r| Ok(r.i64("qty")?));
     check!("i32", DataType::Int32, |r| Ok(r.i64("qty")? as i32));
     check!("u64", DataType::UInt64, |r| Ok(r.i64("qty")? as u64));
     check!("u32", DataType::UInt32, |r| Ok(r.i64("qty")? as u32));
@@ -161,15 +168,16 @@ fn multi_chunk_frame_gives_the_same_answer_as_rechunked() {
     for cs in [1, 7, 500, 749, 750, 751, 3_000] {
         let f = Flock::new().chunksize(cs).threads(3);
         let apply = |df: &DataFrame| {
-            df.par_apply_rows_with(&f, "out", |row| {
-                Ok(row_fn(
-                    row.opt_f64("f")?,
-                    row.opt_i64("i")?,
-                    row.opt_str("s")?,
-                    row.opt_bool("b")?,
-                ))
-            })
-            .unwrap()
+            f.on(&df)
+                .par_apply_rows("out", |row| {
+                    Ok(row_fn(
+                        row.opt_f64("f")?,
+                        row.opt_i64("i")?,
+                        row.opt_str("s")?,
+                        row.opt_bool("b")?,
+                    ))
+                })
+                .unwrap()
         };
         assert_eq!(
             f64_values(&apply(&chunked), "out"),
@@ -182,8 +190,10 @@ fn multi_chunk_frame_gives_the_same_answer_as_rechunked() {
 #[test]
 fn output_keeps_one_chunk_per_block_and_shares_input_columns() {
     let df = df!("x" => (0..1_000).map(f64::from).collect::<Vec<_>>()).unwrap();
-    let out = df
-        .par_apply_rows_with(&Flock::new().chunksize(100), "y", |r| Ok(r.f64("x")? + 1.0))
+    let out = Flock::new()
+        .chunksize(100)
+        .on(&df)
+        .par_apply_rows("y", |r| Ok(r.f64("x")? + 1.0))
         .unwrap();
     assert_eq!(out.column("y").unwrap().n_chunks(), 10);
     let values = |df: &DataFrame| {
@@ -213,8 +223,10 @@ fn empty_and_zero_column_frames() {
     assert_eq!(out.column("y").unwrap().dtype(), &DataType::Boolean);
 
     let no_columns = DataFrame::empty_with_height(300);
-    let out = no_columns
-        .par_apply_rows_with(&Flock::new().chunksize(64), "i", |r| Ok(r.index() as u32))
+    let out = Flock::new()
+        .chunksize(64)
+        .on(&no_columns)
+        .par_apply_rows("i", |r| Ok(r.index() as u32))
         .unwrap();
     assert_eq!(out.shape(), (300, 1));
     assert_eq!(out.column("i").unwrap().u32().unwrap().get(299), Some(299));
@@ -225,10 +237,10 @@ fn scalar_columns_are_read_like_any_other() {
     let mut df = df!("x" => [1i64, 2, 3, 4]).unwrap();
     df.with_column(Column::new_scalar("k".into(), Scalar::from(10i64), 4))
         .unwrap();
-    let out = df
-        .par_apply_rows_with(&Flock::new().chunksize(1), "y", |r| {
-            Ok(r.i64("x")? * r.i64("k")?)
-        })
+    let out = Flock::new()
+        .chunksize(1)
+        .on(&df)
+        .par_apply_rows("y", |r| Ok(r.i64("x")? * r.i64("k")?))
         .unwrap();
     let y = i64_values(&out, "y");
     assert_eq!(y, [10, 20, 30, 40]);
@@ -239,11 +251,15 @@ fn every_row_is_passed_exactly_once() {
     let n = 10_007;
     let df = df!("x" => (0..n as i64).collect::<Vec<_>>()).unwrap();
     let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
-    df.par_apply_rows_with(&Flock::new().chunksize(333).threads(4), "y", |r| {
-        seen[r.i64("x")? as usize].fetch_add(1, Ordering::Relaxed);
-        Ok(true)
-    })
-    .unwrap();
+    Flock::new()
+        .chunksize(333)
+        .threads(4)
+        .on(&df)
+        .par_apply_rows("y", |r| {
+            seen[r.i64("x")? as usize].fetch_add(1, Ordering::Relaxed);
+            Ok(true)
+        })
+        .unwrap();
     assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
 }
 
@@ -306,7 +322,7 @@ fn typed_path_reads_tuples_and_single_columns() {
 fn try_typed_path_returns_values_or_the_first_error() {
     let df = df!("s" => ["1", "2", "3"]).unwrap();
     let out = df
-        .try_par_apply_columns("n", ["s"], |s: &str| s.parse::<i64>())
+        .par_apply_columns("n", ["s"], |s: &str| Ok(s.parse::<i64>()?))
         .unwrap();
     assert_eq!(out.column("n").unwrap().i64().unwrap().get(2), Some(3));
 }
@@ -323,8 +339,10 @@ fn closures_reading_more_columns_than_the_slot_cache() {
         })
         .collect();
     let df = DataFrame::new(50, columns).unwrap();
-    let out = df
-        .par_apply_rows_with(&Flock::new().chunksize(7), "sum", |r| {
+    let out = Flock::new()
+        .chunksize(7)
+        .on(&df)
+        .par_apply_rows("sum", |r| {
             let mut sum = 0;
             for c in 0..100 {
                 sum += r.i64(&format!("c{c}"))?;
@@ -344,22 +362,25 @@ fn a_tuple_output_adds_one_column_per_element_on_every_row_path() {
     let data = common::Data::generate(1_000, 11);
     let df = data.frame(3);
     let flock = Flock::new().chunksize(70).threads(2);
-    let two = |row: &polars_flock::Row<'_>| -> polars_flock::Result<(Option<f64>, Option<String>)> {
+    let two = |row: &polars_flock::Row<'_>| -> Result<(Option<f64>, Option<String>), BoxError> {
         Ok((
             row.opt_f64("f")?.map(|f| f * 2.0),
             row.opt_str("s")?.map(str::to_uppercase),
         ))
     };
-    let together = df.par_apply_rows_with(&flock, ["f2", "s2"], two).unwrap();
-    let apart = df
-        .par_apply_rows_with(&flock, "f2", |row| Ok(two(row)?.0))
-        .and_then(|df| df.par_apply_rows_with(&flock, "s2", |row| Ok(two(row)?.1)))
+    let together = flock.on(&df).par_apply_rows(["f2", "s2"], two).unwrap();
+    let apart = flock
+        .on(&df)
+        .par_apply_rows("f2", |row| Ok(two(row)?.0))
+        .and_then(|df| flock.on(&df).par_apply_rows("s2", |row| Ok(two(row)?.1)))
         .unwrap();
     assert!(together.equals_missing(&apart));
 
     // Keep-going: a failed row is null in every new column.
-    let (kept, report) = df
-        .par_apply_rows_keep_going_with(&flock, ["a", "bb", "c"], |row| {
+    let (kept, report) = flock
+        .on(&df)
+        .keep_going()
+        .par_apply_rows(["a", "bb", "c"], |row| {
             let i = row.opt_i64("i")?.ok_or("null i")?;
             Ok((i, i * 2, i.to_string()))
         })
@@ -379,7 +400,7 @@ fn a_tuple_output_adds_one_column_per_element_on_every_row_path() {
     let out = df
         .par_apply_rows_per_worker(
             ["w", "x", "y", "z"],
-            || Ok::<_, std::io::Error>(0u64),
+            || Ok(0u64),
             |seen, row| {
                 *seen += 1;
                 Ok((row.index() as u64, *seen >= 1, row.opt_bool("b")?, 1i32))

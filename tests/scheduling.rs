@@ -48,9 +48,11 @@ impl DepthProbe {
 /// Waits the way IO-bound blocks do: through a nested call on a pool of its own (`io` has one
 /// item per block, so that the call really runs on that pool).
 fn nested_io(io: &Flock) {
-    (0..4u64)
-        .collect::<Vec<_>>()
-        .par_apply_rows_with(io, |_| std::thread::sleep(Duration::from_millis(2)))
+    io.on(&(0..4u64).collect::<Vec<_>>())
+        .par_apply_rows(|_| {
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(())
+        })
         .unwrap();
 }
 
@@ -84,10 +86,12 @@ fn blocks_doing_io_through_a_nested_pool_never_stack_on_the_default_pool() {
     let items: Vec<u64> = (0..8).collect();
     for _ in 0..10 {
         let probe = DepthProbe::default();
-        let out = items
-            .par_apply_blocks_with(&Flock::new().chunksize(1), |block| {
+        let out = Flock::new()
+            .chunksize(1)
+            .on(&items)
+            .par_apply_blocks(|block| {
                 probe.inside(|| nested_io(&io));
-                block.to_vec()
+                Ok(block.to_vec())
             })
             .unwrap();
         assert_eq!(out, items);
@@ -106,8 +110,9 @@ fn blocks_running_a_polars_sort_never_stack_on_an_owned_pool() {
     let flock = Flock::new().threads(2).chunksize(1);
     for _ in 0..10 {
         let probe = DepthProbe::default();
-        let out = df
-            .par_apply_blocks_with(&flock, |block| {
+        let out = flock
+            .on(&df)
+            .par_apply_blocks(|block| {
                 probe.inside(|| big.sort(["v"], SortMultipleOptions::default()))?;
                 Ok(block)
             })
@@ -125,13 +130,13 @@ fn blocks_never_stack_on_a_pool_whose_other_thread_is_busy() {
         occupy_one_thread(&shared, Duration::from_millis(100));
         let probe = DepthProbe::default();
         let flock = Flock::new().pool(Arc::clone(&shared)).chunksize(1);
-        let out = (0..6u64)
-            .collect::<Vec<_>>()
-            .par_apply_rows_with(&flock, |&x| {
-                probe.inside(|| {
+        let out = flock
+            .on(&(0..6u64).collect::<Vec<_>>())
+            .par_apply_rows(|&x| {
+                Ok(probe.inside(|| {
                     nested_io(&io);
                     x
-                })
+                }))
             })
             .unwrap();
         assert_eq!(out, (0..6).collect::<Vec<_>>());
@@ -161,15 +166,15 @@ fn child_holds_a_per_thread_lock_across_a_wait() {
     for _ in 0..3 {
         occupy_one_thread(&shared, Duration::from_millis(100));
         let flock = Flock::new().pool(Arc::clone(&shared)).chunksize(1);
-        let out = (0..6u64)
-            .collect::<Vec<_>>()
-            .par_apply_rows_with(&flock, |&x| {
-                CONNECTION.with(|connection| {
+        let out = flock
+            .on(&(0..6u64).collect::<Vec<_>>())
+            .par_apply_rows(|&x| {
+                Ok(CONNECTION.with(|connection| {
                     let mut uses = connection.lock().unwrap();
                     nested_io(&io); // waits while holding this thread's lock
                     *uses += 1;
                     x
-                })
+                }))
             })
             .unwrap();
         assert_eq!(out.len(), 6);
@@ -184,14 +189,16 @@ fn init_runs_at_most_once_per_pool_thread_in_a_call_whose_blocks_wait() {
     let items: Vec<u64> = (0..8).collect();
     for _ in 0..10 {
         let threads: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
-        let workers = Flock::new().chunksize(1).workers(|| {
+        let workers_flock = Flock::new().chunksize(1);
+        let workers = Workers::new(|| {
             threads.lock().unwrap().push(std::thread::current().id());
-            Ok::<_, std::io::Error>(())
+            Ok(())
         });
-        let out = items
-            .par_apply_rows_per_worker_with(&workers, |(), &x| {
+        let out = workers_flock
+            .on(&items)
+            .par_apply_rows_per_worker(&workers, |(), &x| {
                 nested_io(&io);
-                Ok::<_, std::io::Error>(x)
+                Ok(x)
             })
             .unwrap();
         assert_eq!(out, items);
@@ -220,8 +227,10 @@ fn a_timed_out_call_returns_without_running_another_calls_blocks() {
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             let blocks: Vec<u64> = vec![100; 40];
-            let _ = blocks
-                .par_apply_rows_with(&flock, |&ms| std::thread::sleep(Duration::from_millis(ms)));
+            let _ = flock.on(&blocks).par_apply_rows(|&ms| {
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            });
         })
     };
     let flock = Flock::new()
@@ -230,8 +239,10 @@ fn a_timed_out_call_returns_without_running_another_calls_blocks() {
         .timeout(Duration::from_millis(100));
     let blocks: Vec<u64> = vec![50, 500, 50, 50, 50, 50, 50, 50];
     let start = Instant::now();
-    let result =
-        blocks.par_apply_rows_with(&flock, |&ms| std::thread::sleep(Duration::from_millis(ms)));
+    let result = flock.on(&blocks).par_apply_rows(|&ms| {
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(())
+    });
     let elapsed = start.elapsed();
     other_stop.cancel();
     other.join().unwrap();
@@ -248,14 +259,16 @@ fn a_timed_out_call_returns_without_running_another_calls_blocks() {
 
 /// Runs ten one-item blocks on `workers`; the result and how many blocks started.
 fn count_started_blocks(
+    flock: &Flock,
     workers: &polars_flock::Workers<'_, ()>,
 ) -> (polars_flock::Result<Vec<u64>>, usize) {
     let started = AtomicUsize::new(0);
-    let result = (0..10u64)
-        .collect::<Vec<_>>()
-        .par_apply_rows_per_worker_with(workers, |(), &x| {
+    let items: Vec<u64> = (0..10).collect();
+    let result = flock
+        .on(&items)
+        .par_apply_rows_per_worker(workers, |(), &x| {
             started.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>(x)
+            Ok(x)
         });
     (result, started.into_inner())
 }
@@ -263,16 +276,13 @@ fn count_started_blocks(
 #[test]
 fn cancelling_inside_a_slow_init_starts_no_block() {
     let token = CancelToken::new();
-    let workers = Flock::new()
-        .threads(2)
-        .chunksize(1)
-        .cancel_token(&token)
-        .workers(|| {
-            token.cancel();
-            std::thread::sleep(Duration::from_millis(100));
-            Ok::<_, std::io::Error>(())
-        });
-    let (result, started) = count_started_blocks(&workers);
+    let workers_flock = Flock::new().threads(2).chunksize(1).cancel_token(&token);
+    let workers = Workers::new(|| {
+        token.cancel();
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(())
+    });
+    let (result, started) = count_started_blocks(&workers_flock, &workers);
     assert!(
         matches!(
             result,
@@ -288,15 +298,15 @@ fn cancelling_inside_a_slow_init_starts_no_block() {
 
 #[test]
 fn a_deadline_passing_while_init_runs_starts_no_block() {
-    let workers = Flock::new()
+    let workers_flock = Flock::new()
         .threads(2)
         .chunksize(1)
-        .timeout(Duration::from_millis(50))
-        .workers(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok::<_, std::io::Error>(())
-        });
-    let (result, started) = count_started_blocks(&workers);
+        .timeout(Duration::from_millis(50));
+    let workers = Workers::new(|| {
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    });
+    let (result, started) = count_started_blocks(&workers_flock, &workers);
     assert!(
         matches!(
             result,
@@ -317,22 +327,24 @@ fn no_block_starts_after_a_failure_that_happened_while_init_ran() {
         let inits = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let late_starts = AtomicUsize::new(0);
-        let workers = Flock::new().threads(2).chunksize(1).workers(|| {
+        let workers_flock = Flock::new().threads(2).chunksize(1);
+        let workers = Workers::new(|| {
             if inits.fetch_add(1, Ordering::SeqCst) == 1 {
                 std::thread::sleep(Duration::from_millis(300));
             }
-            Ok::<_, std::io::Error>(())
+            Ok(())
         });
-        let result = (0..10u64)
-            .collect::<Vec<_>>()
-            .par_apply_rows_per_worker_with(&workers, |(), &x| {
+        let items: Vec<u64> = (0..10).collect();
+        let result = workers_flock
+            .on(&items)
+            .par_apply_rows_per_worker(&workers, |(), &x| {
                 if failed.load(Ordering::SeqCst) {
                     late_starts.fetch_add(1, Ordering::SeqCst);
                 }
                 if x == 0 {
                     std::thread::sleep(Duration::from_millis(20));
                     failed.store(true, Ordering::SeqCst);
-                    return Err("block 0 fails");
+                    return Err("block 0 fails".into());
                 }
                 Ok(x)
             });

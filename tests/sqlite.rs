@@ -66,13 +66,15 @@ fn per_worker_lookups_equal_a_serial_lookup() {
     ] {
         let threads = flock.plan(1).unwrap().threads();
         let inits = AtomicUsize::new(0);
-        let workers = flock.workers(|| {
+        let workers_flock = flock;
+        let workers = Workers::new(|| {
             inits.fetch_add(1, Ordering::Relaxed);
-            open(&path)
+            Ok(open(&path)?)
         });
-        let out = df
-            .par_apply_rows_per_worker_with(&workers, "label_len", |conn, row| {
-                let label = lookup(conn, row.i64("k")?).map_err(Error::custom)?;
+        let out = workers_flock
+            .on(&df)
+            .par_apply_rows_per_worker("label_len", &workers, |conn, row| {
+                let label = lookup(conn, row.i64("k")?)?;
                 Ok(label.len() as i64)
             })
             .unwrap();
@@ -99,12 +101,12 @@ fn failing_init_with_a_bad_path_is_an_init_error() {
         .par_apply_rows_per_worker(
             "label_len",
             || {
-                Connection::open_with_flags(
+                Ok(Connection::open_with_flags(
                     "/no/such/dir/flock.sqlite",
                     OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
+                )?)
             },
-            |conn, row| Ok(lookup(conn, row.i64("k")?).map_err(Error::custom)?.len() as i64),
+            |conn, row| Ok(lookup(conn, row.i64("k")?)?.len() as i64),
         )
         .unwrap_err();
     match err {
@@ -131,32 +133,27 @@ fn concurrent_writers_lose_no_rows() {
     let n = 30_000i64;
     let df = frame(n);
     // Each worker writes its blocks through its own connection, one transaction per block.
-    let written = df
-        .par_apply_blocks_per_worker_with(
-            &Flock::new()
-                .threads(4)
-                .chunksize(1_000)
-                .workers(|| open(&path)),
+    let written = Flock::new()
+        .threads(4)
+        .chunksize(1_000)
+        .on(&df)
+        .par_apply_blocks_per_worker(
+            || Ok(open(&path)?),
             |conn, block| {
-                let to_polars = |e: rusqlite::Error| polars_err!(ComputeError: "{e}");
-                let tx = conn.transaction().map_err(to_polars)?;
+                let tx = conn.transaction()?;
                 {
-                    let mut insert = tx
-                        .prepare_cached("INSERT INTO results VALUES (?1, ?2)")
-                        .map_err(to_polars)?;
+                    let mut insert = tx.prepare_cached("INSERT INTO results VALUES (?1, ?2)")?;
                     for (id, k) in block
                         .column("id")?
                         .i64()?
                         .into_no_null_iter()
                         .zip(block.column("k")?.i64()?.into_no_null_iter())
                     {
-                        insert
-                            .execute(params![id, label(k).len() as i64])
-                            .map_err(to_polars)?;
+                        insert.execute(params![id, label(k).len() as i64])?;
                     }
                 }
-                tx.commit().map_err(to_polars)?;
-                df!("written" => [block.height() as u64])
+                tx.commit()?;
+                Ok(df!("written" => [block.height() as u64])?)
             },
         )
         .unwrap();
@@ -187,13 +184,13 @@ fn read_and_write_connections_as_one_state() {
     let ids: Vec<i64> = (0..5_000).collect();
     let lens = ids
         .par_apply_rows_per_worker(
-            || Ok::<_, rusqlite::Error>((open(&path)?, open(&path)?)),
+            || Ok((open(&path)?, open(&path)?)),
             |(read, write), id| {
                 let len = lookup(read, id % LOOKUP_ROWS)?.len() as i64;
                 write
                     .prepare_cached("INSERT INTO results VALUES (?1, ?2)")?
                     .execute(params![id, len])?;
-                Ok::<_, rusqlite::Error>(len)
+                Ok(Ok::<_, rusqlite::Error>(len)?)
             },
         )
         .unwrap();
@@ -219,7 +216,7 @@ fn sqlite_errors_convert_with_question_mark_in_row_closures() {
     let err = df
         .par_apply_rows_per_worker(
             "label",
-            || open(&path),
+            || Ok(open(&path)?),
             |conn, row| {
                 let k = row.i64("k")?;
                 // No such table: a rusqlite error, converted by `?`.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use polars_flock::BoxError;
 use polars_flock::polars::prelude::*;
 use polars_flock::streaming::{
     IpcBatches, IpcSink, apply_batches_in_order, par_apply_batches, write_ipc,
@@ -22,11 +23,11 @@ fn batch(b: usize, rows: usize) -> PolarsResult<DataFrame> {
 }
 
 /// The closure under test: a new column and a filter, so outputs differ in size from inputs.
-fn transform(df: DataFrame) -> PolarsResult<DataFrame> {
+fn transform(df: DataFrame) -> Result<DataFrame, BoxError> {
     let y = (df.column("x")?.as_materialized_series() * 2.0).with_name("y".into());
     let out = df.hstack(&[y.into_column()])?;
     let keep = out.column("x")?.f64()?.gt(20.0);
-    out.filter(&keep)
+    Ok(out.filter(&keep)?)
 }
 
 fn read_all(path: &std::path::Path) -> DataFrame {
@@ -69,7 +70,7 @@ proptest! {
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 out
             },
-            |out| sink.write(&out),
+            |out| Ok(sink.write(&out)?),
         ).unwrap();
         sink.finish().unwrap();
 
@@ -104,7 +105,7 @@ fn the_first_failing_batch_is_reported_and_earlier_ones_are_written() {
         |df| {
             let first = df.column("id")?.i64()?.get(0).unwrap();
             if first == 70_000 || first == 120_000 {
-                polars_bail!(ComputeError: "bad batch at {first}");
+                return Err(polars_err!(ComputeError: "bad batch at {first}").into());
             }
             Ok(df)
         },
@@ -166,7 +167,7 @@ fn the_first_failing_batch_is_reported_and_earlier_ones_are_written() {
     // A sink error stops the stream.
     let err = par_apply_batches(&Flock::new(), 3, batches(10), Ok, |out| {
         if out.column("id")?.i64()?.get(0) == Some(20_000) {
-            Err(Error::custom("sink full"))
+            Err("sink full".into())
         } else {
             Ok(())
         }

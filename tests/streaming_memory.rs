@@ -4,6 +4,7 @@
 //! The only test in its binary, so that no other test's allocations move the process's RSS.
 #![cfg(feature = "streaming")]
 
+use polars_flock::BoxError;
 use polars_flock::Flock;
 use polars_flock::polars::prelude::*;
 use polars_flock::streaming::{IpcBatches, IpcSink, par_apply_batches, write_ipc};
@@ -21,11 +22,11 @@ fn batch(b: usize) -> PolarsResult<DataFrame> {
     df!("a" => col(0), "b" => col(1), "c" => col(2), "d" => col(3))
 }
 
-fn transform(df: DataFrame) -> PolarsResult<DataFrame> {
+fn transform(df: DataFrame) -> Result<DataFrame, BoxError> {
     let a = df.column("a")?.as_materialized_series();
     let b = df.column("b")?.as_materialized_series();
     let z = (a * b)?.with_name("z".into());
-    df.hstack(&[z.into_column()])
+    Ok(df.hstack(&[z.into_column()])?)
 }
 
 fn status_kib(field: &str) -> Option<usize> {
@@ -55,7 +56,7 @@ fn peak_rss_is_bounded_by_the_window_not_the_file() {
         WINDOW,
         IpcBatches::open(&input).unwrap(),
         transform,
-        |out| sink.write(&out),
+        |out| Ok(sink.write(&out)?),
     )
     .unwrap();
     sink.finish().unwrap();

@@ -24,14 +24,15 @@ fn lazy_queries_inside_block_closures_are_correct() {
         Flock::new().chunksize(3_000).threads(4),
     ] {
         // Each block runs a multithreaded lazy query (group-by, sort) on its own slice.
-        let out = df
-            .par_apply_blocks_with(&flock, |block| {
-                block
+        let out = flock
+            .on(&df)
+            .par_apply_blocks(|block| {
+                Ok(block
                     .lazy()
                     .group_by([col("k")])
                     .agg([col("x").sum().alias("sum"), col("x").count().alias("n")])
                     .sort(["k"], SortMultipleOptions::default())
-                    .collect()
+                    .collect()?)
             })
             .unwrap();
         // Summed over blocks, the partial sums equal one serial aggregate.
@@ -62,18 +63,20 @@ fn nested_calls_stop_cleanly_when_the_outer_call_is_cancelled() {
     let outer: Vec<u64> = (0..400).collect();
     let flock = Flock::new().chunksize(1).threads(2).cancel_token(&token);
     let start = Instant::now();
-    let err = outer
-        .try_par_apply_rows_with(&flock, |&i| {
+    let err = flock
+        .on(&outer)
+        .par_apply_rows(|&i| {
             if i == 40 {
                 token.cancel();
             }
             // The inner call shares the token: it stops too, and its error stops the outer row.
             let inner: Vec<u64> = (0..20_000).collect();
-            let sums = inner
-                .par_apply_blocks_with(&Flock::new().chunksize(500).cancel_token(&token), |b| {
-                    vec![b.iter().sum::<u64>()]
-                })?;
-            Ok::<_, Error>(sums.iter().sum::<u64>() * i)
+            let sums = Flock::new()
+                .chunksize(500)
+                .cancel_token(&token)
+                .on(&inner)
+                .par_apply_blocks(|b| Ok(vec![b.iter().sum::<u64>()]))?;
+            Ok(sums.iter().sum::<u64>() * i)
         })
         .unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(10));
@@ -114,7 +117,7 @@ fn eight_callers_with_their_own_deadlines_and_tokens() {
                     if t % 4 == 2 {
                         token.cancel();
                     }
-                    let result = df.par_apply_rows_with(&flock, "y", |row| {
+                    let result = flock.on(&df).par_apply_rows("y", |row| {
                         if t % 4 == 3 {
                             std::thread::sleep(Duration::from_millis(1));
                         }

@@ -16,7 +16,7 @@ struct Conn {
     used: usize,
 }
 
-fn opener(count: &AtomicUsize) -> impl Fn() -> Result<Conn, std::io::Error> + Sync + '_ {
+fn opener(count: &AtomicUsize) -> impl Fn() -> Result<Conn, BoxError> + Sync + '_ {
     move || {
         let id = count.fetch_add(1, Ordering::Relaxed);
         Ok(Conn { id, used: 0 })
@@ -44,15 +44,15 @@ fn call_scoped_init_runs_at_most_once_per_thread_with_work() {
     // An input small enough to run inline opens exactly one; an empty one opens none.
     inits.store(0, Ordering::Relaxed);
     df.head(Some(10))
-        .par_apply_rows_per_worker("y", opener(&inits), |_, row| row.i64("x"))
+        .par_apply_rows_per_worker("y", opener(&inits), |_, row| Ok(row.i64("x")?))
         .unwrap();
     assert_eq!(inits.load(Ordering::Relaxed), 1);
     inits.store(0, Ordering::Relaxed);
     df.head(Some(0))
-        .par_apply_rows_per_worker("y", opener(&inits), |_, row| row.i64("x"))
+        .par_apply_rows_per_worker("y", opener(&inits), |_, row| Ok(row.i64("x")?))
         .unwrap();
     Vec::<u8>::new()
-        .par_apply_rows_per_worker(opener(&inits), |_, x| Ok::<_, Error>(*x))
+        .par_apply_rows_per_worker(opener(&inits), |_, x| Ok(*x))
         .unwrap();
     assert_eq!(inits.load(Ordering::Relaxed), 0);
 }
@@ -64,29 +64,36 @@ fn init_count_is_bounded_by_threads_for_every_form() {
     for threads in [1, 2, 3, 8] {
         let flock = Flock::new().threads(threads).chunksize(100);
         let count = AtomicUsize::new(0);
-        let workers = flock.clone().workers(opener(&count));
-        items
-            .par_apply_rows_per_worker_with(&workers, |c, x| {
+        let workers_flock = flock.clone();
+        let workers = Workers::new(opener(&count));
+        workers_flock
+            .on(&items)
+            .par_apply_rows_per_worker(&workers, |c, x| {
                 c.used += 1;
-                Ok::<_, Error>(*x)
+                Ok(*x)
             })
             .unwrap();
-        items
-            .par_apply_blocks_per_worker_with(&workers, |c, b| {
+        workers_flock
+            .on(&items)
+            .par_apply_blocks_per_worker(&workers, |c, b| {
                 c.used += 1;
-                Ok::<_, Error>(b.to_vec())
+                Ok(b.to_vec())
             })
             .unwrap();
-        df.par_apply_rows_per_worker_with(&workers, "y", |c, r| {
-            c.used += 1;
-            r.i64("x")
-        })
-        .unwrap();
-        df.par_apply_blocks_per_worker_with(&workers, |c, b| {
-            c.used += 1;
-            Ok(b)
-        })
-        .unwrap();
+        workers_flock
+            .on(&df)
+            .par_apply_rows_per_worker("y", &workers, |c, r| {
+                c.used += 1;
+                Ok(r.i64("x")?)
+            })
+            .unwrap();
+        workers_flock
+            .on(&df)
+            .par_apply_blocks_per_worker(&workers, |c, b| {
+                c.used += 1;
+                Ok(b)
+            })
+            .unwrap();
         // Four calls of 500 blocks each: states are reused, never more than one per thread.
         let n = count.load(Ordering::Relaxed);
         assert!((1..=threads).contains(&n), "{n} inits on {threads} threads");
@@ -105,14 +112,13 @@ fn states_are_reused_across_calls_and_dropped_with_the_runner() {
     }
     let dropped = Arc::new(AtomicUsize::new(0));
     let d = Arc::clone(&dropped);
-    let workers = Flock::new()
-        .threads(2)
-        .chunksize(10)
-        .workers(move || Ok::<_, Error>(Tracked(Arc::clone(&d))));
+    let workers_flock = Flock::new().threads(2).chunksize(10);
+    let workers = Workers::new(move || Ok(Tracked(Arc::clone(&d))));
     let items: Vec<u32> = (0..1_000).collect();
     for _ in 0..5 {
-        items
-            .par_apply_rows_per_worker_with(&workers, |_, x| Ok::<_, Error>(*x))
+        workers_flock
+            .on(&items)
+            .par_apply_rows_per_worker(&workers, |_, x| Ok(*x))
             .unwrap();
     }
     let opened = workers.inits();
@@ -137,21 +143,22 @@ fn each_state_serves_one_block_at_a_time_and_all_its_blocks() {
     let in_use: Mutex<HashSet<usize>> = Mutex::new(HashSet::new());
     let ids = AtomicUsize::new(0);
     let items: Vec<u32> = (0..20_000).collect();
-    let used = items
-        .par_apply_blocks_per_worker_with(
-            &Flock::new().threads(4).chunksize(50).workers(opener(&ids)),
-            |conn, block| {
-                assert!(
-                    in_use.lock().unwrap().insert(conn.id),
-                    "state {} used twice at once",
-                    conn.id
-                );
-                std::thread::yield_now();
-                conn.used += 1;
-                in_use.lock().unwrap().remove(&conn.id);
-                Ok::<_, Error>(vec![block.len()])
-            },
-        )
+    let workers = Workers::new(opener(&ids));
+    let used = Flock::new()
+        .threads(4)
+        .chunksize(50)
+        .on(&items)
+        .par_apply_blocks_per_worker(&workers, |conn, block| {
+            assert!(
+                in_use.lock().unwrap().insert(conn.id),
+                "state {} used twice at once",
+                conn.id
+            );
+            std::thread::yield_now();
+            conn.used += 1;
+            in_use.lock().unwrap().remove(&conn.id);
+            Ok(vec![block.len()])
+        })
         .unwrap();
     assert_eq!(used.iter().sum::<usize>(), 20_000);
 }
@@ -161,7 +168,7 @@ fn several_resources_as_one_tuple_state() {
     let reads = AtomicUsize::new(0);
     let writes = AtomicUsize::new(0);
     let df = df!("k" => (0..5_000i64).collect::<Vec<_>>()).unwrap();
-    let init = || Ok::<_, std::io::Error>((opener(&reads)()?, opener(&writes)()?));
+    let init = || Ok((opener(&reads)()?, opener(&writes)()?));
     let out = df
         .par_apply_rows_per_worker("k2", init, |(read, write), row| {
             read.used += 1;
@@ -184,12 +191,12 @@ fn failing_init_names_worker_block_and_completed_blocks() {
     // The first init succeeds; every later one fails. With one thread, blocks run in order on one
     // state, so nothing fails; with a fresh runner whose init always fails, block 0 fails at once.
     let items: Vec<u32> = (0..100).collect();
-    let err = items
-        .par_apply_rows_per_worker_with(
-            &Flock::new()
-                .chunksize(10)
-                .workers(|| Err::<(), _>("cannot connect")),
-            |(), x| Ok::<_, Error>(*x),
+    let err = Flock::new()
+        .chunksize(10)
+        .on(&items)
+        .par_apply_rows_per_worker(
+            &Workers::new(|| Err::<(), _>("cannot connect".into())),
+            |(), x| Ok(*x),
         )
         .unwrap_err();
     match &err {
@@ -213,15 +220,16 @@ fn failing_init_names_worker_block_and_completed_blocks() {
         if opened.fetch_add(1, Ordering::SeqCst) == 0 {
             Ok(())
         } else {
-            Err("second connection refused")
+            Err("second connection refused".into())
         }
     };
     let slow = |(): &mut (), x: &u32| {
         std::thread::sleep(std::time::Duration::from_micros(200));
-        Ok::<_, Error>(*x)
+        Ok(*x)
     };
-    let err = Flock::new().threads(2).chunksize(10).workers(init);
-    let err = items.par_apply_rows_per_worker_with(&err, slow);
+    let err_flock = Flock::new().threads(2).chunksize(10);
+    let err = Workers::new(init);
+    let err = err_flock.on(&items).par_apply_rows_per_worker(&err, slow);
     if let Err(Error::Init {
         block,
         completed_blocks,
@@ -248,8 +256,8 @@ fn panicking_init_is_an_init_error() {
     let err = df
         .par_apply_rows_per_worker(
             "y",
-            || -> Result<(), Error> { panic!("no config file") },
-            |(), r| r.i64("x"),
+            || -> Result<(), BoxError> { panic!("no config file") },
+            |(), r| Ok(r.i64("x")?),
         )
         .unwrap_err();
     assert!(
@@ -267,12 +275,14 @@ fn panicking_init_is_an_init_error() {
 #[test]
 fn a_state_whose_closure_panicked_is_not_reused() {
     let count = AtomicUsize::new(0);
-    let workers = Flock::new().threads(1).chunksize(5).workers(opener(&count));
+    let workers_flock = Flock::new().threads(1).chunksize(5);
+    let workers = Workers::new(opener(&count));
     let items: Vec<u32> = (0..20).collect();
-    let err = items
-        .par_apply_rows_per_worker_with(&workers, |_, x| {
+    let err = workers_flock
+        .on(&items)
+        .par_apply_rows_per_worker(&workers, |_, x| {
             assert_ne!(*x, 7, "poisoned state");
-            Ok::<_, Error>(*x)
+            Ok(*x)
         })
         .unwrap_err();
     assert!(matches!(
@@ -288,8 +298,9 @@ fn a_state_whose_closure_panicked_is_not_reused() {
         0,
         "the state that saw the panic was dropped"
     );
-    items
-        .par_apply_rows_per_worker_with(&workers, |_, x| Ok::<_, Error>(*x))
+    workers_flock
+        .on(&items)
+        .par_apply_rows_per_worker(&workers, |_, x| Ok(*x))
         .unwrap();
     assert_eq!(workers.inits(), 2);
 }
@@ -299,19 +310,23 @@ fn reentrant_and_nested_per_worker_calls_neither_panic_nor_deadlock() {
     // A closure that runs a parallel Polars op (which lets the waiting thread steal work) and a
     // nested per-worker call on the same runner.
     let count = AtomicUsize::new(0);
-    let workers = Flock::new().threads(2).chunksize(1).workers(opener(&count));
+    let workers_flock = Flock::new().threads(2).chunksize(1);
+    let workers = Workers::new(opener(&count));
     let big = df!("x" => (0..200_000i64).rev().collect::<Vec<_>>()).unwrap();
     let outer: Vec<u32> = (0..16).collect();
-    let out = outer
-        .par_apply_rows_per_worker_with(&workers, |conn, &i| {
+    let out = workers_flock
+        .on(&outer)
+        .par_apply_rows_per_worker(&workers, |conn, &i| {
             conn.used += 1;
             let sorted = big.sort(["x"], SortMultipleOptions::default())?;
             let inner: Vec<u32> = (0..100).collect();
-            let nested = inner.par_apply_rows_per_worker_with(&workers, |c, x| {
-                c.used += 1;
-                Ok::<_, Error>(x + i)
-            })?;
-            Ok::<_, Error>(sorted.column("x")?.i64()?.get(0).unwrap() as u32 + nested[99])
+            let nested = workers_flock
+                .on(&inner)
+                .par_apply_rows_per_worker(&workers, |c, x| {
+                    c.used += 1;
+                    Ok(x + i)
+                })?;
+            Ok(sorted.column("x")?.i64()?.get(0).unwrap() as u32 + nested[99])
         })
         .unwrap();
     assert_eq!(out, (0..16).map(|i| 99 + i).collect::<Vec<_>>());

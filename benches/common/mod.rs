@@ -2,6 +2,7 @@
 //! shared by the benches, the `workloads` example and the tests (included with `#[path]`).
 #![allow(dead_code)]
 
+use polars_flock::BoxError;
 use polars_flock::polars::prelude::*;
 use rayon::prelude::*;
 
@@ -77,7 +78,7 @@ pub fn w3(s: &str) -> i64 {
 }
 
 /// W4: a block UDF: the block plus `z` = (x - mean(x)) / std(x), over the block.
-pub fn w4(block: DataFrame) -> PolarsResult<DataFrame> {
+pub fn w4(block: DataFrame) -> Result<DataFrame, BoxError> {
     let x = block.column("x")?.f64()?;
     let (mean, std) = (x.mean().unwrap_or(0.0), x.std(1).unwrap_or(1.0));
     let z: Float64Chunked = x.apply_values(|v| (v - mean) / std);

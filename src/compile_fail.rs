@@ -8,7 +8,7 @@
 /// use polars_flock::prelude::*;
 ///
 /// let offset = Rc::new(5u64);
-/// let out = [1u64, 2, 3].par_apply_rows(|x| x + *offset);
+/// let out = [1u64, 2, 3].par_apply_rows(|x| Ok(x + *offset));
 /// ```
 ///
 /// The same closure with an `Arc` compiles:
@@ -18,7 +18,7 @@
 /// use polars_flock::prelude::*;
 ///
 /// let offset = Arc::new(5u64);
-/// let out = [1u64, 2, 3].par_apply_rows(|x| x + *offset)?;
+/// let out = [1u64, 2, 3].par_apply_rows(|x| Ok(x + *offset))?;
 /// assert_eq!(out, [6, 7, 8]);
 /// # Ok::<(), polars_flock::Error>(())
 /// ```
@@ -32,7 +32,7 @@ pub(crate) struct RcCaptured;
 /// use polars_flock::prelude::*;
 ///
 /// let connection = RefCell::new(Vec::new()); // Send, not Sync
-/// let out = [1u64, 2, 3].par_apply_rows(|x| connection.borrow_mut().push(*x));
+/// let out = [1u64, 2, 3].par_apply_rows(|x| Ok(connection.borrow_mut().push(*x)));
 /// ```
 ///
 /// One per worker compiles:
@@ -42,10 +42,10 @@ pub(crate) struct RcCaptured;
 /// use polars_flock::prelude::*;
 ///
 /// let out = [1u64, 2, 3].par_apply_rows_per_worker(
-///     || Ok::<_, std::io::Error>(RefCell::new(Vec::new())),
+///     || Ok(RefCell::new(Vec::new())),
 ///     |connection, &x| {
 ///         connection.borrow_mut().push(x);
-///         Ok::<_, std::io::Error>(x)
+///         Ok(x)
 ///     },
 /// )?;
 /// assert_eq!(out, [1, 2, 3]);

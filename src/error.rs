@@ -324,8 +324,9 @@ pub enum Error {
 /// use polars_flock::{Error, Flock, UserCode};
 ///
 /// let blocks = Flock::new().chunksize(1); // three blocks: two combines
-/// let err = [1, 2, 3]
-///blocks.on(&).par_fold(|| 0, |a, &x| a + x, |_, _| panic!("bad combine"))
+/// let err = blocks
+///     .on(&[1, 2, 3])
+///     .par_fold(|| 0, |a, &x| Ok(a + x), |_, _| panic!("bad combine"))
 ///     .unwrap_err();
 /// assert!(matches!(err, Error::Panicked { during: UserCode::Combine, block: 1, .. }));
 /// ```
@@ -458,7 +459,11 @@ impl std::fmt::Display for Error {
                 block,
                 rows,
                 source,
-            } => write!(f, "block {block} (rows {}..{}): {source}", rows.start, rows.end),
+            } => write!(
+                f,
+                "block {block} (rows {}..{}): {source}",
+                rows.start, rows.end
+            ),
             Error::InGroup { group, key, source } => write!(f, "group {group} ({key}): {source}"),
             Error::InFile { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Closure { source } => write!(f, "{source}"),

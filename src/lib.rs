@@ -251,32 +251,29 @@
 // `unsafe` only in the `arrow` module, at the Arrow C Data Interface boundary.
 #![deny(unsafe_code)]
 
-#[cfg(feature = "arrow")]
-pub mod arrow;
-mod cell;
+// The layout follows the architecture: front-ends (one per kind of input) turn a call into a plan
+// of blocks and a task per block; options and modes (`Flock`, the views, keep-going, per-worker
+// states) configure it; `plan` cuts the input; `exec` runs the blocks; `concat` reassembles the
+// outputs; typed cells read and write column values. Every sealed trait is in `sealed`.
+mod cells;
 #[cfg(doctest)]
 mod compile_fail;
 mod concat;
-mod control;
 mod error;
 mod exec;
-mod files;
-mod flock;
-mod fold;
-mod frame;
-mod group;
+mod frontends;
+mod modes;
 mod plan;
 pub mod prelude;
-mod row;
 mod sealed;
-mod slice;
+
+use cells::{cell, row, value};
+#[cfg(feature = "arrow")]
+pub use frontends::arrow;
 #[cfg(feature = "streaming")]
-pub mod streaming;
-#[cfg(feature = "dtypes")]
-mod temporal;
-mod value;
-mod view;
-mod workers;
+pub use frontends::streaming;
+use frontends::{files, fold, frame, group, slice};
+use modes::{control, flock, view, workers};
 
 #[cfg(feature = "dtypes")]
 pub use chrono;

@@ -57,3 +57,140 @@ pub trait Batches {
     /// The options.
     fn flock(&self) -> &Flock;
 }
+
+/// Behind [`FromCell`](crate::FromCell): how a value is read from a column.
+pub(crate) mod cell {
+    use polars::prelude::*;
+    use polars_arrow::array::Array;
+
+    use crate::cell::SlotData;
+
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be read from a column",
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta (dtypes must match exactly: cast the column first)"
+    )]
+    pub trait Sealed<'a>: Sized {
+        /// A per-segment view, made once per segment and read once per row.
+        type Seg;
+        const NULLABLE: bool;
+        /// The dtype a column must have (for a type that reads several, such as a datetime of
+        /// any unit, a representative one).
+        fn dtype() -> DataType;
+        /// Whether a column of `dtype` is read as this type.
+        #[inline]
+        fn accepts(dtype: &DataType) -> bool {
+            dtype == &Self::dtype()
+        }
+        /// The dtype to name in a mismatch with a column of dtype `found`.
+        fn expected(found: &DataType) -> DataType {
+            let _ = found;
+            Self::dtype()
+        }
+        /// Checks, once per typed read, that every value of `series` converts to this type.
+        fn check(series: &Series) -> std::result::Result<(), String> {
+            let _ = series;
+            Ok(())
+        }
+        /// `dtype` is the column's (it carries a temporal column's time unit).
+        fn seg(array: &'a dyn Array, dtype: &'a DataType, offset: usize, len: usize) -> Self::Seg;
+        fn get(seg: &Self::Seg, i: usize) -> Self;
+        /// Reads segment row `i` (not null) from the row view's slot; `None` on a dtype mismatch.
+        fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self>;
+        /// The value of a null: `Some(None)` for `Option` types, `None` for the others.
+        fn null() -> Option<Self>;
+    }
+}
+
+/// Behind [`FromColumns`](crate::FromColumns): how a tuple of values is read from columns.
+pub(crate) mod columns {
+    use std::ops::Range;
+
+    use polars::prelude::*;
+
+    use crate::Result;
+    use crate::cell::ColumnReader;
+
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be read from {N} columns",
+        note = "the typed path reads one supported value per name, as a tuple with one element per column: `[\"x\", \"k\"]` with `|(x, k): (f64, i64)|`, `[\"x\"]` with `|x: f64|`; annotate the closure's argument"
+    )]
+    pub trait Sealed<'a, const N: usize>: Sized {
+        type Segs;
+        fn readers(df: &'a DataFrame, names: [&str; N]) -> Result<[ColumnReader<'a>; N]>;
+        fn segs(readers: &[ColumnReader<'a>; N], rows: Range<usize>) -> Self::Segs;
+        fn get(segs: &Self::Segs, i: usize) -> Self;
+    }
+}
+
+/// Behind [`ColumnValue`](crate::ColumnValue): how a value is written into a column.
+pub(crate) mod value {
+    use polars::prelude::*;
+
+    /// Builds one output array per block without going through `AnyValue`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
+        label = "returned here",
+        note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
+        note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
+    )]
+    pub trait Sealed: Sized {
+        type Builder: Send;
+        fn dtype() -> DataType;
+        fn builder(capacity: usize) -> Self::Builder;
+        fn push(builder: &mut Self::Builder, value: Self);
+        /// Values pushed so far (on a panic, the failing row is the next one).
+        fn len(builder: &Self::Builder) -> usize;
+        /// Appends many values; numeric builders let `Vec::extend` size and vectorise the loop.
+        #[inline(always)]
+        fn extend(builder: &mut Self::Builder, values: impl Iterator<Item = Self>) {
+            for value in values {
+                Self::push(builder, value);
+            }
+        }
+        fn finish(builder: Self::Builder, name: PlSmallStr) -> Series;
+        /// The same dtype with nulls: `Option<Self>`, or `Self` if it already is an `Option`.
+        type Nullable: Sealed + Send;
+        /// This value as a `Nullable`.
+        fn some(self) -> Self::Nullable;
+        /// A null `Nullable`.
+        fn null() -> Self::Nullable;
+    }
+}
+
+/// Behind [`RowOutput`](crate::RowOutput): how a value or tuple is written into output columns.
+pub(crate) mod rows {
+    use polars::prelude::*;
+
+    /// Builds a row closure's output columns, one builder per column.
+    pub trait Sealed: Sized {
+        type Builders: Send;
+        fn builders(capacity: usize) -> Self::Builders;
+        fn push(builders: &mut Self::Builders, value: Self);
+        /// Appends every value: for one column, a loop the compiler can vectorise.
+        #[inline(always)]
+        fn extend(builders: &mut Self::Builders, values: impl Iterator<Item = Self>) {
+            for value in values {
+                Self::push(builders, value);
+            }
+        }
+        /// Values pushed so far (on a panic, the failing row is the next one).
+        fn len(builders: &Self::Builders) -> usize;
+        fn finish(builders: Self::Builders, names: &[PlSmallStr]) -> Vec<Series>;
+        /// The output columns' dtypes, in order.
+        fn dtypes() -> Vec<DataType>;
+        /// The same columns with nulls (`Option`s).
+        type Nullable: Sealed + Send;
+        fn some(self) -> Self::Nullable;
+        fn null() -> Self::Nullable;
+    }
+}
+
+/// Behind [`OutputNames`](crate::OutputNames): the names of a closure's output columns.
+pub(crate) mod names {
+    use polars::prelude::*;
+
+    /// The names, one per output column.
+    pub trait Sealed<U> {
+        fn names(&self) -> Vec<PlSmallStr>;
+    }
+}

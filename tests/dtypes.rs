@@ -210,3 +210,64 @@ fn a_date_beyond_chronos_range_is_an_error_not_a_wrong_value() {
         .unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
 }
+
+/// Categorical and enum columns (u8, u16 and u32 codes) read as `&str` through the row view and
+/// the typed path, nulls included, equal to the same column as `String`; a non-string read of
+/// one is a dtype mismatch naming `Categorical`.
+#[test]
+fn categorical_and_enum_columns_read_as_str() {
+    use polars_flock::polars::prelude::{CategoricalPhysical, Categories, FrozenCategories};
+    let words: Vec<Option<&str>> = (0..3_000)
+        .map(|i| (i % 7 != 3).then(|| ["red", "green", "blue", "teal"][i % 4]))
+        .collect();
+    let strings = Series::new("s".into(), &words);
+    let mut dtypes = vec![DataType::from_categories(Categories::global())];
+    for physical in [
+        CategoricalPhysical::U8,
+        CategoricalPhysical::U16,
+        CategoricalPhysical::U32,
+    ] {
+        dtypes.push(DataType::from_categories(Categories::new(
+            "flock".into(),
+            format!("{physical:?}").into(),
+            physical,
+        )));
+    }
+    let frozen = FrozenCategories::new(["red", "green", "blue", "teal"]).unwrap();
+    dtypes.push(DataType::from_frozen_categories(frozen));
+    for dtype in dtypes {
+        let cats = strings.cast(&dtype).unwrap();
+        // Two chunks, so that blocks cross an Arrow chunk boundary.
+        let mut column = cats.slice(0, 1_234);
+        column.append(&cats.slice(1_234, 3_000)).unwrap();
+        let df = DataFrame::new(3_000, vec![column.into_column()]).unwrap();
+        let flock = Flock::new().chunksize(500).threads(2);
+        let out = flock
+            .on(&df)
+            .par_apply_rows("len", |row| Ok(row.opt_str("s")?.map(|s| s.len() as u32)))
+            .unwrap();
+        let typed = flock
+            .on(&df)
+            .par_apply_columns("upper", ["s"], |s: Option<&str>| s.map(str::to_uppercase))
+            .unwrap();
+        for (i, word) in words.iter().enumerate() {
+            let len = out.column("len").unwrap().u32().unwrap().get(i);
+            assert_eq!(len, word.map(|w| w.len() as u32), "{dtype:?} row {i}");
+            let upper = typed
+                .column("upper")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(i)
+                .map(str::to_owned);
+            assert_eq!(upper, word.map(str::to_uppercase), "{dtype:?} row {i}");
+        }
+        // A non-`Option` read meets the first null, at row 3.
+        let err = df
+            .par_apply_rows("x", |row| Ok(row.str("s")?.len() as u32))
+            .unwrap_err();
+        assert!(matches!(err, Error::NullValue { row: 3, .. }), "{err}");
+        let err = df.par_apply_rows("x", |row| Ok(row.i64("s")?)).unwrap_err();
+        assert!(matches!(err, Error::DtypeMismatch { .. }), "{err}");
+    }
+}

@@ -4,6 +4,8 @@ use polars::prelude::*;
 use polars_arrow::array::MutableBinaryViewArray;
 use polars_arrow::bitmap::MutableBitmap;
 
+pub(crate) use crate::sealed::{names as names_sealed, rows as rows_sealed, value as sealed};
+
 /// A value a row closure may return; its type picks the dtype of the new column.
 ///
 /// | closure returns | column dtype |
@@ -43,40 +45,6 @@ use polars_arrow::bitmap::MutableBitmap;
     note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
 )]
 pub trait ColumnValue: Send + Sized + sealed::Sealed {}
-
-pub(crate) mod sealed {
-    use super::*;
-
-    /// Builds one output array per block without going through `AnyValue`.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a column value: a row closure must return one of the supported types",
-        label = "returned here",
-        note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
-        note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
-    )]
-    pub trait Sealed: Sized {
-        type Builder: Send;
-        fn dtype() -> DataType;
-        fn builder(capacity: usize) -> Self::Builder;
-        fn push(builder: &mut Self::Builder, value: Self);
-        /// Values pushed so far (on a panic, the failing row is the next one).
-        fn len(builder: &Self::Builder) -> usize;
-        /// Appends many values; numeric builders let `Vec::extend` size and vectorise the loop.
-        #[inline(always)]
-        fn extend(builder: &mut Self::Builder, values: impl Iterator<Item = Self>) {
-            for value in values {
-                Self::push(builder, value);
-            }
-        }
-        fn finish(builder: Self::Builder, name: PlSmallStr) -> Series;
-        /// The same dtype with nulls: `Option<Self>`, or `Self` if it already is an `Option`.
-        type Nullable: Sealed + Send;
-        /// This value as a `Nullable`.
-        fn some(self) -> Self::Nullable;
-        /// A null `Nullable`.
-        fn null() -> Self::Nullable;
-    }
-}
 
 /// `Nullable` of a plain type (`Option<T>`) and of its `Option` (itself).
 macro_rules! nullable {
@@ -287,42 +255,6 @@ impl<T: rows_sealed::Sealed + Send> RowOutput for T {}
 pub trait OutputNames<U>: names_sealed::Sealed<U> {}
 
 impl<U, N: names_sealed::Sealed<U>> OutputNames<U> for N {}
-
-pub(crate) mod rows_sealed {
-    use super::*;
-
-    /// Builds a row closure's output columns, one builder per column.
-    pub trait Sealed: Sized {
-        type Builders: Send;
-        fn builders(capacity: usize) -> Self::Builders;
-        fn push(builders: &mut Self::Builders, value: Self);
-        /// Appends every value: for one column, a loop the compiler can vectorise.
-        #[inline(always)]
-        fn extend(builders: &mut Self::Builders, values: impl Iterator<Item = Self>) {
-            for value in values {
-                Self::push(builders, value);
-            }
-        }
-        /// Values pushed so far (on a panic, the failing row is the next one).
-        fn len(builders: &Self::Builders) -> usize;
-        fn finish(builders: Self::Builders, names: &[PlSmallStr]) -> Vec<Series>;
-        /// The output columns' dtypes, in order.
-        fn dtypes() -> Vec<DataType>;
-        /// The same columns with nulls (`Option`s).
-        type Nullable: Sealed + Send;
-        fn some(self) -> Self::Nullable;
-        fn null() -> Self::Nullable;
-    }
-}
-
-pub(crate) mod names_sealed {
-    use super::*;
-
-    /// The names, one per output column.
-    pub trait Sealed<U> {
-        fn names(&self) -> Vec<PlSmallStr>;
-    }
-}
 
 impl<U: ColumnValue> rows_sealed::Sealed for U {
     type Builders = U::Builder;

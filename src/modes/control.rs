@@ -34,13 +34,14 @@ use crate::plan::ChunkPlan;
 /// let flock = Flock::new().chunksize(10).threads(2).cancel_token(&token);
 /// let items: Vec<u64> = (0..1_000).collect();
 /// let stop = token.clone();
-/// let err = items
-///flock.on(&).par_apply_rows(|&x| {
+/// let err = flock
+///     .on(&items)
+///     .par_apply_rows(|&x| {
 ///         if x == 500 {
 ///             stop.cancel(); // e.g. from a UI thread
 ///         }
 ///         stop.check()?; // long rows may check too
-///         Ok::<_, Error>(x * 2)
+///         Ok(x * 2)
 ///     })
 ///     .unwrap_err();
 /// let Error::Cancelled { completed_rows, rows, .. } = err else { panic!("{err}") };

@@ -86,7 +86,7 @@ pub struct StreamSummary {
 ///     IpcBatches::open(&input)?,
 ///     |batch| {
 ///         let doubled = (batch.column("x")?.as_materialized_series() * 2.0).with_name("y".into());
-///         batch.hstack(&[doubled.into_column()])
+///         Ok(batch.hstack(&[doubled.into_column()])?)
 ///     },
 ///     |out| Ok(sink.write(&out)?),
 /// )?;
@@ -307,7 +307,7 @@ fn hand_to_sink(
 ///     |batch| {
 ///         let x = batch.column("x")?.i64()?;
 ///         let cum: Vec<i64> = x.into_no_null_iter().map(|v| { running += v; running }).collect();
-///         batch.hstack(&[Column::new("cum".into(), cum)])
+///         Ok(batch.hstack(&[Column::new("cum".into(), cum)])?)
 ///     },
 ///     |out| {
 ///         sums.extend(out.column("cum")?.i64()?.into_no_null_iter());

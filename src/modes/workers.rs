@@ -108,9 +108,9 @@ impl<S: Send> Workers<'_, S> {
     ///
     /// ```
     /// use polars_flock::prelude::*;
-    /// let workers = polars_flock::Flock::new().workers(|| Ok::<_, std::io::Error>(0u64));
+    /// let workers = Workers::new(|| Ok(0u64));
     /// assert_eq!(workers.inits(), 0); // lazily: nothing ran yet
-    /// [1u64, 2].par_apply_rows_per_worker_with(&workers, |sum, x| { *sum += x; Ok::<_, std::io::Error>(*sum) })?;
+    /// [1u64, 2].par_apply_rows_per_worker(&workers, |sum, x| { *sum += x; Ok(*sum) })?;
     /// assert_eq!(workers.inits(), 1); // two items: one block, run inline
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
@@ -124,8 +124,8 @@ impl<S: Send> Workers<'_, S> {
     ///
     /// ```
     /// use polars_flock::prelude::*;
-    /// let workers = polars_flock::Flock::new().workers(|| Ok::<_, std::io::Error>(()));
-    /// ["x"].par_apply_rows_per_worker_with(&workers, |(), s| Ok::<_, std::io::Error>(s.len()))?;
+    /// let workers = Workers::new(|| Ok(()));
+    /// ["x"].par_apply_rows_per_worker(&workers, |(), s| Ok(s.len()))?;
     /// assert_eq!(workers.idle_states(), 1);
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
@@ -147,8 +147,8 @@ impl<S: Send> Workers<'_, S> {
     ///
     /// ```
     /// use polars_flock::prelude::*;
-    /// let workers = polars_flock::Flock::new().workers(|| Ok::<_, std::io::Error>(()));
-    /// ["x"].par_apply_rows_per_worker_with(&workers, |(), s| Ok::<_, std::io::Error>(s.len()))?;
+    /// let workers = Workers::new(|| Ok(()));
+    /// ["x"].par_apply_rows_per_worker(&workers, |(), s| Ok(s.len()))?;
     /// workers.close_idle()?;
     /// assert_eq!(workers.idle_states(), 0);
     /// # Ok::<(), polars_flock::Error>(())

@@ -243,7 +243,7 @@ impl<'a> Row<'a> {
     /// assert_eq!(out.column("y")?.f64()?.get(0), Some(2.0));
     /// assert_eq!(out.column("y")?.f64()?.get(1), None);
     ///
-    /// let err = df.par_apply_rows("y", |row| row.get::<f64>("x")).unwrap_err();
+    /// let err = df.par_apply_rows("y", |row| Ok(row.get::<f64>("x")?)).unwrap_err();
     /// assert!(matches!(err, polars_flock::Error::NullValue { row: 1, .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -432,7 +432,7 @@ impl<'a> Row<'a> {
     ///
     /// let days = Int32Chunked::from_slice_options("d".into(), &[Some(0), None]).into_date();
     /// let df = DataFrame::new(2, vec![days.into_series().into_column()])?;
-    /// let out = df.par_apply_rows("d2", |row| row.opt_date("d"))?; // a Date column again
+    /// let out = df.par_apply_rows("d2", |row| Ok(row.opt_date("d")?))?; // a Date column again
     /// assert!(out.column("d2")?.equals_missing(df.column("d")?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -474,7 +474,7 @@ impl<'a> Row<'a> {
     /// let t = Int64Chunked::from_slice_options("t".into(), &[Some(1), None]);
     /// let t = t.into_datetime(TimeUnit::Microseconds, None).into_series();
     /// let df = DataFrame::new(2, vec![t.into_column()])?;
-    /// let out = df.par_apply_rows("t2", |row| row.opt_datetime("t"))?; // microseconds
+    /// let out = df.par_apply_rows("t2", |row| Ok(row.opt_datetime("t")?))?; // microseconds
     /// assert!(out.column("t2")?.equals_missing(df.column("t")?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -555,7 +555,7 @@ impl<'a> Row<'a> {
     /// let d = Int64Chunked::from_slice_options("d".into(), &[Some(5), None]);
     /// let d = d.into_duration(TimeUnit::Microseconds).into_series();
     /// let df = DataFrame::new(2, vec![d.into_column()])?;
-    /// let out = df.par_apply_rows("d2", |row| row.opt_duration("d"))?; // a Duration column again
+    /// let out = df.par_apply_rows("d2", |row| Ok(row.opt_duration("d")?))?; // a Duration column again
     /// assert!(out.column("d2")?.equals_missing(df.column("d")?));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -151,7 +151,7 @@ impl Flock {
     /// use polars_flock::prelude::*;
     /// let flock = polars_flock::Flock::new().threads(3);
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// let doubled = flock.on(&items).par_apply_rows(|x| x * 2)?;
+    /// let doubled = flock.on(&items).par_apply_rows(|x| Ok(x * 2))?;
     /// assert_eq!(doubled[999], 1998);
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
@@ -205,10 +205,11 @@ impl Flock {
     ///
     /// let flock = Flock::new().chunksize(1).threads(2).timeout(Duration::from_millis(50));
     /// let items: Vec<u64> = (0..100).collect();
-    /// let err = items
-    ///flock.on(&).par_apply_rows(|&x| {
+    /// let err = flock
+    ///     .on(&items)
+    ///     .par_apply_rows(|&x| {
     ///         std::thread::sleep(Duration::from_millis(10));
-    ///         x
+    ///         Ok(x)
     ///     })
     ///     .unwrap_err();
     /// assert!(matches!(err, Error::TimedOut { blocks: 100, .. }));
@@ -232,8 +233,10 @@ impl Flock {
     /// let token = CancelToken::new();
     /// token.cancel(); // before the call: nothing runs
     /// let items = [1, 2, 3];
-    /// let err = items
-    ///Flock::new().cancel_token(&token).on(&).par_apply_rows(|x| x + 1)
+    /// let err = Flock::new()
+    ///     .cancel_token(&token)
+    ///     .on(&items)
+    ///     .par_apply_rows(|x| Ok(x + 1))
     ///     .unwrap_err();
     /// assert!(matches!(err, Error::Cancelled { completed_rows: 0, rows: 3, .. }));
     /// ```
@@ -271,7 +274,7 @@ impl Flock {
     ///     .chunksize(250)
     ///     .on_progress(move |done, total| log.lock().unwrap().push((done, total)));
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// flock.on(&items).par_apply_rows(|x| x + 1)?;
+    /// flock.on(&items).par_apply_rows(|x| Ok(x + 1))?;
     /// let seen = seen.lock().unwrap();
     /// assert_eq!(seen.last(), Some(&(1_000, 1_000)));
     /// assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
@@ -300,7 +303,7 @@ impl Flock {
     /// let bar = ProgressBar::hidden(); // `ProgressBar::new(0)` draws on stderr
     /// let flock = Flock::new().chunksize(100).progress_bar(bar.clone());
     /// let items: Vec<u32> = (0..1_000).collect();
-    /// flock.on(&items).par_apply_rows(|x| x + 1)?;
+    /// flock.on(&items).par_apply_rows(|x| Ok(x + 1))?;
     /// assert_eq!(bar.length(), Some(1_000));
     /// assert_eq!(bar.position(), 1_000);
     /// assert!(bar.is_finished());

@@ -6,8 +6,11 @@ use std::ops::Range;
 use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::bitmap::Bitmap;
+#[cfg(feature = "dtypes")]
+use polars_core::datatypes::CategoricalMapping;
 
 use crate::error::{Error, Result};
+pub(crate) use crate::sealed::{cell as sealed, columns as columns_sealed};
 
 /// A value that can be read from one cell of a column: by a row getter
 /// ([`Row::get`](crate::Row::get)) or as an element of a typed tuple
@@ -75,6 +78,9 @@ pub enum SlotData<'a> {
     Duration(&'a [i64], TimeUnit),
     Bool(&'a BooleanArray, usize),
     Str(&'a Utf8ViewArray, usize),
+    /// A categorical (or enum) column, read as its strings.
+    #[cfg(feature = "dtypes")]
+    Cat(StrSeg<'a>),
     Other,
 }
 
@@ -124,6 +130,13 @@ impl<'a> SlotData<'a> {
             DataType::Duration(unit) => SlotData::Duration(prim(a, offset, len), *unit),
             DataType::Boolean => SlotData::Bool(downcast(a), offset),
             DataType::String => SlotData::Str(downcast(a), offset),
+            #[cfg(feature = "dtypes")]
+            DataType::Categorical(..) | DataType::Enum(..) => {
+                match StrSeg::new(a, series.dtype(), offset) {
+                    Some(seg) => SlotData::Cat(seg),
+                    None => SlotData::Other,
+                }
+            }
             _ => SlotData::Other,
         };
         (data, validity)
@@ -178,45 +191,6 @@ fn first_null(series: &Series) -> Option<usize> {
         start += chunk.len();
     }
     None
-}
-
-pub(crate) mod sealed {
-    use super::*;
-
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be read from a column",
-        note = "supported: f64, f32, i64, i32, u64, u32, bool, &str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta (dtypes must match exactly: cast the column first)"
-    )]
-    pub trait Sealed<'a>: Sized {
-        /// A per-segment view, made once per segment and read once per row.
-        type Seg;
-        const NULLABLE: bool;
-        /// The dtype a column must have (for a type that reads several, such as a datetime of
-        /// any unit, a representative one).
-        fn dtype() -> DataType;
-        /// Whether a column of `dtype` is read as this type.
-        #[inline]
-        fn accepts(dtype: &DataType) -> bool {
-            dtype == &Self::dtype()
-        }
-        /// The dtype to name in a mismatch with a column of dtype `found`.
-        fn expected(found: &DataType) -> DataType {
-            let _ = found;
-            Self::dtype()
-        }
-        /// Checks, once per typed read, that every value of `series` converts to this type.
-        fn check(series: &Series) -> std::result::Result<(), String> {
-            let _ = series;
-            Ok(())
-        }
-        /// `dtype` is the column's (it carries a temporal column's time unit).
-        fn seg(array: &'a dyn Array, dtype: &'a DataType, offset: usize, len: usize) -> Self::Seg;
-        fn get(seg: &Self::Seg, i: usize) -> Self;
-        /// Reads segment row `i` (not null) from the row view's slot; `None` on a dtype mismatch.
-        fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self>;
-        /// The value of a null: `Some(None)` for `Option` types, `None` for the others.
-        fn null() -> Option<Self>;
-    }
 }
 
 macro_rules! primitive_cell {
@@ -318,7 +292,139 @@ macro_rules! array_cell {
 
 array_cell! {
     bool, Option<bool> => BooleanArray, Bool, DataType::Boolean;
-    &'a str, Option<&'a str> => Utf8ViewArray, Str, DataType::String;
+}
+
+/// A segment of a string column: a `String` column's views or, with `dtypes`, a categorical (or
+/// enum) column's codes and the mapping that turns them into strings. Either way a read borrows
+/// from the frame (its array, or the mapping its dtype holds): no string is copied.
+#[derive(Clone, Copy)]
+pub enum StrSeg<'a> {
+    Utf8(&'a Utf8ViewArray, usize),
+    #[cfg(feature = "dtypes")]
+    Cat8(&'a PrimitiveArray<u8>, usize, &'a CategoricalMapping),
+    #[cfg(feature = "dtypes")]
+    Cat16(&'a PrimitiveArray<u16>, usize, &'a CategoricalMapping),
+    #[cfg(feature = "dtypes")]
+    Cat32(&'a PrimitiveArray<u32>, usize, &'a CategoricalMapping),
+}
+
+impl std::fmt::Debug for StrSeg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StrSeg::Utf8(..) => "StrSeg::Utf8",
+            #[cfg(feature = "dtypes")]
+            _ => "StrSeg::Categorical",
+        })
+    }
+}
+
+impl<'a> StrSeg<'a> {
+    /// The segment of `array` (of a column of `dtype`) from `offset` on; `None` if it is neither
+    /// a string nor a categorical array.
+    fn new(array: &'a dyn Array, dtype: &'a DataType, offset: usize) -> Option<Self> {
+        let any = array.as_any();
+        if let Some(a) = any.downcast_ref::<Utf8ViewArray>() {
+            return Some(StrSeg::Utf8(a, offset));
+        }
+        #[cfg(feature = "dtypes")]
+        if let DataType::Categorical(_, mapping) | DataType::Enum(_, mapping) = dtype {
+            let mapping: &'a CategoricalMapping = mapping;
+            if let Some(a) = any.downcast_ref::<PrimitiveArray<u8>>() {
+                return Some(StrSeg::Cat8(a, offset, mapping));
+            }
+            if let Some(a) = any.downcast_ref::<PrimitiveArray<u16>>() {
+                return Some(StrSeg::Cat16(a, offset, mapping));
+            }
+            if let Some(a) = any.downcast_ref::<PrimitiveArray<u32>>() {
+                return Some(StrSeg::Cat32(a, offset, mapping));
+            }
+        }
+        let _ = dtype;
+        None
+    }
+
+    /// Row `i`'s string (its validity is checked by the caller).
+    #[inline(always)]
+    fn value(&self, i: usize) -> &'a str {
+        match *self {
+            StrSeg::Utf8(a, off) => a.value(off + i),
+            // A code is always in its column's mapping (Polars builds both together).
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat8(a, off, m) => m.cat_to_str(a.value(off + i).into()).unwrap_or_default(),
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat16(a, off, m) => m.cat_to_str(a.value(off + i).into()).unwrap_or_default(),
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat32(a, off, m) => m.cat_to_str(a.value(off + i)).unwrap_or_default(),
+        }
+    }
+
+    /// Row `i`'s string, or `None` for a null.
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<&'a str> {
+        let valid = match *self {
+            StrSeg::Utf8(a, off) => a.is_valid(off + i),
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat8(a, off, _) => a.is_valid(off + i),
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat16(a, off, _) => a.is_valid(off + i),
+            #[cfg(feature = "dtypes")]
+            StrSeg::Cat32(a, off, _) => a.is_valid(off + i),
+        };
+        valid.then(|| self.value(i))
+    }
+}
+
+/// Whether a column of `dtype` reads as strings: `String`, and with `dtypes` categorical and enum
+/// columns.
+fn is_string(dtype: &DataType) -> bool {
+    match dtype {
+        DataType::String => true,
+        #[cfg(feature = "dtypes")]
+        DataType::Categorical(..) | DataType::Enum(..) => true,
+        _ => false,
+    }
+}
+
+macro_rules! str_cell {
+    ($($t:ty, $nullable:literal, |$seg:ident, $i:ident| $get:expr, $null:expr;)*) => {$(
+        impl<'a> sealed::Sealed<'a> for $t {
+            type Seg = StrSeg<'a>;
+            const NULLABLE: bool = $nullable;
+            fn dtype() -> DataType { DataType::String }
+            #[inline]
+            fn accepts(dtype: &DataType) -> bool { is_string(dtype) }
+            #[inline(always)]
+            fn seg(array: &'a dyn Array, dtype: &'a DataType, offset: usize, _len: usize) -> Self::Seg {
+                StrSeg::new(array, dtype, offset).expect("dtype checked")
+            }
+            #[inline(always)]
+            fn get($seg: &Self::Seg, $i: usize) -> Self { $get }
+            #[inline(always)]
+            fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
+                let $i = i;
+                match slot {
+                    SlotData::Str(a, off) => {
+                        let $seg = &StrSeg::Utf8(a, off);
+                        Some($get)
+                    }
+                    #[cfg(feature = "dtypes")]
+                    SlotData::Cat(seg) => {
+                        let $seg = &seg;
+                        Some($get)
+                    }
+                    _ => None,
+                }
+            }
+            fn null() -> Option<Self> { $null }
+        }
+    )*};
+}
+
+// The row view reads a slot only for a valid row, so `value` is enough there; typed `Option`
+// reads check validity themselves.
+str_cell! {
+    &'a str, false, |seg, i| seg.value(i), None;
+    Option<&'a str>, true, |seg, i| seg.get(i), Some(None);
 }
 
 /// One column of the frame, checked for a typed read: its series and where its chunks start.
@@ -397,21 +503,6 @@ impl<'a> ColumnReader<'a> {
 pub trait FromColumns<'a, const N: usize>: Sized + columns_sealed::Sealed<'a, N> {}
 
 impl<'a, const N: usize, T: columns_sealed::Sealed<'a, N>> FromColumns<'a, N> for T {}
-
-pub(crate) mod columns_sealed {
-    use super::*;
-
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be read from {N} columns",
-        note = "the typed path reads one supported value per name, as a tuple with one element per column: `[\"x\", \"k\"]` with `|(x, k): (f64, i64)|`, `[\"x\"]` with `|x: f64|`; annotate the closure's argument"
-    )]
-    pub trait Sealed<'a, const N: usize>: Sized {
-        type Segs;
-        fn readers(df: &'a DataFrame, names: [&str; N]) -> Result<[ColumnReader<'a>; N]>;
-        fn segs(readers: &[ColumnReader<'a>; N], rows: Range<usize>) -> Self::Segs;
-        fn get(segs: &Self::Segs, i: usize) -> Self;
-    }
-}
 
 macro_rules! single_column {
     ($($t:ty),*) => {$(

@@ -207,8 +207,8 @@ pub enum Error {
     ///
     /// All outputs must have the same column names and dtypes in the same order, so that they can
     /// be concatenated. `block` is the index of the block, group, file or frame; `rows` its rows
-    /// in the input (for a group or a file, `block..block + 1`). Inside [`Error::Group`] and
-    /// [`Error::File`] this is the `source`, so that it can be matched in every front-end.
+    /// in the input (for a group or a file, `block..block + 1`). Inside [`Error::InGroup`] and
+    /// [`Error::InFile`] this is the `source`, so that it can be matched in every front-end.
     SchemaMismatch {
         /// The index of the first block (group, file, frame) whose schema differs.
         block: usize,

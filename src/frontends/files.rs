@@ -17,7 +17,7 @@ use crate::view::{KeepGoing, On, default_flock};
 /// [`in_dir`](Files::in_dir) and [`glob`](Files::glob) sort the paths, so that the order, and
 /// therefore the output, does not depend on the file system; [`new`](Files::new) keeps the order
 /// given. Every failure names its file ([`Error::InFile`]). `flock.on(&files)` runs the same
-/// verbs with options ([`Flock::on`]; the chunk size counts files), and
+/// verbs with options ([`Flock::on`](crate::Flock::on); the chunk size counts files), and
 /// [`keep_going`](Files::keep_going) leaves failing files out instead of failing the call.
 ///
 /// # Examples

@@ -49,4 +49,3 @@ pub use crate::slice::SliceParApply;
 pub use crate::value::{ColumnValue, OutputNames, RowOutput};
 pub use crate::view::{KeepGoing, On, PerWorker, TypedOutput};
 pub use crate::workers::Workers;
-

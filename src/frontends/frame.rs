@@ -638,7 +638,8 @@ impl<'x> KeepGoing<'x, DataFrame> {
 
     /// [`DataFrameParApply::par_apply_blocks`] that keeps going: a block that fails, panics or
     /// returns a schema unlike the first good block's is left out of the output and listed in the
-    /// report ([`Unit::Block`], with its rows).
+    /// report ([`Unit::Block`], with its rows). If no block succeeds, the closure's schema is
+    /// unknown and the output is the input's empty frame.
     ///
     /// # Errors
     ///

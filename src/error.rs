@@ -267,7 +267,7 @@ pub enum Error {
     /// Blocks already running when it was cancelled finished (a running closure is never
     /// interrupted); a block that returned an error once the token was cancelled counts as
     /// cancelled, so a closure may stop early with [`CancelToken::check`](crate::CancelToken::check).
-    /// Fail-fast calls drop the completed blocks' results; the `*_keep_going` forms keep them and
+    /// Fail-fast calls drop the completed blocks' results; keep-going calls keep them and
     /// report this error in [`Report::stopped`](crate::Report::stopped).
     Cancelled {
         /// Blocks that completed.
@@ -565,7 +565,8 @@ impl From<PolarsError> for Error {
 }
 
 impl From<Error> for PolarsError {
-    /// Lets a block closure (which returns `PolarsResult`) use `?` on a nested apply.
+    /// Lets code that returns `PolarsResult` (a Polars UDF, a function written for Polars) use `?`
+    /// on a call of this crate.
     fn from(error: Error) -> Self {
         match error {
             Error::Polars(e) => e,

@@ -362,6 +362,17 @@ proptest! {
             let is_first = matches!(&err, Error::InFile { path, .. } if *path == files.paths()[first]);
             prop_assert!(is_first, "{}", err);
         }
+        let files_workers = Workers::new(|| Ok(0usize));
+        let per_file = |loaded: &mut usize, p: &Path| {
+            *loaded += 1;
+            value(p)
+        };
+        if good.iter().all(Option::is_some) {
+            prop_assert_eq!(files.par_apply_per_worker(|| Ok(0usize), per_file).unwrap(), names.clone());
+            prop_assert_eq!(flock.on(&files).par_apply_per_worker(&files_workers, per_file).unwrap(), names.clone());
+        }
+        let (out, _) = flock.on(&files).keep_going().par_apply_per_worker(&files_workers, per_file).unwrap();
+        prop_assert_eq!(out, good.clone());
         let (out, report) = flock.on(&files).keep_going().par_apply(value).unwrap();
         prop_assert_eq!(out, good.clone());
         let failed_files: Vec<usize> = report.failures.iter().map(|f| match f.unit {

@@ -8,8 +8,10 @@ use polars::prelude::*;
 use crate::concat::{FirstSchema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result, UserCode};
-use crate::exec::{Block, Discarded, Stateless, contain, run_blocks_stateful, run_keep_going};
-use crate::view::{KeepGoing, On, default_flock};
+use crate::exec::{
+    Block, Discarded, StateSource, Stateless, contain, run_blocks_stateful, run_keep_going,
+};
+use crate::view::{KeepGoing, On, PerWorker, default_flock};
 
 /// The input files of an ETL job, in a stable order: apply a function to each in parallel, and
 /// get the results (or the concatenated frames) back in that order.
@@ -209,6 +211,38 @@ impl Files {
         default_flock().on(self).par_apply(f)
     }
 
+    /// [`par_apply`](Files::par_apply) with a per-worker state, such as a connection to load the
+    /// files into: an `init` closure or `&`[`Workers`](crate::Workers) (see
+    /// [`PerWorker`](crate::PerWorker)).
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply`](Files::par_apply), plus [`Error::Init`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["a", "bb", "ccc"]);
+    /// let lens = files.par_apply_per_worker(|| Ok(String::new()), |buffer, p| {
+    ///     buffer.clear(); // a scratch buffer per worker, reused for every file
+    ///     buffer.push_str(&p.to_string_lossy());
+    ///     Ok(buffer.len())
+    /// })?;
+    /// assert_eq!(lens, [1, 2, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_per_worker<S, W, U, F>(&self, workers: W, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        U: Send,
+        F: Fn(&mut S, &Path) -> std::result::Result<U, BoxError> + Sync,
+    {
+        default_flock().on(self).par_apply_per_worker(workers, f)
+    }
+
     /// Reads every file into a frame in parallel (`read` is yours: CSV, Parquet, JSON, with any
     /// options) and concatenates the frames in file order, without copying them.
     ///
@@ -273,17 +307,18 @@ impl Files {
         }
     }
 
-    /// Runs `f` on every file of `plan`'s blocks in order under the guard, `on_file` deciding
-    /// what a file's result becomes (fail fast, or keep going).
-    fn file<U>(
+    /// Runs `f` on file `index` with its worker's `state`, under the guard: its output, or its
+    /// error in the file's context (a panic poisons the state).
+    fn file<S, U>(
         &self,
         block: &Block,
         index: usize,
-        f: &impl Fn(&Path) -> std::result::Result<U, BoxError>,
+        state: &mut S,
+        f: &impl Fn(&mut S, &Path) -> std::result::Result<U, BoxError>,
     ) -> Result<U> {
         let path = &self.paths[index];
         block.enter_row(index);
-        match contain(|| f(path)) {
+        match contain(|| f(state, path)) {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(in_file(path, Error::of_closure(e))),
             Err(panic) => {
@@ -341,16 +376,56 @@ impl On<'_, Files> {
         U: Send,
         F: Fn(&Path) -> std::result::Result<U, BoxError> + Sync,
     {
+        self.apply(&Stateless, |(), path| f(path))
+    }
+
+    /// [`Files::par_apply_per_worker`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Files::par_apply_per_worker`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new((0..20).map(|i| format!("{i}.csv")));
+    /// let workers = Workers::new(|| Ok(0usize)); // e.g. a database connection
+    /// let names = Flock::new().threads(4).chunksize(1).on(&files).par_apply_per_worker(&workers, |loaded, p| {
+    ///     *loaded += 1;
+    ///     Ok(p.display().to_string())
+    /// })?;
+    /// assert_eq!(names[19], "19.csv");
+    /// assert!(workers.inits() <= 4);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_per_worker<S, W, U, F>(&self, workers: W, f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        U: Send,
+        F: Fn(&mut S, &Path) -> std::result::Result<U, BoxError> + Sync,
+    {
+        self.apply(&workers, f)
+    }
+
+    fn apply<S, U, F>(&self, states: &(impl StateSource<S> + ?Sized), f: F) -> Result<Vec<U>>
+    where
+        S: Send,
+        U: Send,
+        F: Fn(&mut S, &Path) -> std::result::Result<U, BoxError> + Sync,
+    {
         let files = self.input;
         let plan = self.flock.plan(files.len())?;
         let parts = run_blocks_stateful(
             self.flock,
             &plan,
-            &Stateless,
-            |block, ()| {
+            states,
+            |block, state| {
                 let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
                 for index in block.rows.clone() {
-                    outputs.push(files.file(block, index, &f)?);
+                    outputs.push(files.file(block, index, state, &f)?);
                 }
                 Ok(outputs.keep())
             },
@@ -390,7 +465,7 @@ impl On<'_, Files> {
             |block, ()| {
                 let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
                 for index in block.rows.clone() {
-                    outputs.push(files.file(block, index, &read)?);
+                    outputs.push(files.file(block, index, &mut (), &|(), p: &Path| read(p))?);
                 }
                 Ok(outputs.keep())
             },
@@ -457,7 +532,42 @@ impl KeepGoing<'_, Files> {
         U: Send,
         F: Fn(&Path) -> std::result::Result<U, BoxError> + Sync,
     {
-        let (parts, report) = self.run(&f)?;
+        let (parts, report) = self.run(&Stateless, &|(), p: &Path| f(p))?;
+        Ok((parts.into_iter().flatten().collect(), report))
+    }
+
+    /// [`Files::par_apply_per_worker`] that keeps going (see [`par_apply`](KeepGoing::par_apply)).
+    /// A state whose closure panicked is dropped, and its worker makes a new one.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply`](KeepGoing::par_apply), plus [`Error::Init`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let files = Files::new(["1", "x"]);
+    /// let (out, report) = files.keep_going().par_apply_per_worker(|| Ok(()), |(), p| {
+    ///     Ok(p.to_str().unwrap().parse::<i32>()?)
+    /// })?;
+    /// assert_eq!(out, [Some(1), None]);
+    /// assert_eq!(report.failures.len(), 1);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_per_worker<S, W, U, F>(
+        &self,
+        workers: W,
+        f: F,
+    ) -> Result<(Vec<Option<U>>, Report)>
+    where
+        S: Send,
+        W: PerWorker<S>,
+        U: Send,
+        F: Fn(&mut S, &Path) -> std::result::Result<U, BoxError> + Sync,
+    {
+        let (parts, report) = self.run(&workers, &f)?;
         Ok((parts.into_iter().flatten().collect(), report))
     }
 
@@ -488,7 +598,7 @@ impl KeepGoing<'_, Files> {
         F: Fn(&Path) -> std::result::Result<DataFrame, BoxError> + Sync,
     {
         let files = self.input;
-        let (parts, mut report) = self.run(&read)?;
+        let (parts, mut report) = self.run(&Stateless, &|(), p: &Path| read(p))?;
         let mut first = FirstSchema::default();
         let mut kept = Vec::new();
         for (index, out) in parts.into_iter().flatten().enumerate() {
@@ -505,24 +615,25 @@ impl KeepGoing<'_, Files> {
         Ok((vstack_all(kept)?.unwrap_or_default(), report))
     }
 
-    fn run<U: Send>(
+    fn run<S: Send, U: Send>(
         &self,
-        f: &(impl Fn(&Path) -> std::result::Result<U, BoxError> + Sync),
+        states: &(impl StateSource<S> + ?Sized),
+        f: &(impl Fn(&mut S, &Path) -> std::result::Result<U, BoxError> + Sync),
     ) -> Result<(Vec<Vec<Option<U>>>, Report)> {
         let files = self.input;
         let plan = self.flock.plan(files.len())?;
         run_keep_going(
             self.flock,
             &plan,
-            &Stateless,
-            |block, (), units| {
+            states,
+            |block, state, units| {
                 Ok((block.rows.clone())
                     .map(|index| {
                         units.unit(
                             block,
                             index,
                             || files.unit(index),
-                            || files.file(block, index, f),
+                            || files.file(block, index, &mut *state, f),
                             |e| e,
                         )
                     })

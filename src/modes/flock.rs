@@ -12,7 +12,8 @@ use crate::plan::ChunkPlan;
 /// Options for a parallel apply: rows per block and which thread pool runs the blocks.
 ///
 /// `Flock::new()` (also `Flock::default()`) chooses the chunk size automatically and runs on
-/// Polars' own pool, exactly like the plain `par_apply_*` methods. Pass it to the `*_with` forms:
+/// Polars' own pool, exactly like the verbs called on an input directly. [`Flock::on`] gives a
+/// view of an input that runs every verb with these options:
 ///
 /// ```
 /// use polars_flock::polars::prelude::*;
@@ -183,7 +184,7 @@ impl Flock {
 
     /// Stops a call that runs longer than `timeout` (Flock's `timeOutError`): once it has passed,
     /// no new block starts, and the call returns [`Error::TimedOut`] with how many blocks and rows
-    /// had completed (the `*_keep_going` forms return what completed, with the error in
+    /// had completed (keep-going calls return what completed, with the error in
     /// [`Report::stopped`](crate::Report::stopped)).
     ///
     /// The clock starts when the call starts. The deadline is checked before each block (and

@@ -20,6 +20,12 @@ impl FirstSchema {
             Some(first) => Err(first.clone()),
         }
     }
+
+    /// The first schema seen, if any.
+    #[cfg(feature = "parquet")]
+    pub(crate) fn schema(&self) -> Option<&SchemaRef> {
+        self.0.as_ref()
+    }
 }
 
 fn same_schema(a: &Schema, b: &Schema) -> bool {

@@ -198,6 +198,18 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A row group of a Parquet file (feature `parquet`) failed to decode, or decoded to another
+    /// number of rows than its footer says; reported inside [`Error::InFile`], which names the
+    /// file.
+    RowGroup {
+        /// The row group's index in the file.
+        row_group: usize,
+        /// The rows of the part that failed, counted from the file's first row.
+        rows: Range<usize>,
+        /// The decoder's error, or what did not match.
+        source: BoxError,
+    },
+
     /// An IO error outside user code: listing a directory, opening or writing a file, starting a
     /// thread.
     Io(std::io::Error),
@@ -467,6 +479,15 @@ impl std::fmt::Display for Error {
             Error::InGroup { group, key, source } => write!(f, "group {group} ({key}): {source}"),
             Error::InFile { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Closure { source } => write!(f, "{source}"),
+            Error::RowGroup {
+                row_group,
+                rows,
+                source,
+            } => write!(
+                f,
+                "row group {row_group} (rows {}..{}): {source}",
+                rows.start, rows.end
+            ),
             Error::Io(e) => e.fmt(f),
             Error::SchemaMismatch {
                 block,
@@ -541,6 +562,7 @@ impl std::error::Error for Error {
             Error::Row { source, .. }
             | Error::Block { source, .. }
             | Error::Closure { source }
+            | Error::RowGroup { source, .. }
             | Error::Init { source, .. }
             | Error::Arrow { source, .. } => Some(source.as_ref()),
             Error::InGroup { source, .. } | Error::InFile { source, .. } => Some(&**source),

@@ -24,6 +24,8 @@ mod sealed;
 use cells::{cell, row, value};
 #[cfg(feature = "arrow")]
 pub use frontends::arrow;
+#[cfg(feature = "parquet")]
+pub use frontends::parquet;
 #[cfg(feature = "streaming")]
 pub use frontends::streaming;
 use frontends::{files, fold, frame, group, slice};

@@ -49,6 +49,10 @@ pub trait Items<T> {
     fn parts(&self) -> (&[T], &Flock);
 }
 
+/// Behind `streaming::Batch`: what a stream's source may yield.
+#[cfg(feature = "streaming")]
+pub trait Batch {}
+
 /// Record batches and the options to run on them.
 #[cfg(feature = "arrow")]
 pub trait Batches {

@@ -320,7 +320,17 @@ impl Files {
         block.enter_row(index);
         match contain(|| f(state, path)) {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(in_file(path, Error::of_closure(e))),
+            Ok(Err(e)) => Err(match Error::of_closure(e) {
+                // Already named (e.g. by `parquet::read_parquet`): not wrapped twice.
+                Error::InFile {
+                    path: named,
+                    source,
+                } if named == *path => Error::InFile {
+                    path: named,
+                    source,
+                },
+                other => in_file(path, other),
+            }),
             Err(panic) => {
                 block.poison();
                 Err(in_file(path, block.panicked(panic, UserCode::Closure)))

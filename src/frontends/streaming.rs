@@ -103,7 +103,7 @@ pub struct StreamSummary {
 /// assert_eq!(total, 2.0 * (0..10_000).sum::<i64>() as f64);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn par_apply_batches<I, E, F, S>(
+pub fn par_apply_batches<I, B, E, F, S>(
     flock: &Flock,
     window: usize,
     source: I,
@@ -111,7 +111,8 @@ pub fn par_apply_batches<I, E, F, S>(
     mut sink: S,
 ) -> Result<StreamSummary>
 where
-    I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
+    I: IntoIterator<Item = std::result::Result<B, E>>,
+    B: Batch,
     E: Into<crate::BoxError>,
     F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
     S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
@@ -154,7 +155,7 @@ where
                     Ok(None) => exhausted = true,
                     Err(e) => failure = Some((read, e)),
                     Ok(Some(batch)) => {
-                        let range = summary.rows_in..summary.rows_in + batch.height();
+                        let range = summary.rows_in..summary.rows_in + batch.rows();
                         summary.rows_in = range.end;
                         rows.insert(read, range.clone());
                         jobs.spawn(scope, read, range, batch);
@@ -205,37 +206,26 @@ where
 
 /// The batches of one [`par_apply_batches`] call, each a job on the pool, run through the
 /// executor's block runner.
-struct BatchJobs<'a, F> {
+struct BatchJobs<'a, F, B> {
     call: u64,
     f: &'a F,
     stop: &'a Stop<'a>,
     tx: Sender<(usize, Result<DataFrame>)>,
     /// Batches turned away on a thread inside another batch of this call, waiting for that batch
     /// to complete.
-    parked: Mutex<Vec<(usize, Range<usize>, DataFrame)>>,
+    parked: Mutex<Vec<(usize, Range<usize>, B)>>,
 }
 
-impl<F> BatchJobs<'_, F>
+impl<F, B> BatchJobs<'_, F, B>
 where
     F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
+    B: Batch,
 {
-    fn spawn<'s>(
-        &'s self,
-        scope: &rayon::Scope<'s>,
-        index: usize,
-        rows: Range<usize>,
-        batch: DataFrame,
-    ) {
+    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rows: Range<usize>, batch: B) {
         scope.spawn(move |scope| self.run(scope, index, rows, batch));
     }
 
-    fn run<'s>(
-        &'s self,
-        scope: &rayon::Scope<'s>,
-        index: usize,
-        rows: Range<usize>,
-        batch: DataFrame,
-    ) {
+    fn run<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rows: Range<usize>, batch: B) {
         // A thread never runs two batches of one call at once (the executor's re-entry rule).
         let Some(frame) = frames::enter(self.call, Kind::Running) else {
             lock(&self.parked).push((index, rows, batch));
@@ -243,6 +233,7 @@ where
         };
         let block = Block::new(index, rows.clone());
         let (result, _) = run_block(self.stop, &block, || {
+            let batch = batch.load()?; // decoded here, in the worker
             (self.f)(batch).map_err(|source| Error::of_block(source, index, rows))
         });
         drop(frame);
@@ -255,10 +246,50 @@ where
     }
 }
 
+/// A batch of a stream: a frame, or a part of a file decoded by the worker that runs it (a
+/// Parquet row group, see `parquet::ParquetBatches` with feature `parquet`), so that decoding runs
+/// in parallel and only the batches in flight are in memory.
+///
+/// Sealed: implemented for `DataFrame` and the crate's file batches.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::polars::prelude::*;
+/// use polars_flock::streaming::Batch;
+///
+/// let df = df!("a" => [1i64, 2, 3])?;
+/// assert_eq!(df.rows(), 3);
+/// assert_eq!(df.load()?.height(), 3); // a frame is already loaded
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Batch: Send + crate::sealed::Batch {
+    /// Its rows, known before it is loaded (for a file's part, from the file's metadata).
+    fn rows(&self) -> usize;
+    /// The frame: for a file's part, decoded now, with exactly [`rows`](Batch::rows) rows or an
+    /// error naming the file and the part.
+    ///
+    /// # Errors
+    ///
+    /// For a file's part: [`Error::InFile`] with the part's error.
+    fn load(self) -> Result<DataFrame>;
+}
+
+impl crate::sealed::Batch for DataFrame {}
+
+impl Batch for DataFrame {
+    fn rows(&self) -> usize {
+        self.height()
+    }
+    fn load(self) -> Result<DataFrame> {
+        Ok(self)
+    }
+}
+
 /// The source's next batch, under the guard (`index` and `row` locate a panic).
-fn next_batch<I, E>(source: &mut I, index: usize, row: usize) -> Result<Option<DataFrame>>
+fn next_batch<I, B, E>(source: &mut I, index: usize, row: usize) -> Result<Option<B>>
 where
-    I: Iterator<Item = std::result::Result<DataFrame, E>>,
+    I: Iterator<Item = std::result::Result<B, E>>,
     E: Into<crate::BoxError>,
 {
     match contain(|| source.next()) {
@@ -317,14 +348,15 @@ fn hand_to_sink(
 /// assert_eq!(sums, [0, 1, 3, 6, 10, 15]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn apply_batches_in_order<I, E, F, S>(
+pub fn apply_batches_in_order<I, B, E, F, S>(
     flock: &Flock,
     source: I,
     mut f: F,
     mut sink: S,
 ) -> Result<StreamSummary>
 where
-    I: IntoIterator<Item = std::result::Result<DataFrame, E>>,
+    I: IntoIterator<Item = std::result::Result<B, E>>,
+    B: Batch,
     E: Into<crate::BoxError>,
     F: FnMut(DataFrame) -> std::result::Result<DataFrame, crate::BoxError>,
     S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
@@ -345,11 +377,12 @@ where
         let Some(batch) = next_batch(&mut source, index, summary.rows_in)? else {
             break;
         };
-        let range = summary.rows_in..summary.rows_in + batch.height();
+        let range = summary.rows_in..summary.rows_in + batch.rows();
         summary.rows_in = range.end;
         summary.max_in_flight = 1;
         let block = Block::new(index, range.clone());
         let (out, _) = run_block(&stop, &block, || {
+            let batch = batch.load()?;
             f(batch).map_err(|source| Error::of_block(source, index, range.clone()))
         });
         summary.rows_out += hand_to_sink(&mut sink, out?, index, range)?;

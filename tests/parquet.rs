@@ -1,0 +1,351 @@
+//! Parquet in and out (feature `parquet`): round trips of every supported dtype with nulls,
+//! projection, slices of row groups, empty files, streaming through a block function with the
+//! row groups decoded in the workers, atomic outputs, and the faults: a truncated file, a corrupt
+//! page, a sink that cannot be created, a failing stream — each a typed error naming the file,
+//! with no partial output left.
+#![cfg(feature = "parquet")]
+
+use std::path::Path;
+
+use polars_flock::parquet::{ParquetBatches, ParquetSink, read_parquet, write_parquet};
+use polars_flock::polars::prelude::*;
+use polars_flock::prelude::*;
+use polars_flock::streaming::{Batch, apply_batches_in_order, par_apply_batches};
+
+fn every_dtype(n: usize) -> DataFrame {
+    let opt = |i: usize| i % 7 != 3;
+    let dates: Vec<Option<i32>> = (0..n).map(|i| opt(i).then_some(i as i32 * 3)).collect();
+    let micros: Vec<Option<i64>> = (0..n)
+        .map(|i| opt(i).then_some(i as i64 * 1_000_003))
+        .collect();
+    let df = df!(
+        "f64" => (0..n).map(|i| opt(i).then_some(i as f64 * 0.5)).collect::<Vec<_>>(),
+        "f32" => (0..n).map(|i| opt(i).then_some(i as f32)).collect::<Vec<_>>(),
+        "i64" => (0..n).map(|i| opt(i).then_some(i as i64 - 500)).collect::<Vec<_>>(),
+        "i32" => (0..n).map(|i| opt(i).then_some(i as i32)).collect::<Vec<_>>(),
+        "i16" => (0..n).map(|i| opt(i).then_some(i as i16)).collect::<Vec<_>>(),
+        "i8" => (0..n).map(|i| opt(i).then_some((i % 100) as i8)).collect::<Vec<_>>(),
+        "u64" => (0..n).map(|i| opt(i).then_some(i as u64)).collect::<Vec<_>>(),
+        "u32" => (0..n).map(|i| opt(i).then_some(i as u32)).collect::<Vec<_>>(),
+        "u16" => (0..n).map(|i| opt(i).then_some(i as u16)).collect::<Vec<_>>(),
+        "u8" => (0..n).map(|i| opt(i).then_some((i % 200) as u8)).collect::<Vec<_>>(),
+        "bool" => (0..n).map(|i| opt(i).then_some(i % 2 == 0)).collect::<Vec<_>>(),
+        "str" => (0..n).map(|i| opt(i).then(|| format!("s{}", i % 13))).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let date = Series::new("date".into(), dates)
+        .cast(&DataType::Date)
+        .unwrap();
+    let ts = Series::new("ts".into(), micros.clone())
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap();
+    let utc = Series::new("utc".into(), micros.clone())
+        .cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))
+        .unwrap();
+    let dur = Series::new("dur".into(), micros)
+        .cast(&DataType::Duration(TimeUnit::Nanoseconds))
+        .unwrap();
+    df.hstack(&[date.into(), ts.into(), utc.into(), dur.into()])
+        .unwrap()
+}
+
+#[test]
+fn every_supported_dtype_round_trips_with_nulls_in_many_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.parquet");
+    let df = every_dtype(2_500);
+    write_parquet(&path, &df, 300).unwrap();
+    let source = ParquetBatches::open(&path).unwrap();
+    assert_eq!((source.num_rows(), source.num_row_groups()), (2_500, 9));
+    let back = read_parquet(&path, None).unwrap();
+    assert!(back.equals_missing(&df), "{back:?}");
+    // Read through the row view and the typed path too.
+    let got = back
+        .par_apply_rows("d", |row| Ok(row.opt_date("date")?.map(|d| d.to_string())))
+        .unwrap();
+    assert_eq!(
+        got.column("d").unwrap().str().unwrap().get(1),
+        Some("1970-01-04")
+    );
+}
+
+#[test]
+fn projection_and_slices_of_row_groups_read_exactly_the_asked_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let df = every_dtype(1_000);
+    write_parquet(&path, &df, 400).unwrap(); // row groups of 400, 400, 200
+    let parts: Vec<_> = ParquetBatches::open(&path)
+        .unwrap()
+        .columns(["str", "i64"])
+        .max_rows(150)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let shape: Vec<(usize, usize, usize)> = parts
+        .iter()
+        .map(|p| (p.row_group(), p.first_row(), p.rows()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (0, 0, 150),
+            (0, 150, 150),
+            (0, 300, 100),
+            (1, 400, 150),
+            (1, 550, 150),
+            (1, 700, 100),
+            (2, 800, 150),
+            (2, 950, 50)
+        ]
+    );
+    let mut all: Option<DataFrame> = None;
+    for part in parts {
+        let first = part.first_row();
+        let got = part.load().unwrap();
+        let expected = df
+            .select(["str", "i64"])
+            .unwrap()
+            .slice(first as i64, got.height());
+        assert!(got.equals_missing(&expected), "part at {first}");
+        match all.as_mut() {
+            None => all = Some(got),
+            Some(acc) => {
+                acc.vstack_mut_owned(got).unwrap();
+            }
+        }
+    }
+    assert_eq!(all.unwrap().height(), 1_000);
+}
+
+#[test]
+fn empty_files_and_files_of_zero_row_groups_stream_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.parquet");
+    let empty = every_dtype(0);
+    write_parquet(&path, &empty, 100).unwrap();
+    let source = ParquetBatches::open(&path).unwrap();
+    assert_eq!(source.num_rows(), 0);
+    let summary = par_apply_batches(&Flock::new(), 2, source, Ok, |_| Ok(())).unwrap();
+    assert_eq!((summary.batches, summary.rows_in), (0, 0));
+    let back = read_parquet(&path, None).unwrap();
+    assert_eq!(back.height(), 0);
+}
+
+#[test]
+fn a_stream_of_row_groups_decoded_in_the_workers_equals_the_in_memory_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (
+        dir.path().join("in.parquet"),
+        dir.path().join("out.parquet"),
+    );
+    let df = every_dtype(5_000);
+    write_parquet(&input, &df, 500).unwrap();
+    let transform = |b: DataFrame| -> Result<DataFrame, BoxError> {
+        Ok(b.lazy()
+            .filter(col("i64").gt(lit(0)))
+            .select([col("i64"), col("str")])
+            .collect()?)
+    };
+    for threads in [1, 2, 3] {
+        let mut sink = ParquetSink::create(&output).unwrap().row_group_rows(700);
+        let summary = par_apply_batches(
+            &Flock::new().threads(threads),
+            3,
+            ParquetBatches::open(&input).unwrap().max_rows(200),
+            transform,
+            |out| Ok(sink.write(&out)?),
+        )
+        .unwrap();
+        sink.finish().unwrap();
+        // 10 row groups of 500 rows, each in slices of 200, 200 and 100.
+        assert_eq!((summary.batches, summary.rows_in), (30, 5_000));
+        let expected = transform(df.clone()).unwrap();
+        assert!(
+            read_parquet(&output, None)
+                .unwrap()
+                .equals_missing(&expected)
+        );
+    }
+    // The sequential mode reads the same source.
+    let mut total = 0;
+    apply_batches_in_order(
+        &Flock::new(),
+        ParquetBatches::open(&input).unwrap(),
+        Ok,
+        |b| {
+            total += b.height();
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(total, 5_000);
+}
+
+#[test]
+fn a_failing_stream_leaves_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (
+        dir.path().join("in.parquet"),
+        dir.path().join("out.parquet"),
+    );
+    write_parquet(&input, &every_dtype(1_000), 100).unwrap();
+    let result = (|| -> Result<(), Error> {
+        let mut sink = ParquetSink::create(&output)?.row_group_rows(100);
+        par_apply_batches(
+            &Flock::new().threads(2),
+            2,
+            ParquetBatches::open(&input)?,
+            |b| {
+                if b.column("u32")?.u32()?.iter().any(|v| v == Some(512)) {
+                    return Err("bad batch".into());
+                }
+                Ok(b)
+            },
+            |out| Ok(sink.write(&out)?),
+        )?;
+        sink.finish()
+    })();
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Block { block: 5, .. }), "{err}");
+    assert!(!output.exists(), "no partial output under the final name");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "the temporary file is removed: {leftovers:?}"
+    );
+}
+
+fn corrupt(path: &Path, at: impl Fn(usize) -> std::ops::Range<usize>) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let range = at(bytes.len());
+    for b in &mut bytes[range] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_errors_naming_the_file_and_the_row_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = df!("x" => (0..20_000i64).collect::<Vec<_>>(), "s" => (0..20_000).map(|i| format!("v{i}")).collect::<Vec<_>>()).unwrap();
+
+    // Truncated: the footer is gone.
+    let truncated = dir.path().join("truncated.parquet");
+    write_parquet(&truncated, &df, 5_000).unwrap();
+    let len = std::fs::metadata(&truncated).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&truncated)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = ParquetBatches::open(&truncated).unwrap_err();
+    assert!(
+        matches!(&err, Error::InFile { path, .. } if path == &truncated),
+        "{err}"
+    );
+    let err = read_parquet(&truncated, None).unwrap_err();
+    assert!(
+        matches!(&err, Error::InFile { path, .. } if path == &truncated),
+        "{err}"
+    );
+
+    // A corrupt page in the second row group: an error naming the file and that row group, and
+    // no batch after it handed on.
+    let broken = dir.path().join("broken.parquet");
+    write_parquet(&broken, &df, 5_000).unwrap();
+    let second = {
+        let parts: Vec<_> = ParquetBatches::open(&broken)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parts.len(), 4);
+        parts.len()
+    };
+    assert_eq!(second, 4);
+    // Corrupt the middle of the data (row groups are laid out in order, before the footer).
+    corrupt(&broken, |n| n * 3 / 8..n * 3 / 8 + 4_096);
+    let mut seen = Vec::new();
+    let err = apply_batches_in_order(
+        &Flock::new(),
+        ParquetBatches::open(&broken).unwrap(),
+        Ok,
+        |b| {
+            seen.push(b.height());
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    let Error::InFile { path, source } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(path, &broken);
+    let Error::RowGroup {
+        row_group, rows, ..
+    } = &**source
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(rows.len(), 5_000);
+    assert_eq!(
+        seen.len(),
+        *row_group,
+        "every row group before the broken one, none after: {err}"
+    );
+
+    // In a `Files` job the error names the file; keep-going processes the others.
+    let good = dir.path().join("good.parquet");
+    write_parquet(&good, &df, 5_000).unwrap();
+    let files = Files::new([good.clone(), broken.clone(), truncated.clone()]);
+    let err = files
+        .par_apply(|p| Ok(read_parquet(p, None)?.height()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InFile { path, .. } if path == &broken),
+        "{err}"
+    );
+    let (heights, report) = files
+        .keep_going()
+        .par_apply(|p| Ok(read_parquet(p, None)?.height()))
+        .unwrap();
+    assert_eq!(heights, [Some(20_000), None, None]);
+    assert_eq!(report.failures.len(), 2);
+}
+
+#[test]
+fn a_sink_that_cannot_be_created_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let target = not_a_dir.join("out.parquet");
+    let err = ParquetSink::create(&target).unwrap_err();
+    assert!(
+        matches!(&err, Error::InFile { path, source } if path == &target && matches!(**source, Error::Io(_))),
+        "{err}"
+    );
+    let err = write_parquet(&target, &df!("a" => [1i64]).unwrap(), 10).unwrap_err();
+    assert!(matches!(err, Error::InFile { .. }));
+}
+
+#[test]
+fn a_sink_dropped_without_finish_leaves_nothing_and_a_mismatch_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.parquet");
+    {
+        let mut sink = ParquetSink::create(&path).unwrap();
+        sink.write(&df!("a" => [1i64]).unwrap()).unwrap();
+        let err = sink.write(&df!("b" => [1.0]).unwrap()).unwrap_err();
+        let Error::InFile { source, .. } = err else {
+            panic!()
+        };
+        assert!(matches!(*source, Error::SchemaMismatch { block: 1, .. }));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

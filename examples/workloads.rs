@@ -1,8 +1,9 @@
-//! The standard workloads (W1–W6) measured every applicable way in one process, printed as a
+//! The standard workloads (W1–W7) measured every applicable way in one process, printed as a
 //! Markdown table (and optionally CSV).
 //!
-//! Run with `cargo run --release --example workloads --features sqlite` (W6 needs the feature;
-//! without it W6 is skipped). Options:
+//! Run with `cargo run --release --example workloads --features sqlite,parquet` (W6 needs
+//! `sqlite`, W7 — Parquet → block function → Parquet — needs `parquet`; each is skipped without
+//! its feature). Options:
 //!
 //! - `--scale 0.1` multiplies every N (quick runs);
 //! - `--threads 1,2` repeats the parallel methods on pools of those sizes (default: Polars' pool
@@ -15,7 +16,8 @@
 //! slices, on the same pool as ours), `polars` (native Polars kernels or expressions, on Polars'
 //! pool), `rows` (the row view), `typed` (the typed fast path), `blocks` / `serial_blocks` (a block
 //! function in parallel / in a serial loop over the same blocks), `vec` (a Vec apply), and
-//! `per_worker` / `per_row` (a SQLite connection per worker / per row). `ratio` is throughput
+//! `per_worker` / `per_row` (a SQLite connection per worker / per row), and for W7 `serial` (row
+//! groups decoded one at a time on the calling thread) / `stream` (decoded in the workers). `ratio` is throughput
 //! relative to the workload's reference method (marked `ref`), measured in the same run. Peak RSS
 //! is the process's high-water mark during that method's runs (reset before each method), so it
 //! includes the input.
@@ -461,6 +463,11 @@ fn main() -> Result<(), BoxError> {
         w6(&mut table, &flocks, args.scale, args.runs)?;
     }
 
+    #[cfg(feature = "parquet")]
+    if wanted("W7") {
+        w7(&mut table, &flocks, args.scale, args.runs)?;
+    }
+
     println!(
         "{} cores; Polars' pool: {polars_threads} threads; median of {} runs per method (round-robin); ratios from this run",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -520,6 +527,44 @@ fn w2_lanes(x: &[f64], k: &[i64]) -> Vec<f64> {
             .map(|(x, k)| w2(*x, *k)),
     );
     out
+}
+
+/// W7: Parquet → the W4 block function → Parquet, streamed one row group at a time: `serial`
+/// decodes and runs each row group on the calling thread (`apply_batches_in_order`); `stream`
+/// decodes them inside the workers, at most 4 in flight (`par_apply_batches`).
+#[cfg(feature = "parquet")]
+fn w7(
+    table: &mut Vec<Measured>,
+    flocks: &[Flock],
+    scale: f64,
+    runs: usize,
+) -> Result<(), BoxError> {
+    use polars_flock::parquet::{ParquetBatches, ParquetSink, write_parquet};
+    use polars_flock::streaming::{apply_batches_in_order, par_apply_batches};
+    let n = scaled(10_000_000, scale);
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("w7.parquet");
+    write_parquet(&input, &frame(n), (n / 40).max(1))?;
+    let output = dir.path().join("w7-out.parquet");
+    let (input, output) = (&input, &output);
+    let mut g = Group::new("W7");
+    g.add("serial", n, 1, move || {
+        let mut sink = ParquetSink::create(output).unwrap();
+        let source = ParquetBatches::open(input).unwrap();
+        apply_batches_in_order(&Flock::new(), source, w4, |out| Ok(sink.write(&out)?)).unwrap();
+        sink.finish().unwrap();
+    });
+    for flock in flocks {
+        let t = flock.plan(1)?.threads();
+        g.add("stream", n, t, move || {
+            let mut sink = ParquetSink::create(output).unwrap();
+            let source = ParquetBatches::open(input).unwrap();
+            par_apply_batches(flock, 4, source, w4, |out| Ok(sink.write(&out)?)).unwrap();
+            sink.finish().unwrap();
+        });
+    }
+    g.run(table, runs);
+    Ok(())
 }
 
 #[cfg(feature = "sqlite")]
@@ -587,7 +632,7 @@ fn w6(
 
 fn reference(workload: &str) -> &'static str {
     match workload {
-        "W2" => "serial",
+        "W2" | "W7" => "serial",
         "W4" => "serial_blocks",
         "W6" => "per_row",
         _ => "rayon",

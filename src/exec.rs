@@ -45,7 +45,7 @@ pub(crate) struct Panic {
 
 impl Panic {
     /// The panic's message.
-    #[cfg(feature = "arrow")]
+    #[cfg(any(feature = "arrow", feature = "parquet"))]
     pub(crate) fn into_message(self) -> String {
         self.message
     }

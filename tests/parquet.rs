@@ -349,3 +349,80 @@ fn a_sink_dropped_without_finish_leaves_nothing_and_a_mismatch_is_named() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// Rewrites `path`'s footer with `edit` applied: `[data][footer][footer length: u32 LE]["PAR1"]`.
+fn rewrite_footer(path: &Path, edit: impl FnOnce(&mut polars_parquet_format::FileMetaData)) {
+    use polars_parquet_format::thrift::protocol::{TCompactInputProtocol, TCompactOutputProtocol};
+    let bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    let len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let footer = &bytes[n - 8 - len..n - 8];
+    let mut metadata = polars_parquet_format::FileMetaData::read_from_in_protocol(
+        &mut TCompactInputProtocol::new(footer, usize::MAX),
+    )
+    .unwrap();
+    edit(&mut metadata);
+    let mut new_footer = Vec::new();
+    metadata
+        .write_to_out_protocol(&mut TCompactOutputProtocol::new(&mut new_footer))
+        .unwrap();
+    let mut out = bytes[..n - 8 - len].to_vec();
+    out.extend_from_slice(&new_footer);
+    out.extend_from_slice(&(new_footer.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"PAR1");
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_footer_that_lies_about_its_row_count_fails_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = df!("x" => (0..300i64).collect::<Vec<_>>()).unwrap();
+
+    // The file's count disagrees with its row groups': every row group is handed on, then the
+    // stream fails instead of ending as if complete.
+    let path = dir.path().join("lying-total.parquet");
+    write_parquet(&path, &df, 100).unwrap();
+    rewrite_footer(&path, |m| m.num_rows = 250);
+    let mut seen = 0;
+    let err = apply_batches_in_order(
+        &Flock::new(),
+        ParquetBatches::open(&path).unwrap(),
+        Ok,
+        |b| {
+            seen += b.height();
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InFile { path: p, source } if p == &path && matches!(**source, Error::Io(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("250"), "{err}");
+    assert_eq!(seen, 300);
+    let err = par_apply_batches(
+        &Flock::new().threads(2),
+        2,
+        ParquetBatches::open(&path).unwrap(),
+        Ok,
+        |_| Ok(()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InFile { .. }), "{err}");
+
+    // A row group that claims more rows than its pages hold: that row group's error, named.
+    let path = dir.path().join("lying-group.parquet");
+    write_parquet(&path, &df, 100).unwrap();
+    rewrite_footer(&path, |m| {
+        m.row_groups[1].num_rows = 150;
+        m.num_rows = 350;
+    });
+    let err = read_parquet(&path, None).unwrap_err();
+    let Error::InFile { source, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**source, Error::RowGroup { row_group: 1, .. }),
+        "{err}"
+    );
+}

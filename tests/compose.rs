@@ -470,3 +470,52 @@ fn the_issues_examples_compile_and_run() {
         .unwrap();
     assert_eq!(out.column("rows").unwrap().u32().unwrap().get(0), Some(3));
 }
+
+#[test]
+fn keep_going_groups_and_files_per_worker_drop_a_state_whose_closure_panicked() {
+    // One thread, one group (or file) per block: the state that saw the panic is never reused.
+    let flock = Flock::new().chunksize(1).threads(1);
+    let df = df!("k" => [0i64, 1, 2, 3]).unwrap();
+    let inits = AtomicUsize::new(0);
+    let seen = Mutex::new(Vec::new());
+    let (out, report) = flock
+        .on(&df)
+        .keep_going()
+        .par_apply_groups_per_worker(
+            &["k"],
+            || Ok(inits.fetch_add(1, Ordering::SeqCst)),
+            |state, g| {
+                let k = g.column("k")?.i64()?.get(0).unwrap();
+                seen.lock().unwrap().push((*state, k));
+                if k == 1 {
+                    panic!("half-updated");
+                }
+                Ok(g)
+            },
+        )
+        .unwrap();
+    assert_eq!(out.height(), 3);
+    assert!(
+        matches!(&report.failures[0].error, Error::InGroup { group: 1, source, .. } if matches!(**source, Error::Panicked { .. }))
+    );
+    assert_eq!(inits.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.into_inner().unwrap(), [(0, 0), (0, 1), (1, 2), (1, 3)]);
+
+    let files = Files::new(["0", "1", "2", "3"]);
+    let inits = AtomicUsize::new(0);
+    let (out, report) = flock
+        .on(&files)
+        .keep_going()
+        .par_apply_per_worker(
+            || Ok(inits.fetch_add(1, Ordering::SeqCst)),
+            |state, p| {
+                if p.ends_with("1") {
+                    panic!("half-updated");
+                }
+                Ok(*state)
+            },
+        )
+        .unwrap();
+    assert_eq!(out, [Some(0), None, Some(1), Some(1)]);
+    assert_eq!(report.failures.len(), 1);
+}

@@ -426,3 +426,36 @@ fn a_footer_that_lies_about_its_row_count_fails_the_stream() {
         "{err}"
     );
 }
+
+#[test]
+fn categorical_columns_round_trip_and_read_as_str() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.parquet");
+    let words: Vec<Option<&str>> = (0..1_000)
+        .map(|i| (i % 9 != 4).then(|| ["a", "bb", "ccc"][i % 3]))
+        .collect();
+    let cats = Series::new("c".into(), &words)
+        .cast(&DataType::from_categories(Categories::global()))
+        .unwrap();
+    let df = DataFrame::new(1_000, vec![cats.into_column()]).unwrap();
+    write_parquet(&path, &df, 300).unwrap();
+    let back = read_parquet(&path, None).unwrap();
+    assert!(
+        matches!(back.column("c").unwrap().dtype(), DataType::Categorical(..)),
+        "{:?}",
+        back.dtypes()
+    );
+    let lens = back
+        .par_apply_rows("len", |row| Ok(row.opt_str("c")?.map(|s| s.len() as u32)))
+        .unwrap();
+    let expected: Vec<Option<u32>> = words.iter().map(|w| w.map(|w| w.len() as u32)).collect();
+    assert_eq!(
+        lens.column("len")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        expected
+    );
+}

@@ -182,7 +182,8 @@ pub enum Error {
     /// streamed Arrow IPC file. `source` is the structured error: [`Error::Io`] (listing,
     /// opening, writing), [`Error::Closure`] (the closure's own error), [`Error::Panicked`]
     /// (whose `row` is the file's index), [`Error::SchemaMismatch`] (whose `block` is the file's,
-    /// or the streamed frame's, index), or [`Error::Polars`].
+    /// or the streamed frame's, index), [`Error::RowGroup`] (a Parquet row group), or
+    /// [`Error::Polars`].
     InFile {
         /// The file (or the directory or glob pattern being listed).
         path: PathBuf,

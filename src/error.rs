@@ -408,6 +408,15 @@ impl Error {
         }
     }
 
+    /// `source` in the context of the file at `path`.
+    #[cold]
+    pub(crate) fn in_file(path: &std::path::Path, source: impl Into<Error>) -> Self {
+        Error::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source.into()),
+        }
+    }
+
     /// A group or file closure's error: one of the crate's own errors stands as it is, any
     /// other becomes [`Error::Closure`].
     #[cold]

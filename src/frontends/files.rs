@@ -78,7 +78,8 @@ impl Files {
     /// ```
     pub fn in_dir(dir: impl AsRef<Path>, extension: Option<&str>) -> Result<Self> {
         let dir = dir.as_ref();
-        let file_error = |path: &Path, source: std::io::Error| in_file(path, Error::Io(source));
+        let file_error =
+            |path: &Path, source: std::io::Error| Error::in_file(path, Error::Io(source));
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| file_error(dir, e))? {
             let entry = entry.map_err(|e| file_error(dir, e))?;
@@ -118,13 +119,13 @@ impl Files {
     pub fn glob(pattern: &str) -> Result<Self> {
         let matches = glob::glob(pattern).map_err(|e| {
             let invalid = std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-            in_file(Path::new(pattern), Error::Io(invalid))
+            Error::in_file(Path::new(pattern), Error::Io(invalid))
         })?;
         let mut paths = Vec::new();
         for entry in matches {
             let path = entry.map_err(|e| {
                 let path = e.path().to_path_buf();
-                in_file(&path, Error::Io(e.into()))
+                Error::in_file(&path, Error::Io(e.into()))
             })?;
             if path.is_file() {
                 paths.push(path);
@@ -329,11 +330,14 @@ impl Files {
                     path: named,
                     source,
                 },
-                other => in_file(path, other),
+                other => Error::in_file(path, other),
             }),
             Err(panic) => {
                 block.poison();
-                Err(in_file(path, block.panicked(panic, UserCode::Closure)))
+                Err(Error::in_file(
+                    path,
+                    block.panicked(panic, UserCode::Closure),
+                ))
             }
         }
     }
@@ -345,7 +349,7 @@ impl Files {
             expected,
             found: out.schema().clone(),
         };
-        in_file(&self.paths[index], mismatch)
+        Error::in_file(&self.paths[index], mismatch)
     }
 
     fn unit(&self, index: usize) -> Unit {
@@ -353,13 +357,6 @@ impl Files {
             file: index,
             path: self.paths[index].clone(),
         }
-    }
-}
-
-fn in_file(path: &Path, source: Error) -> Error {
-    Error::InFile {
-        path: path.to_path_buf(),
-        source: Box::new(source),
     }
 }
 

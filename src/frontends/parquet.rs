@@ -137,9 +137,12 @@ impl ParquetBatches {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| in_file(path, e))?;
+        let file = File::open(path).map_err(|e| Error::in_file(path, e))?;
         let mut reader = ParquetReader::new(file);
-        let metadata = reader.get_metadata().map_err(|e| in_file(path, e))?.clone();
+        let metadata = reader
+            .get_metadata()
+            .map_err(|e| Error::in_file(path, e))?
+            .clone();
         Ok(ParquetBatches {
             file: Arc::new(ParquetFile {
                 path: path.to_path_buf(),
@@ -270,7 +273,7 @@ impl Iterator for ParquetBatches {
                 "the footer says {expected} rows, its row groups hold {}",
                 self.offset
             );
-            Err(in_file(
+            Err(Error::in_file(
                 &self.file.path,
                 std::io::Error::new(std::io::ErrorKind::InvalidData, why),
             ))
@@ -351,7 +354,7 @@ impl Batch for RowGroupPart {
             Ok(Err(e)) => Box::new(e),
             Err(panic) => format!("the decoder panicked: {}", panic.into_message()).into(),
         };
-        Err(in_file(
+        Err(Error::in_file(
             &file.path,
             Error::RowGroup {
                 row_group: self.row_group,
@@ -539,7 +542,7 @@ impl ParquetSink {
             ".{name}.{}-{id}.polars-flock-tmp",
             std::process::id()
         ));
-        let file = File::create(&temp).map_err(|e| in_file(&path, e))?;
+        let file = File::create(&temp).map_err(|e| Error::in_file(&path, e))?;
         Ok(ParquetSink {
             path,
             temp,
@@ -604,7 +607,7 @@ impl ParquetSink {
                 expected,
                 found: df.schema().clone(),
             };
-            return Err(in_file(&self.path, mismatch));
+            return Err(Error::in_file(&self.path, mismatch));
         }
         self.frames += 1;
         self.rows += df.height();
@@ -644,11 +647,11 @@ impl ParquetSink {
             self.write_group(rest)?;
         }
         let writer = self.writer.take().expect("written above");
-        writer.finish().map_err(|e| in_file(&self.path, e))?;
+        writer.finish().map_err(|e| Error::in_file(&self.path, e))?;
         drop(writer);
         let file = self.file.take().expect("created");
         let file = Arc::try_unwrap(file.0).map_err(|_| {
-            in_file(
+            Error::in_file(
                 &self.path,
                 std::io::Error::other("the writer kept the file"),
             )
@@ -657,9 +660,9 @@ impl ParquetSink {
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .into_inner()
-            .map_err(|e| in_file(&self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| in_file(&self.path, e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| in_file(&self.path, e))
+            .map_err(|e| Error::in_file(&self.path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::in_file(&self.path, e))?;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::in_file(&self.path, e))
     }
 
     /// The first `rows` buffered rows as one frame with aligned chunks.
@@ -710,13 +713,13 @@ impl ParquetSink {
                 let writer = ParquetWriter::new(file)
                     .with_compression(self.compression)
                     .batched(group.schema())
-                    .map_err(|e| in_file(&self.path, e))?;
+                    .map_err(|e| Error::in_file(&self.path, e))?;
                 self.writer.insert(writer)
             }
         };
         writer
             .write_batch(&group)
-            .map_err(|e| in_file(&self.path, e))
+            .map_err(|e| Error::in_file(&self.path, e))
     }
 }
 
@@ -728,12 +731,5 @@ impl Drop for ParquetSink {
             drop(self.file.take());
             let _ = std::fs::remove_file(&self.temp);
         }
-    }
-}
-
-fn in_file(path: &Path, source: impl Into<Error>) -> Error {
-    Error::InFile {
-        path: path.to_path_buf(),
-        source: Box::new(source.into()),
     }
 }

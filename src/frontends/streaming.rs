@@ -407,13 +407,6 @@ fn receive<T>(rx: &Receiver<T>) -> T {
     }
 }
 
-fn io_error(path: &Path, source: impl Into<Error>) -> Error {
-    Error::InFile {
-        path: path.to_path_buf(),
-        source: Box::new(source.into()),
-    }
-}
-
 /// An Arrow IPC file read one record batch at a time: a source for [`par_apply_batches`].
 ///
 /// Only the batch being read is in memory (plus the file's footer); each batch becomes a
@@ -464,9 +457,9 @@ impl IpcBatches {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let file = File::open(path).map_err(|e| Error::in_file(path, e))?;
         let mut reader = BufReader::new(file);
-        let metadata = read_file_metadata(&mut reader).map_err(|e| io_error(path, e))?;
+        let metadata = read_file_metadata(&mut reader).map_err(|e| Error::in_file(path, e))?;
         let batches = metadata.blocks.len();
         Ok(Self {
             reader: FileReader::new(reader, metadata, None, None),
@@ -500,7 +493,7 @@ impl Iterator for IpcBatches {
         let batch = self.reader.next()?;
         Some(
             batch
-                .map_err(|e| io_error(&self.path, e))
+                .map_err(|e| Error::in_file(&self.path, e))
                 .and_then(|batch| {
                     let height = batch.height();
                     let schema = batch.schema().clone();
@@ -511,7 +504,7 @@ impl Iterator for IpcBatches {
                             Series::from_arrow(field.name.clone(), array).map(Column::from)
                         })
                         .collect::<PolarsResult<Vec<_>>>()
-                        .map_err(|e| io_error(&self.path, e))?;
+                        .map_err(|e| Error::in_file(&self.path, e))?;
                     Ok(DataFrame::new(height, columns)?)
                 }),
         )
@@ -574,7 +567,7 @@ impl IpcSink {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::create(path).map_err(|e| io_error(path, e))?;
+        let file = File::create(path).map_err(|e| Error::in_file(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             file: Some(BufWriter::new(file)),
@@ -615,21 +608,20 @@ impl IpcSink {
                 expected,
                 found: df.schema().clone(),
             };
-            return Err(io_error(&self.path, mismatch));
+            return Err(Error::in_file(&self.path, mismatch));
         }
         self.frames += 1;
         self.rows += df.height();
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => {
-                let file = self
-                    .file
-                    .take()
-                    .ok_or_else(|| io_error(&self.path, std::io::Error::other("sink is closed")))?;
+                let file = self.file.take().ok_or_else(|| {
+                    Error::in_file(&self.path, std::io::Error::other("sink is closed"))
+                })?;
                 let arrow_schema = Arc::new(df.schema().to_arrow(CompatLevel::newest()));
                 let options = WriteOptions { compression: None };
                 let writer = FileWriter::try_new(file, arrow_schema, None, options)
-                    .map_err(|e| io_error(&self.path, e))?;
+                    .map_err(|e| Error::in_file(&self.path, e))?;
                 self.writer.insert(writer)
             }
         };
@@ -640,7 +632,7 @@ impl IpcSink {
         for chunk in df.iter_chunks(CompatLevel::newest(), false) {
             writer
                 .write(&chunk, None)
-                .map_err(|e| io_error(&self.path, e))?;
+                .map_err(|e| Error::in_file(&self.path, e))?;
         }
         Ok(())
     }
@@ -666,18 +658,17 @@ impl IpcSink {
     pub fn finish(mut self) -> Result<()> {
         if self.writer.is_none() {
             // Nothing written: an IPC file with an empty schema.
-            let file = self
-                .file
-                .take()
-                .ok_or_else(|| io_error(&self.path, std::io::Error::other("sink is closed")))?;
+            let file = self.file.take().ok_or_else(|| {
+                Error::in_file(&self.path, std::io::Error::other("sink is closed"))
+            })?;
             let schema = Arc::new(ArrowSchema::default());
             self.writer = Some(
                 FileWriter::try_new(file, schema, None, WriteOptions { compression: None })
-                    .map_err(|e| io_error(&self.path, e))?,
+                    .map_err(|e| Error::in_file(&self.path, e))?,
             );
         }
         let writer = self.writer.as_mut().expect("started above");
-        writer.finish().map_err(|e| io_error(&self.path, e))
+        writer.finish().map_err(|e| Error::in_file(&self.path, e))
     }
 }
 

@@ -3,6 +3,8 @@
 
 use polars::prelude::*;
 
+use crate::control::{Failure, Report};
+
 /// Remembers the first schema it is shown and compares every later one with it: names, dtypes
 /// and order (`Schema`'s own `==` ignores the order).
 #[derive(Debug, Default)]
@@ -57,4 +59,24 @@ pub(crate) fn concat_vecs<U>(parts: Vec<Vec<U>>) -> Vec<U> {
         out.extend(part);
     }
     out
+}
+
+/// Keep-going reassembly: the outputs (with their unit's index, in input order) that have the
+/// first kept output's schema; every other one is a failed unit, made by `mismatch` and added to
+/// `report`, whose failures are then put in input order.
+pub(crate) fn keep_same_schema(
+    outputs: impl IntoIterator<Item = (usize, DataFrame)>,
+    report: &mut Report,
+    mismatch: impl Fn(usize, SchemaRef, &DataFrame) -> Failure,
+) -> Vec<DataFrame> {
+    let mut first = FirstSchema::default();
+    let mut kept = Vec::new();
+    for (index, out) in outputs {
+        match first.check(out.schema()) {
+            Ok(()) => kept.push(out),
+            Err(expected) => report.failures.push(mismatch(index, expected, &out)),
+        }
+    }
+    report.failures.sort_by_key(|failure| failure.unit.index());
+    kept
 }

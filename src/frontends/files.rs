@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::concat::{FirstSchema, vstack_all};
+use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::exec::{
@@ -606,19 +606,12 @@ impl KeepGoing<'_, Files> {
     {
         let files = self.input;
         let (parts, mut report) = self.run(&Stateless, &|(), p: &Path| read(p))?;
-        let mut first = FirstSchema::default();
-        let mut kept = Vec::new();
-        for (index, out) in parts.into_iter().flatten().enumerate() {
-            let Some(out) = out else { continue };
-            match first.check(out.schema()) {
-                Ok(()) => kept.push(out),
-                Err(expected) => report.failures.push(Failure {
-                    error: files.mismatch(index, expected, &out),
-                    unit: files.unit(index),
-                }),
-            }
-        }
-        report.failures.sort_by_key(|failure| failure.unit.index());
+        let outputs = (parts.into_iter().flatten().enumerate())
+            .filter_map(|(index, out)| Some((index, out?)));
+        let kept = keep_same_schema(outputs, &mut report, |index, expected, out| Failure {
+            error: files.mismatch(index, expected, out),
+            unit: files.unit(index),
+        });
         Ok((vstack_all(kept)?.unwrap_or_default(), report))
     }
 

@@ -7,7 +7,7 @@ use std::ops::Range;
 use polars::prelude::*;
 
 use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
-use crate::concat::{FirstSchema, vstack_all};
+use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
@@ -942,22 +942,14 @@ where
         },
         |_| None,
     )?;
-    let mut first = FirstSchema::default();
-    let mut kept = Vec::with_capacity(parts.len());
-    for (index, part) in parts.into_iter().enumerate() {
-        let Some(out) = part else { continue };
-        match first.check(out.schema()) {
-            Ok(()) => kept.push(out),
-            Err(expected) => {
-                let rows = plan.block_rows(index);
-                report.failures.push(Failure {
-                    error: schema_mismatch(index, rows.clone(), expected, &out),
-                    unit: Unit::Block { block: index, rows },
-                });
-            }
+    let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
+    let kept = keep_same_schema(outputs, &mut report, |index, expected, out| {
+        let rows = plan.block_rows(index);
+        Failure {
+            error: schema_mismatch(index, rows.clone(), expected, out),
+            unit: Unit::Block { block: index, rows },
         }
-    }
-    report.failures.sort_by_key(|failure| failure.unit.index());
+    });
     Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
 }
 

@@ -4,7 +4,7 @@
 use polars::prelude::*;
 use polars_core::frame::group_by::{GroupPositions, GroupsIndicator};
 
-use crate::concat::{FirstSchema, vstack_all};
+use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::exec::{Block, StateSource, contain, run_blocks_stateful, run_keep_going};
@@ -187,18 +187,10 @@ where
         },
         |_| Vec::new(),
     )?;
-    let mut first = FirstSchema::default();
-    let mut kept = Vec::new();
-    for (group, out) in parts.into_iter().flatten() {
-        let Some(out) = out else { continue };
-        match first.check(out.schema()) {
-            Ok(()) => kept.push(out),
-            Err(expected) => report.failures.push(Failure {
-                error: groups.mismatch(group, expected, &out),
-                unit: unit(group),
-            }),
-        }
-    }
-    report.failures.sort_by_key(|failure| failure.unit.index());
+    let outputs = (parts.into_iter().flatten()).filter_map(|(group, out)| Some((group, out?)));
+    let kept = keep_same_schema(outputs, &mut report, |group, expected, out| Failure {
+        error: groups.mismatch(group, expected, out),
+        unit: unit(group),
+    });
     Ok((groups.concat(kept)?, report))
 }

@@ -324,6 +324,60 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A chunk of a cluster job (feature `distributed`) failed on process `process`: `source`
+    /// is what went wrong, as the local call reported it on that process ([`Error::Panicked`]
+    /// keeps its structure across processes; another process's other errors arrive as
+    /// [`Error::Remote`]). Every process of the job returns it.
+    InChunk {
+        /// The chunk's index in the source.
+        chunk: usize,
+        /// The process that ran the chunk.
+        process: usize,
+        /// What went wrong.
+        source: Box<Error>,
+    },
+
+    /// An error that happened on another process of a cluster job, which crossed the network as
+    /// its variant's name and its message (reported inside [`Error::InChunk`]).
+    Remote {
+        /// The variant of the original error, e.g. `"Row"` or `"DtypeMismatch"`.
+        variant: String,
+        /// The original error's message (its `Display`).
+        message: String,
+    },
+
+    /// A cluster job (feature `distributed`) could not start: process `peer` was not reachable
+    /// at `address` (or this process could not listen on its own, when `peer == process`)
+    /// within the start-up timeout.
+    ///
+    /// Start every process of the job (with the same address list), check the addresses and
+    /// the network between them, or raise the timeout; nothing ran.
+    ClusterStart {
+        /// This process's index.
+        process: usize,
+        /// The peer that was not reached.
+        peer: usize,
+        /// Its address.
+        address: String,
+        /// How long this process waited.
+        waited: Duration,
+        /// The last connection error.
+        source: std::io::Error,
+    },
+
+    /// A cluster job lost a peer mid-run (feature `distributed`): its connection closed or
+    /// broke (the process died, its machine or the network went away). No chunk starts on this
+    /// process after that; nothing is returned. Rerun the job (with
+    /// [`Cluster::parts`](crate::distributed::Cluster::parts), only the missing chunks run).
+    PeerLost {
+        /// This process's index.
+        process: usize,
+        /// The peer whose connection broke, when known.
+        peer: Option<usize>,
+        /// What the network layer reported.
+        message: String,
+    },
+
     /// An error raised by Polars outside user code (e.g. while assembling the output).
     Polars(PolarsError),
 }
@@ -424,6 +478,37 @@ impl Error {
         match error.downcast::<Error>() {
             Ok(error) => *error,
             Err(source) => Error::Closure { source },
+        }
+    }
+
+    /// The variant's name, e.g. `"Row"`: what crosses the network with a message.
+    #[cfg(feature = "distributed")]
+    pub(crate) fn variant_name(&self) -> &'static str {
+        match self {
+            Error::InvalidOption { .. } => "InvalidOption",
+            Error::ThreadPool { .. } => "ThreadPool",
+            Error::ColumnNotFound { .. } => "ColumnNotFound",
+            Error::DtypeMismatch { .. } => "DtypeMismatch",
+            Error::NullValue { .. } => "NullValue",
+            Error::DuplicateColumn { .. } => "DuplicateColumn",
+            Error::Row { .. } => "Row",
+            Error::Block { .. } => "Block",
+            Error::InGroup { .. } => "InGroup",
+            Error::InFile { .. } => "InFile",
+            Error::Closure { .. } => "Closure",
+            Error::RowGroup { .. } => "RowGroup",
+            Error::Io(_) => "Io",
+            Error::SchemaMismatch { .. } => "SchemaMismatch",
+            Error::Panicked { .. } => "Panicked",
+            Error::Init { .. } => "Init",
+            Error::Cancelled { .. } => "Cancelled",
+            Error::TimedOut { .. } => "TimedOut",
+            Error::Arrow { .. } => "Arrow",
+            Error::InChunk { .. } => "InChunk",
+            Error::Remote { .. } => "Remote",
+            Error::ClusterStart { .. } => "ClusterStart",
+            Error::PeerLost { .. } => "PeerLost",
+            Error::Polars(_) => "Polars",
         }
     }
 
@@ -557,6 +642,43 @@ impl std::fmt::Display for Error {
                 "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
             ),
             Error::Arrow { column, source } => write!(f, "Arrow column {column:?}: {source}"),
+            Error::InChunk {
+                chunk,
+                process,
+                source,
+            } => write!(f, "chunk {chunk} (on process {process}): {source}"),
+            Error::Remote { message, .. } => f.write_str(message),
+            Error::ClusterStart {
+                process,
+                peer,
+                address,
+                waited,
+                source,
+            } if peer == process => write!(
+                f,
+                "process {process} could not listen on {address} (after {waited:?}): {source}"
+            ),
+            Error::ClusterStart {
+                process,
+                peer,
+                address,
+                waited,
+                source,
+            } => write!(
+                f,
+                "process {process} could not reach process {peer} at {address} within {waited:?}: {source}"
+            ),
+            Error::PeerLost {
+                process,
+                peer,
+                message,
+            } => match peer {
+                Some(peer) => write!(
+                    f,
+                    "process {process} lost its connection to process {peer}: {message}"
+                ),
+                None => write!(f, "process {process} lost a peer: {message}"),
+            },
             Error::Polars(e) => e.fmt(f),
         }
     }
@@ -575,7 +697,10 @@ impl std::error::Error for Error {
             | Error::RowGroup { source, .. }
             | Error::Init { source, .. }
             | Error::Arrow { source, .. } => Some(source.as_ref()),
-            Error::InGroup { source, .. } | Error::InFile { source, .. } => Some(&**source),
+            Error::InGroup { source, .. }
+            | Error::InFile { source, .. }
+            | Error::InChunk { source, .. } => Some(&**source),
+            Error::ClusterStart { source, .. } => Some(source),
             // Transparent, as their `Display`.
             Error::Io(e) => e.source(),
             Error::Polars(e) => e.source(),

@@ -13,6 +13,8 @@ mod cells;
 #[cfg(doctest)]
 mod compile_fail;
 mod concat;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 mod error;
 mod exec;
 mod frontends;

@@ -297,7 +297,7 @@ impl Iterator for ParquetBatches {
 /// assert_eq!(second.load()?.column("a")?.i64()?.get(0), Some(3));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RowGroupPart {
     file: Arc<ParquetFile>,
     row_group: usize,

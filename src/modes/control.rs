@@ -49,7 +49,11 @@ use crate::plan::ChunkPlan;
 /// assert_eq!(rows, 1_000);
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+    /// A token this one also obeys (a cluster job's local calls obey the user's token).
+    parent: Option<Arc<AtomicBool>>,
+}
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -75,7 +79,7 @@ impl CancelToken {
     /// assert!(token.is_cancelled());
     /// ```
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.flag.store(true, Ordering::Release);
     }
 
     /// Whether [`cancel`](CancelToken::cancel) was called.
@@ -88,7 +92,21 @@ impl CancelToken {
     /// assert!(token.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.flag.load(Ordering::Acquire)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Acquire))
+    }
+
+    /// A token that is cancelled when this one is or when `parent` (if any) is; cancelling it
+    /// cancels this one, never `parent`.
+    #[cfg(feature = "distributed")]
+    pub(crate) fn linked(&self, parent: Option<&CancelToken>) -> CancelToken {
+        CancelToken {
+            flag: Arc::clone(&self.flag),
+            parent: parent.map(|p| Arc::clone(&p.flag)),
+        }
     }
 
     /// `Err(Error::Cancelled { .. })` once the token is cancelled, for closures to return with

@@ -94,12 +94,14 @@ fn main() -> Result<(), BoxError> {
         all
     };
     let t = Instant::now();
-    let (x, k) = (whole.column("x")?.f64()?, whole.column("k")?.i64()?);
-    let serial: Vec<f64> = x
-        .into_no_null_iter()
-        .zip(k.into_no_null_iter())
-        .map(|(x, k)| workloads::w2(x, k))
-        .collect();
+    let mut serial = Vec::with_capacity(whole.height());
+    for c in 0..a.chunks {
+        let chunk = make_chunk(c, per_chunk)?;
+        let (x, k) = (chunk.column("x")?.f64()?, chunk.column("k")?.i64()?);
+        for (x, k) in x.cont_slice()?.iter().zip(k.cont_slice()?) {
+            serial.push(workloads::w2(*x, *k));
+        }
+    }
     let serial_s = t.elapsed().as_secs_f64();
     println!(
         "1. serial loop      {} rows in {serial_s:.3} s",
@@ -107,42 +109,40 @@ fn main() -> Result<(), BoxError> {
     );
 
     // ## 2. All local cores: the same function, one call
-    let mut local_s = Vec::new();
-    let mut local = None;
-    for _ in 0..a.runs {
+    let run_local = || -> Result<(DataFrame, f64), BoxError> {
         let t = Instant::now();
-        local = Some(
-            Flock::new()
-                .threads(2)
-                .on(&whole)
-                .par_apply_rows("y", score)?,
-        );
-        local_s.push(t.elapsed().as_secs_f64());
-    }
-    let local = local.expect("one run");
+        let out = Flock::new()
+            .threads(2)
+            .on(&whole)
+            .par_apply_rows("y", score)?;
+        Ok((out, t.elapsed().as_secs_f64()))
+    };
+    let (local, secs) = run_local()?;
+    let mut local_s = vec![secs];
     let same = local
         .column("y")?
         .f64()?
         .into_no_null_iter()
         .eq(serial.iter().copied());
     println!(
-        "2. local, 2 threads {} rows in {} s  (same as serial: {same})",
-        local.height(),
-        range(&local_s)
+        "2. local, 2 threads {} rows in {secs:.3} s  (same as serial: {same})",
+        local.height()
     );
 
     // ## 3. A cluster of processes: the same function, `Cluster` instead of a frame
     // Two copies of this program on loopback, one thread each; process 0 reports back.
-    let mut cluster_s = Vec::new();
-    for _ in 0..a.runs {
-        let (secs, checksum) = launch_on_loopback(2, &a)?;
-        cluster_s.push(secs);
-        let want: f64 = local.column("y")?.f64()?.sum().unwrap_or(0.0);
-        println!(
-            "3. cluster, 2 processes x 1 thread: {} s in process 0's call (checksum equal: {})",
-            range(&[secs]),
-            (checksum - want).abs() <= 1e-9 * want.abs().max(1.0)
-        );
+    let want: f64 = local.column("y")?.f64()?.sum().unwrap_or(0.0);
+    let (secs, checksum) = launch_on_loopback(2, &a)?;
+    let mut cluster_s = vec![secs];
+    println!(
+        "3. cluster, 2 processes x 1 thread: {secs:.3} s in process 0's call (checksum equal: {})",
+        (checksum - want).abs() <= 1e-9 * want.abs().max(1.0)
+    );
+
+    // ## Measured: the local call and the cluster alternately, `--runs` times
+    for _ in 1..a.runs {
+        local_s.push(run_local()?.1);
+        cluster_s.push(launch_on_loopback(2, &a)?.0);
     }
     if a.runs > 1 {
         let l = median(&local_s);

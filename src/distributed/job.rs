@@ -11,7 +11,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandle;
-use timely::dataflow::operators::{Exchange, Input, Inspect, Probe};
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Exchange, Input, Probe};
 
 use super::config::Cluster;
 use super::net;
@@ -680,7 +681,7 @@ fn drive(
         scope
             .input_from(&mut input)
             .exchange(|m: &Msg| m.to)
-            .inspect(move |m: &Msg| {
+            .map(move |m: Msg| {
                 match &m.body {
                     Body::Stop(_) => seen.cluster_stop.cancel(),
                     Body::Failed(_) => {
@@ -694,7 +695,8 @@ fn drive(
                         seen.received.fetch_add(1, Ordering::AcqRel);
                     }
                 }
-                let _ = to_main.send(m.clone());
+                // Moved, not cloned: a frame's bytes are copied once, by the network.
+                let _ = to_main.send(m);
             })
             .probe()
             .0
@@ -750,7 +752,9 @@ fn drive(
         if shared.abandoned.load(Ordering::Acquire) {
             break;
         }
-        worker.step_or_park(Some(Duration::from_millis(1)));
+        // The calling thread's messages do not wake the worker: poll for them (network
+        // arrivals do wake it).
+        worker.step_or_park(Some(Duration::from_millis(2)));
     }
     drop(input);
     while !probe.done() && !shared.abandoned.load(Ordering::Acquire) {

@@ -167,12 +167,18 @@ fn cluster_process(chunks: &Chunks<'_>, a: &Args) -> Result<(), BoxError> {
     let flock = threads.map_or_else(Flock::new, |t| Flock::new().threads(t));
     let cluster = Cluster::from_env()?.flock(flock);
     // The exchange cost: many one-row chunks with a trivial function, when asked.
-    if std::env::var_os("FLOCK_EXCHANGE_TEST").is_some() {
+    if let Some(test) = std::env::var_os("FLOCK_EXCHANGE_TEST") {
         let tiny = Chunks::new(a.chunks, |c| Ok(df!("c" => [c as i64])?));
+        let source = if test == "bytes" { chunks } else { &tiny };
         let t = Instant::now();
-        let out = cluster.par_apply_blocks(&tiny, Ok)?;
+        let out = cluster.par_apply_blocks(source, Ok)?;
         if let Some(out) = out {
-            println!("exchange {} {}", out.height(), t.elapsed().as_secs_f64());
+            let bytes = out.estimated_size();
+            println!(
+                "exchange {} {} {bytes}",
+                out.height(),
+                t.elapsed().as_secs_f64()
+            );
         }
         return Ok(());
     }
@@ -253,6 +259,13 @@ fn exchange_cost(n: usize, a: &Args) -> Result<(), BoxError> {
         "   exchange: {} one-row chunks in {secs:.3} s = {:.0} us per chunk (produce, run, encode, send, decode, concatenate)",
         tiny.chunks,
         secs / tiny.chunks as f64 * 1e6
+    );
+    // The data's cost: the dataset's chunks themselves, with nothing computed.
+    let (secs, bytes) = run_cluster(n, a, &[("FLOCK_EXCHANGE_TEST", "bytes")])?;
+    let mib = bytes.parse::<f64>()? / (1 << 20) as f64;
+    println!(
+        "   exchange: the {} chunks as they are ({mib:.0} MiB, half of it from the other process) in {secs:.3} s",
+        a.chunks
     );
     Ok(())
 }

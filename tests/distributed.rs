@@ -516,3 +516,54 @@ fn child_single_cluster_cancel() {
         "{err}"
     );
 }
+
+#[test]
+fn a_process_that_cannot_listen_on_its_address_gets_cluster_start_naming_itself() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mine = taken.local_addr().unwrap().to_string();
+    let other = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let cluster = Cluster::new(0, [mine.clone(), other]).unwrap();
+    let chunks = Chunks::new(2, |c| Ok(chunk(c)));
+    let err = cluster.par_apply_rows(&chunks, "y", score).unwrap_err();
+    let polars_flock::Error::ClusterStart {
+        process: 0,
+        peer: 0,
+        address,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*address, mine);
+    assert!(err.to_string().contains("could not listen"), "{err}");
+}
+
+#[test]
+fn other_panics_still_reach_the_hook_installed_before_the_crates() {
+    common::run_in_child("child_panic_hook_chain", Duration::from_secs(60));
+}
+
+#[test]
+#[ignore = "run in a child process by other_panics_still_reach_the_hook_installed_before_the_crates"]
+fn child_panic_hook_chain() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    std::panic::set_hook(Box::new(|_| {
+        SEEN.fetch_add(1, Ordering::SeqCst);
+    }));
+    // A job installs the crate's hook (on top of this one)...
+    let chunks = Chunks::new(2, |c| Ok(chunk(c)));
+    Cluster::single()
+        .par_apply_rows(&chunks, "y", score)
+        .unwrap();
+    // ...which passes a panic of the program's own threads on to it,
+    let _ = std::thread::spawn(|| panic!("the program's own panic")).join();
+    assert_eq!(SEEN.load(Ordering::SeqCst), 1);
+    // and swallows only those of timely's threads.
+    let _ = std::thread::Builder::new()
+        .name("timely:work-0".into())
+        .spawn(|| panic!("as timely's threads do when a peer dies"))
+        .unwrap()
+        .join();
+    assert_eq!(SEEN.load(Ordering::SeqCst), 1);
+}

@@ -849,16 +849,7 @@ fn decode(bytes: &[u8]) -> Result<DataFrame> {
     let schema = Schema::from_arrow_schema(&metadata.schema);
     let mut out = DataFrame::empty_with_schema(&schema);
     for batch in FileReader::new(cursor, metadata, None, None) {
-        let batch = batch?;
-        let height = batch.height();
-        let columns = batch
-            .schema()
-            .clone()
-            .iter_values()
-            .zip(batch.into_arrays())
-            .map(|(field, array)| Series::from_arrow(field.name.clone(), array).map(Column::from))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        out.vstack_mut_owned(DataFrame::new(height, columns)?)?;
+        out.vstack_mut_owned(crate::streaming::batch_to_frame(batch?)?)?;
     }
     Ok(out)
 }

@@ -494,21 +494,23 @@ impl Iterator for IpcBatches {
         Some(
             batch
                 .map_err(|e| Error::in_file(&self.path, e))
-                .and_then(|batch| {
-                    let height = batch.height();
-                    let schema = batch.schema().clone();
-                    let columns = schema
-                        .iter_values()
-                        .zip(batch.into_arrays())
-                        .map(|(field, array)| {
-                            Series::from_arrow(field.name.clone(), array).map(Column::from)
-                        })
-                        .collect::<PolarsResult<Vec<_>>>()
-                        .map_err(|e| Error::in_file(&self.path, e))?;
-                    Ok(DataFrame::new(height, columns)?)
-                }),
+                .and_then(|batch| batch_to_frame(batch).map_err(|e| Error::in_file(&self.path, e))),
         )
     }
+}
+
+/// A record batch read from an IPC file as a frame (its arrays moved, not copied).
+pub(crate) fn batch_to_frame(
+    batch: polars_arrow::record_batch::RecordBatchT<Box<dyn polars_arrow::array::Array>>,
+) -> PolarsResult<DataFrame> {
+    let height = batch.height();
+    let schema = batch.schema().clone();
+    let columns = schema
+        .iter_values()
+        .zip(batch.into_arrays())
+        .map(|(field, array)| Series::from_arrow(field.name.clone(), array).map(Column::from))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(height, columns)
 }
 
 /// Writes frames to an Arrow IPC file batch by batch: a sink for [`par_apply_batches`].

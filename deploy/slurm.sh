@@ -18,7 +18,7 @@ set -euo pipefail
 export FLOCK_PORT=2101
 export FLOCK_STARTUP_TIMEOUT=120
 # Each process uses its allocated cores for its own chunks.
-export POLARS_MAX_THREADS="${SLURM_CPUS_PER_TASK:-1}"
+export FLOCK_THREADS="${SLURM_CPUS_PER_TASK:-1}"
 # With part files on a shared file system a rerun (sbatch again) computes only missing chunks:
 # see `Cluster::parts`.
 srun --kill-on-bad-exit=1 ./target/release/examples/distributed --rows 20000000 --chunks 256

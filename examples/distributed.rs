@@ -161,11 +161,8 @@ fn main() -> Result<(), BoxError> {
 
 /// One process of the cluster: runs the job and, at process 0, prints its time and checksum.
 fn cluster_process(chunks: &Chunks<'_>, a: &Args) -> Result<(), BoxError> {
-    let threads = std::env::var("FLOCK_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok());
-    let flock = threads.map_or_else(Flock::new, |t| Flock::new().threads(t));
-    let cluster = Cluster::from_env()?.flock(flock);
+    // `FLOCK_THREADS` (set by the loopback launcher below) sizes each process's pool.
+    let cluster = Cluster::from_env()?;
     // The exchange cost: many one-row chunks with a trivial function, when asked.
     if let Some(test) = std::env::var_os("FLOCK_EXCHANGE_TEST") {
         let tiny = Chunks::new(a.chunks, |c| Ok(df!("c" => [c as i64])?));

@@ -158,7 +158,9 @@ impl Cluster {
     /// 4. Otherwise one process ([`Cluster::single`]).
     ///
     /// The port is `FLOCK_PORT`, 2101 by default. `FLOCK_STARTUP_TIMEOUT` (seconds) sets
-    /// [`startup_timeout`](Cluster::startup_timeout).
+    /// [`startup_timeout`](Cluster::startup_timeout), and `FLOCK_THREADS` the threads each
+    /// process runs its chunks on (`flock(Flock::new().threads(n))`; without it, Polars' pool,
+    /// which `POLARS_MAX_THREADS` sizes).
     ///
     /// # Errors
     ///
@@ -269,6 +271,15 @@ impl Cluster {
         } else {
             Self::single()
         };
+        if let Some(threads) = var("FLOCK_THREADS") {
+            let n = threads
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid("FLOCK_THREADS", &threads, "a number of threads, > 0"))?;
+            cluster.flock = Flock::new().threads(n);
+        }
         if let Some(secs) = var("FLOCK_STARTUP_TIMEOUT") {
             let secs = secs
                 .trim()
@@ -649,6 +660,20 @@ mod tests {
             (1, &["h0:7000".to_owned(), "h1:7000".to_owned()][..])
         );
         assert_eq!(c.get_startup_timeout(), Duration::from_millis(2500));
+        let threads = |v: &str| {
+            let v = v.to_owned();
+            Cluster::from_vars(move |k| (k == "FLOCK_THREADS").then(|| v.clone()))
+        };
+        let plan = threads("3").unwrap().flock.plan(1_000_000).unwrap();
+        assert_eq!(plan.threads(), 3);
+        let err = threads("0").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidOption {
+                option: "FLOCK_THREADS",
+                ..
+            }
+        ));
         let err =
             Cluster::from_vars(|k| (k == "FLOCK_PROCESS").then(|| "x".to_owned())).unwrap_err();
         assert!(matches!(

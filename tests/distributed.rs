@@ -567,3 +567,84 @@ fn child_panic_hook_chain() {
         .join();
     assert_eq!(SEEN.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn one_process_jobs_equal_a_serial_computation_over_random_frames_chunks_and_threads() {
+    common::run_in_child("child_cluster_property", Duration::from_secs(300));
+}
+
+#[test]
+#[ignore = "run in a child process by one_process_jobs_equal_a_serial_computation_over_random_frames_chunks_and_threads"]
+fn child_cluster_property() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let strategy = (
+        common::frame_params(),
+        1usize..=700,
+        prop::option::of(1usize..=300),
+        1usize..=3,
+    );
+    runner
+        .run(
+            &strategy,
+            |((n, seed, pieces), chunk_rows, local_rows, threads)| {
+                let data = common::Data::generate(n, seed);
+                let df = data.frame(pieces);
+                // The source cut by one planner, each chunk cut again by the processes' own options.
+                let chunks =
+                    Chunks::split(&df, &polars_flock::Flock::new().chunksize(chunk_rows)).unwrap();
+                prop_assert_eq!(chunks.len(), n.div_ceil(chunk_rows).max(1));
+                let cluster = Cluster::single().flock(common::flock(local_rows, threads));
+                let row = |row: &Row<'_>| -> Result<Option<f64>, BoxError> {
+                    Ok(common::row_fn(
+                        row.opt_f64("f")?,
+                        row.opt_i64("i")?,
+                        row.opt_str("s")?,
+                        row.opt_bool("b")?,
+                    ))
+                };
+                let out = cluster
+                    .par_apply_rows(&chunks, "out", row)
+                    .unwrap()
+                    .unwrap();
+                prop_assert_eq!(
+                    common::f64_values(&out, "out"),
+                    common::serial_row_fn(&data)
+                );
+                prop_assert!(
+                    out.select(["f", "i", "s", "b"])
+                        .unwrap()
+                        .equals_missing(&df)
+                );
+                // Blocks: every block's first row, as a serial loop over the same blocks finds them.
+                let firsts = cluster
+                    .par_apply_blocks(&chunks, |b| Ok(b.head(Some(1))))
+                    .unwrap()
+                    .unwrap();
+                prop_assert_eq!(
+                    firsts.height(),
+                    if n == 0 {
+                        0
+                    } else {
+                        (0..chunks.len())
+                            .map(|c| {
+                                let len = chunk_rows.min(n - c * chunk_rows);
+                                let plan = common::flock(local_rows, threads).plan(len).unwrap();
+                                plan.blocks()
+                            })
+                            .sum::<usize>()
+                    }
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+}

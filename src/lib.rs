@@ -38,6 +38,8 @@ pub use chrono;
 #[cfg(feature = "progress")]
 pub use indicatif;
 pub use polars;
+#[cfg(feature = "postgres")]
+pub use postgres;
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
 

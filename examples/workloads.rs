@@ -1,9 +1,10 @@
 //! The standard workloads (W1–W7) measured every applicable way in one process, printed as a
 //! Markdown table (and optionally CSV).
 //!
-//! Run with `cargo run --release --example workloads --features sqlite,parquet` (W6 needs
-//! `sqlite`, W7 — Parquet → block function → Parquet — needs `parquet`; each is skipped without
-//! its feature). Options:
+//! Run with `cargo run --release --example workloads --features sqlite,parquet,postgres` (W6
+//! needs `sqlite`, W7 — Parquet → block function → Parquet — needs `parquet`, W8 — lookups in a
+//! PostgreSQL server it starts — needs `postgres` and the server binaries; each is skipped
+//! without its feature). Options:
 //!
 //! - `--scale 0.1` multiplies every N (quick runs);
 //! - `--threads 1,2` repeats the parallel methods on pools of those sizes (default: Polars' pool
@@ -22,6 +23,9 @@
 //! is the process's high-water mark during that method's runs (reset before each method), so it
 //! includes the input.
 
+#[cfg(feature = "postgres")]
+#[path = "../tests/common/pg.rs"]
+mod pg;
 #[path = "../benches/common/mod.rs"]
 mod workloads;
 
@@ -463,6 +467,11 @@ fn main() -> Result<(), BoxError> {
         w6(&mut table, &flocks, args.scale, args.runs)?;
     }
 
+    #[cfg(feature = "postgres")]
+    if wanted("W8") {
+        w8(&mut table, args.scale, args.runs)?;
+    }
+
     #[cfg(feature = "parquet")]
     if wanted("W7") {
         w7(&mut table, &flocks, args.scale, args.runs)?;
@@ -630,11 +639,80 @@ fn w6(
     Ok(())
 }
 
+/// W8: a lookup per row in PostgreSQL over loopback (a throwaway server started here): a
+/// connection per row, and a connection per worker (kept across runs) on pools of 1x, 4x, 8x and
+/// 16x cores; `W8` is the plain lookup, `W8+1ms` the same with a 1 ms server-side wait
+/// (`pg_sleep(0.001)`), which stands for a remote database's latency without using this
+/// machine's cores.
+#[cfg(feature = "postgres")]
+fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError> {
+    use polars_flock::postgres::{Client, NoTls};
+    let server = pg::PgServer::start()?;
+    let url = server.url();
+    let mut admin = Client::connect(&url, NoTls)?;
+    admin.batch_execute(
+        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
+         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 999) AS k;",
+    )?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let connect = || -> Result<Client, BoxError> { Ok(Client::connect(&url, NoTls)?) };
+    for (workload, sql, n) in [
+        (
+            "W8",
+            "SELECT label FROM lookup WHERE k = $1",
+            scaled(40_000, scale),
+        ),
+        (
+            "W8+1ms",
+            "SELECT label FROM lookup, pg_sleep(0.001) WHERE k = $1",
+            scaled(4_000, scale),
+        ),
+    ] {
+        let len = |c: &mut Client, k: i64| -> Result<i64, BoxError> {
+            let label: String = c.query_one(sql, &[&k])?.get(0);
+            Ok(label.len() as i64)
+        };
+        let df = frame(n).head(Some(n));
+        // A connection per row is far slower: a twentieth of the rows, compared in rows/s.
+        let sample = df.head(Some((n / 20).max(1)));
+        let pools: Vec<(usize, Flock, Workers<'_, Client>)> = [1, 4, 8, 16]
+            .into_iter()
+            .map(|f| (f, Flock::new().threads(cores * f), Workers::new(connect)))
+            .collect();
+        let mut g = Group::new(workload);
+        let cores_pool = &pools[0].1;
+        g.add("per_row", sample.height(), cores, || {
+            cores_pool
+                .on(&sample)
+                .par_apply_rows("out", |row| len(&mut connect()?, row.i64("k")?))
+                .unwrap()
+        });
+        let (df, len) = (&df, &len);
+        for (factor, flock, workers) in &pools {
+            let method = match factor {
+                1 => "per_worker",
+                4 => "per_worker_4x",
+                8 => "per_worker_8x",
+                _ => "per_worker_16x",
+            };
+            g.add(method, n, cores * factor, move || {
+                flock
+                    .on(&df)
+                    .par_apply_rows_per_worker("out", workers, |c, row| len(c, row.i64("k")?))
+                    .unwrap()
+            });
+        }
+        g.run(table, runs);
+    }
+    Ok(())
+}
+
 fn reference(workload: &str) -> &'static str {
     match workload {
         "W2" | "W7" => "serial",
         "W4" => "serial_blocks",
-        "W6" => "per_row",
+        "W6" | "W8" => "per_row",
+        "W8+1ms" => "per_worker",
         _ => "rayon",
     }
 }

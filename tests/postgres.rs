@@ -19,29 +19,26 @@ use polars_flock::{Error, Flock};
 
 const KEYS: i64 = 500;
 
-/// One server for the whole binary, with `lookup(k, label)` and an empty `results` table.
-fn server() -> &'static PgServer {
-    static SERVER: std::sync::OnceLock<PgServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| {
-        let server =
-            PgServer::start().expect("a PostgreSQL server (install the postgresql package)");
-        let mut c = Client::connect(&server.url(), NoTls).unwrap();
-        c.batch_execute(
-            "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
-             INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 499) AS k;",
-        )
-        .unwrap();
-        server
-    })
+/// A server of its own for each test (about half a second to start; stopped and removed when
+/// the test drops it), with `lookup(k, label)`.
+fn server() -> PgServer {
+    let server = PgServer::start().expect("a PostgreSQL server (install the postgresql package)");
+    let mut c = Client::connect(&server.url(), NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
+         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 499) AS k;",
+    )
+    .unwrap();
+    server
 }
 
-fn connect() -> Result<Client, BoxError> {
-    Ok(Client::connect(&server().url(), NoTls)?)
+fn connect(server: &PgServer) -> Result<Client, BoxError> {
+    Ok(Client::connect(&server.url(), NoTls)?)
 }
 
 /// Client backends connected to the server right now, other than the asking one.
-fn backends() -> i64 {
-    let mut c = connect().unwrap();
+fn backends(server: &PgServer) -> i64 {
+    let mut c = connect(server).unwrap();
     let row = c
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
@@ -55,13 +52,10 @@ fn keys(n: usize) -> DataFrame {
     df!("k" => (0..n as i64).map(|i| (i * 7) % KEYS).collect::<Vec<_>>()).unwrap()
 }
 
-/// Serialises the tests that count server-side connections.
-static COUNTING: Mutex<()> = Mutex::new(());
-
 #[test]
 fn a_lookup_per_row_opens_at_most_one_connection_per_worker_and_closes_them() {
-    let _g = COUNTING.lock().unwrap();
-    let baseline = backends();
+    let server = server();
+    let baseline = backends(&server);
     let pids = Mutex::new(BTreeSet::new());
     let df = keys(4_000);
     let flock = Flock::new().threads(3).chunksize(100);
@@ -70,7 +64,7 @@ fn a_lookup_per_row_opens_at_most_one_connection_per_worker_and_closes_them() {
         .par_apply_rows_per_worker(
             "label",
             || {
-                let mut c = connect()?;
+                let mut c = connect(&server)?;
                 let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
                 pids.lock().unwrap().insert(pid);
                 Ok(c)
@@ -95,15 +89,16 @@ fn a_lookup_per_row_opens_at_most_one_connection_per_worker_and_closes_them() {
     );
     // Every connection closed with the call: the server's count is back to its baseline.
     let t = std::time::Instant::now();
-    while backends() != baseline && t.elapsed() < Duration::from_secs(5) {
+    while backends(&server) != baseline && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(backends(), baseline);
+    assert_eq!(backends(&server), baseline);
 }
 
 #[test]
 fn write_back_in_per_worker_transactions_writes_every_row_exactly_once() {
-    let mut admin = connect().unwrap();
+    let server = server();
+    let mut admin = connect(&server).unwrap();
     admin
         .batch_execute("CREATE TABLE written (id BIGINT NOT NULL, label_len INT NOT NULL)")
         .unwrap();
@@ -111,16 +106,19 @@ fn write_back_in_per_worker_transactions_writes_every_row_exactly_once() {
     let flock = Flock::new().threads(3).chunksize(250);
     let out = flock
         .on(&df)
-        .par_apply_blocks_per_worker(connect, |c: &mut Client, block| {
-            let mut tx = c.transaction()?;
-            let ids = block.column("id")?.i64()?;
-            for id in ids.into_no_null_iter() {
-                let len = format!("label-{}", id % KEYS).len() as i32;
-                tx.execute("INSERT INTO written VALUES ($1, $2)", &[&id, &len])?;
-            }
-            tx.commit()?;
-            Ok(df!("rows" => [block.height() as i64])?)
-        })
+        .par_apply_blocks_per_worker(
+            || connect(&server),
+            |c: &mut Client, block| {
+                let mut tx = c.transaction()?;
+                let ids = block.column("id")?.i64()?;
+                for id in ids.into_no_null_iter() {
+                    let len = format!("label-{}", id % KEYS).len() as i32;
+                    tx.execute("INSERT INTO written VALUES ($1, $2)", &[&id, &len])?;
+                }
+                tx.commit()?;
+                Ok(df!("rows" => [block.height() as i64])?)
+            },
+        )
         .unwrap();
     let total: i64 = out.column("rows").unwrap().i64().unwrap().sum().unwrap();
     assert_eq!(total, 5_000);
@@ -173,6 +171,7 @@ fn a_server_that_refuses_connections_is_an_init_error_naming_the_cause_and_nothi
 #[test]
 #[cfg(feature = "sqlite")]
 fn the_flock_two_resource_pattern_reads_postgres_and_writes_sqlite_in_one_state() {
+    let server = server();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.sqlite");
     polars_flock::rusqlite::Connection::open(&path)
@@ -183,7 +182,7 @@ fn the_flock_two_resource_pattern_reads_postgres_and_writes_sqlite_in_one_state(
     let open = || -> Result<(Client, polars_flock::rusqlite::Connection), BoxError> {
         let sqlite = polars_flock::rusqlite::Connection::open(&path)?;
         sqlite.busy_timeout(Duration::from_secs(30))?;
-        Ok((connect()?, sqlite))
+        Ok((connect(&server)?, sqlite))
     };
     Flock::new()
         .threads(2)
@@ -223,7 +222,7 @@ fn a_server_stopped_mid_call_is_a_typed_error_and_the_committed_rows_stay() {
 #[test]
 #[ignore = "run in a child process by a_server_stopped_mid_call_is_a_typed_error_and_the_committed_rows_stay"]
 fn child_server_stopped_mid_call() {
-    let own = PgServer::start().unwrap();
+    let own = server();
     let url = own.url();
     Client::connect(&url, NoTls)
         .unwrap()

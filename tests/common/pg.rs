@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL server for tests and examples: a new cluster in a temporary directory,
 //! on a free loopback port, run as an unprivileged user when this process is root (the server
 //! refuses to run as root), stopped and removed when dropped.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

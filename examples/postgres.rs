@@ -1,0 +1,95 @@
+//! Per-worker PostgreSQL connections over loopback, and IO pools bigger than the core count.
+//!
+//! ```text
+//! cargo run --release --features postgres --example postgres
+//! ```
+//!
+//! Starts a throwaway PostgreSQL server (the server binaries must be installed: Debian's
+//! `postgresql` package), fills a lookup table, then looks up one key per row: a connection per
+//! row, a connection per worker on a cores-sized pool, and on pools of 4x, 8x and 16x cores; once
+//! plain, once with a 1 ms server-side wait (`pg_sleep(0.001)`), which stands for a remote
+//! database's network and disk latency without using this machine's cores.
+
+#[path = "../tests/common/pg.rs"]
+mod pg;
+
+use std::time::Instant;
+
+use polars_flock::polars::prelude::*;
+use polars_flock::postgres::{Client, NoTls};
+use polars_flock::prelude::*;
+use polars_flock::{BoxError, Flock};
+
+fn main() -> Result<(), BoxError> {
+    let server = pg::PgServer::start()?;
+    let url = server.url();
+    let mut admin = Client::connect(&url, NoTls)?;
+    admin.batch_execute(
+        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
+         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 9999) AS k;",
+    )?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let backends = |c: &mut Client| -> Result<i64, BoxError> {
+        Ok(c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            &[],
+        )?
+        .get(0))
+    };
+    let baseline = backends(&mut admin)?;
+
+    for (name, sql) in [
+        ("plain lookup", "SELECT label FROM lookup WHERE k = $1"),
+        (
+            "lookup + 1 ms wait",
+            "SELECT label FROM lookup, pg_sleep(0.001) WHERE k = $1",
+        ),
+    ] {
+        println!("## {name}");
+        let lookup = |c: &mut Client, row: &Row<'_>| -> Result<String, BoxError> {
+            let k = row.i64("k")?;
+            Ok(c.query_one(sql, &[&k])?.get(0))
+        };
+        // A connection per row: few rows, it is slow.
+        let few = df!("k" => (0..200i64).collect::<Vec<_>>())?;
+        let t = Instant::now();
+        Flock::new()
+            .threads(cores)
+            .on(&few)
+            .par_apply_rows("label", |row| {
+                let mut c = Client::connect(&url, NoTls)?;
+                lookup(&mut c, row)
+            })?;
+        let per_row = few.height() as f64 / t.elapsed().as_secs_f64();
+        println!("  connection per row, {cores} threads: {per_row:.0} rows/s");
+        let many = df!("k" => (0..4_000i64).map(|i| (i * 7) % 10_000).collect::<Vec<_>>())?;
+        let mut base = 0.0;
+        for factor in [1, 4, 8, 16] {
+            let threads = cores * factor;
+            let t = Instant::now();
+            Flock::new()
+                .threads(threads)
+                .chunksize(50)
+                .on(&many)
+                .par_apply_rows_per_worker("label", || Ok(Client::connect(&url, NoTls)?), lookup)?;
+            let rate = many.height() as f64 / t.elapsed().as_secs_f64();
+            if factor == 1 {
+                base = rate;
+            }
+            println!(
+                "  connection per worker, {threads} threads ({factor}x cores): {rate:.0} rows/s ({:.1}x per row, {:.2}x the cores-sized pool)",
+                rate / per_row,
+                rate / base
+            );
+        }
+    }
+    let t = Instant::now();
+    while backends(&mut admin)? != baseline && t.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    println!(
+        "connections open after the calls: {} (baseline {baseline})",
+        backends(&mut admin)?
+    );
+    Ok(())
+}

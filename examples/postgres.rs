@@ -21,13 +21,9 @@ use polars_flock::prelude::*;
 use polars_flock::{BoxError, Flock};
 
 fn main() -> Result<(), BoxError> {
-    let server = pg::PgServer::start()?;
+    let server = pg::PgServer::with_lookup(10_000)?;
     let url = server.url();
     let mut admin = Client::connect(&url, NoTls)?;
-    admin.batch_execute(
-        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
-         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 9999) AS k;",
-    )?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let backends = |c: &mut Client| -> Result<i64, BoxError> {
         Ok(c.query_one(

@@ -647,13 +647,8 @@ fn w6(
 #[cfg(feature = "postgres")]
 fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError> {
     use polars_flock::postgres::{Client, NoTls};
-    let server = pg::PgServer::start()?;
+    let server = pg::PgServer::with_lookup(1_000)?;
     let url = server.url();
-    let mut admin = Client::connect(&url, NoTls)?;
-    admin.batch_execute(
-        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
-         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 999) AS k;",
-    )?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let connect = || -> Result<Client, BoxError> { Ok(Client::connect(&url, NoTls)?) };
     for (workload, sql, n) in [

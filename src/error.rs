@@ -654,20 +654,17 @@ impl std::fmt::Display for Error {
                 address,
                 waited,
                 source,
-            } if peer == process => write!(
-                f,
-                "process {process} could not listen on {address} (after {waited:?}): {source}"
-            ),
-            Error::ClusterStart {
-                process,
-                peer,
-                address,
-                waited,
-                source,
-            } => write!(
-                f,
-                "process {process} could not reach process {peer} at {address} within {waited:?}: {source}"
-            ),
+            } => {
+                if peer == process {
+                    write!(f, "process {process} could not listen on {address}")?;
+                } else {
+                    write!(
+                        f,
+                        "process {process} could not reach process {peer} at {address}"
+                    )?;
+                }
+                write!(f, " within {waited:?}: {source}")
+            }
             Error::PeerLost {
                 process,
                 peer,

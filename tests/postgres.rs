@@ -22,14 +22,7 @@ const KEYS: i64 = 500;
 /// A server of its own for each test (about half a second to start; stopped and removed when
 /// the test drops it), with `lookup(k, label)`.
 fn server() -> PgServer {
-    let server = PgServer::start().expect("a PostgreSQL server (install the postgresql package)");
-    let mut c = Client::connect(&server.url(), NoTls).unwrap();
-    c.batch_execute(
-        "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL);
-         INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, 499) AS k;",
-    )
-    .unwrap();
-    server
+    PgServer::with_lookup(KEYS).expect("a PostgreSQL server (install the postgresql package)")
 }
 
 fn connect(server: &PgServer) -> Result<Client, BoxError> {

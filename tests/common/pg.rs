@@ -93,6 +93,23 @@ impl PgServer {
         )
     }
 
+    /// [`start`](PgServer::start), with a table `lookup(k BIGINT PRIMARY KEY, label TEXT)` of
+    /// `keys` rows, `label = 'label-' || k`.
+    pub fn with_lookup(keys: i64) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let server = Self::start()?;
+        let mut c =
+            polars_flock::postgres::Client::connect(&server.url(), polars_flock::postgres::NoTls)?;
+        c.execute(
+            "CREATE TABLE lookup (k BIGINT PRIMARY KEY, label TEXT NOT NULL)",
+            &[],
+        )?;
+        c.execute(
+            "INSERT INTO lookup SELECT k, 'label-' || k FROM generate_series(0, $1::bigint - 1) AS k",
+            &[&keys],
+        )?;
+        Ok(server)
+    }
+
     /// The connection string of database `postgres`.
     pub fn url(&self) -> String {
         format!(

@@ -47,9 +47,9 @@ fn a_sleeping_closure_times_out_within_one_block_of_the_deadline() {
         "{err}"
     );
     // Blocks already running when the deadline passes finish: at most one block's time more
-    // (plus scheduling slack on a loaded machine).
+    // (plus scheduling slack on a loaded machine; without the timeout the call takes 2 s).
     assert!(
-        elapsed < timeout + BLOCK_TIME + Duration::from_millis(150),
+        elapsed < timeout + BLOCK_TIME + Duration::from_millis(400),
         "{elapsed:?}"
     );
     let Error::TimedOut {

@@ -1,5 +1,6 @@
 //! Row applies on a DataFrame, ours (row view and typed path) beside a serial loop and a
-//! hand-written rayon loop over the same column slices: W1 (light), W2 (heavy), W3 (strings).
+//! hand-written rayon loop over the same column slices: the quickstart's haversine, W1 (light),
+//! W2 (heavy), W3 (strings).
 //!
 //! `cargo bench --bench rows`
 
@@ -10,6 +11,58 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
 use workloads::*;
+
+fn quickstart(c: &mut Criterion) {
+    const N: usize = 1_000_000;
+    let df = deliveries(N);
+    let lat = df
+        .column("lat")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .cont_slice()
+        .unwrap();
+    let lon = df
+        .column("lon")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .cont_slice()
+        .unwrap();
+    let mut group = c.benchmark_group("quickstart_haversine");
+    group
+        .throughput(Throughput::Elements(N as u64))
+        .sample_size(20);
+    group.bench_function("serial", |b| {
+        b.iter(|| {
+            let out = (0..N).map(|i| haversine_km(lat[i], lon[i])).collect();
+            Float64Chunked::from_vec("out".into(), out)
+        })
+    });
+    group.bench_function("rayon", |b| {
+        b.iter(|| {
+            rayon_ranges(&polars_core::runtime::THREAD_POOL, N, |r| {
+                let out = r.map(|i| haversine_km(lat[i], lon[i])).collect();
+                Float64Chunked::from_vec("out".into(), out).into_series()
+            })
+        })
+    });
+    group.bench_function("rows", |b| {
+        b.iter(|| {
+            df.par_apply_rows("out", |r| Ok(haversine_km(r.f64("lat")?, r.f64("lon")?)))
+                .unwrap()
+        })
+    });
+    group.bench_function("typed", |b| {
+        b.iter(|| {
+            df.par_apply_columns("out", ["lat", "lon"], |(a, b): (f64, f64)| {
+                haversine_km(a, b)
+            })
+            .unwrap()
+        })
+    });
+    group.finish();
+}
 
 fn light(c: &mut Criterion) {
     const N: usize = 2_000_000;
@@ -122,5 +175,5 @@ fn strings(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, light, heavy, strings);
+criterion_group!(benches, quickstart, light, heavy, strings);
 criterion_main!(benches);

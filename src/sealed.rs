@@ -67,7 +67,7 @@ pub(crate) mod cell {
     use polars::prelude::*;
     use polars_arrow::array::Array;
 
-    use crate::cell::SlotData;
+    use crate::cell::{Fast, SlotData};
 
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be read from a column",
@@ -100,6 +100,15 @@ pub(crate) mod cell {
         fn get(seg: &Self::Seg, i: usize) -> Self;
         /// Reads segment row `i` (not null) from the row view's slot; `None` on a dtype mismatch.
         fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self>;
+        /// Whether the type is read from the row view's [`Fast`] slices (then `from_fast`, not
+        /// `from_slot`, is its no-null read).
+        const FAST: bool = false;
+        /// Reads segment row `i` from the fast slices; `None` when the column is not there.
+        #[inline(always)]
+        fn from_fast(fast: &Fast<'a>, i: usize) -> Option<Self> {
+            let _ = (fast, i);
+            None
+        }
         /// The value of a null: `Some(None)` for `Option` types, `None` for the others.
         fn null() -> Option<Self>;
     }
@@ -137,7 +146,7 @@ pub(crate) mod value {
         note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
         note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
     )]
-    pub trait Sealed: Sized {
+    pub trait Sealed: Sized + Default {
         type Builder: Send;
         fn dtype() -> DataType;
         fn builder(capacity: usize) -> Self::Builder;
@@ -165,8 +174,9 @@ pub(crate) mod value {
 pub(crate) mod rows {
     use polars::prelude::*;
 
-    /// Builds a row closure's output columns, one builder per column.
-    pub trait Sealed: Sized {
+    /// Builds a row closure's output columns, one builder per column. `Default` gives the
+    /// placeholder written for the rows after a failed one, which are never returned.
+    pub trait Sealed: Sized + Default {
         type Builders: Send;
         fn builders(capacity: usize) -> Self::Builders;
         fn push(builders: &mut Self::Builders, value: Self);

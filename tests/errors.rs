@@ -464,3 +464,32 @@ fn question_mark_works_on_ordinary_errors_in_row_closures() {
         .unwrap_err();
     assert!(matches!(err, Error::Block { block: 0, .. }), "{err}");
 }
+
+#[test]
+fn no_row_after_a_failed_one_runs_in_its_block() {
+    // One block over two Arrow chunks (two segments): a failure in either segment stops the
+    // block at that row, as a serial loop would.
+    let mut df = df!("x" => (0..50i64).collect::<Vec<_>>()).unwrap();
+    df.vstack_mut(&df!("x" => (50..100i64).collect::<Vec<_>>()).unwrap())
+        .unwrap();
+    for failing in [10i64, 70] {
+        let calls = AtomicUsize::new(0);
+        let err = Flock::new()
+            .chunksize(100)
+            .on(&df)
+            .par_apply_rows("y", |r| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                let x = r.i64("x")?;
+                if x == failing {
+                    return Err("stop".into());
+                }
+                Ok(x)
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Row { row, .. } if row == failing as usize),
+            "{err}"
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), failing as usize + 1);
+    }
+}

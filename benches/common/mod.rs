@@ -87,6 +87,29 @@ pub fn w4(block: DataFrame) -> Result<DataFrame, BoxError> {
     Ok(block)
 }
 
+/// The quickstart's shape: `lat`/`lon` of generated deliveries (uniform in [35, 70) and
+/// [-10, 30)), and the great-circle distance from a depot, about 20 ns of libm work per row read
+/// through two getters.
+pub fn deliveries(n: usize) -> DataFrame {
+    let mut state = 42u64;
+    let lat: Vec<f64> = (0..n)
+        .map(|_| 35.0 + 35.0 * unit(splitmix64(&mut state)))
+        .collect();
+    let lon: Vec<f64> = (0..n)
+        .map(|_| -10.0 + 40.0 * unit(splitmix64(&mut state)))
+        .collect();
+    df!("lat" => lat, "lon" => lon).expect("equal lengths")
+}
+
+/// The quickstart's per-row work: haversine distance in km from (59.91, 10.75).
+#[inline(always)]
+pub fn haversine_km(lat: f64, lon: f64) -> f64 {
+    let (p1, p2) = (59.91f64.to_radians(), lat.to_radians());
+    let dl = (lon - 10.75).to_radians();
+    let a = ((p2 - p1) / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    6_371.0 * 2.0 * a.sqrt().asin()
+}
+
 /// W5: the splitmix64 finaliser iterated 100 times.
 #[inline(always)]
 pub fn w5(x: &u64) -> u64 {

@@ -84,6 +84,36 @@ pub enum SlotData<'a> {
     Other,
 }
 
+/// The values of a column without nulls in the segment, for the two dtypes read most often, as
+/// plain slices: a read checks only the index (an empty slice for any other column).
+#[derive(Debug, Clone, Copy)]
+pub struct Fast<'a> {
+    pub f64s: &'a [f64],
+    pub i64s: &'a [i64],
+}
+
+impl<'a> Fast<'a> {
+    pub const EMPTY: Self = Fast {
+        f64s: &[],
+        i64s: &[],
+    };
+
+    /// The fast slices of a column's `data`.
+    pub fn of(data: SlotData<'a>) -> Self {
+        match data {
+            SlotData::F64(f64s) => Fast {
+                f64s,
+                ..Fast::EMPTY
+            },
+            SlotData::I64(i64s) => Fast {
+                i64s,
+                ..Fast::EMPTY
+            },
+            _ => Fast::EMPTY,
+        }
+    }
+}
+
 impl<'a> SlotData<'a> {
     /// Views `rows` (global) of `series` (which must not cross an Arrow chunk boundary), with the
     /// validity bitmap and its offset when the segment's array has nulls.
@@ -194,7 +224,7 @@ fn first_null(series: &Series) -> Option<usize> {
 }
 
 macro_rules! primitive_cell {
-    ($($t:ty => $variant:ident, $dtype:expr;)*) => {$(
+    ($($t:ty => $variant:ident, $dtype:expr $(, $fast:ident)?;)*) => {$(
         impl<'a> sealed::Sealed<'a> for $t {
             type Seg = &'a [$t];
             const NULLABLE: bool = false;
@@ -207,8 +237,13 @@ macro_rules! primitive_cell {
             fn get(seg: &Self::Seg, i: usize) -> Self { seg[i] }
             #[inline(always)]
             fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
-                match slot { SlotData::$variant(v) => Some(v[i]), _ => None }
+                match slot { SlotData::$variant(v) => v.get(i).copied(), _ => None }
             }
+            $(
+                const FAST: bool = true;
+                #[inline(always)]
+                fn from_fast(fast: &Fast<'a>, i: usize) -> Option<Self> { fast.$fast.get(i).copied() }
+            )?
             fn null() -> Option<Self> { None }
         }
 
@@ -228,17 +263,24 @@ macro_rules! primitive_cell {
             }
             #[inline(always)]
             fn from_slot(slot: SlotData<'a>, i: usize) -> Option<Self> {
-                match slot { SlotData::$variant(v) => Some(Some(v[i])), _ => None }
+                match slot { SlotData::$variant(v) => v.get(i).map(|v| Some(*v)), _ => None }
             }
+            $(
+                const FAST: bool = true;
+                #[inline(always)]
+                fn from_fast(fast: &Fast<'a>, i: usize) -> Option<Self> {
+                    fast.$fast.get(i).map(|v| Some(*v))
+                }
+            )?
             fn null() -> Option<Self> { Some(None) }
         }
     )*};
 }
 
 primitive_cell! {
-    f64 => F64, DataType::Float64;
+    f64 => F64, DataType::Float64, f64s;
     f32 => F32, DataType::Float32;
-    i64 => I64, DataType::Int64;
+    i64 => I64, DataType::Int64, i64s;
     i32 => I32, DataType::Int32;
     u64 => U64, DataType::UInt64;
     u32 => U32, DataType::UInt32;

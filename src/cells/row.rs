@@ -4,9 +4,8 @@ use std::cell::{Cell, OnceCell};
 use std::ops::Range;
 
 use polars::prelude::*;
-use polars_arrow::bitmap::Bitmap;
 
-use crate::cell::{FromCell, SlotData};
+use crate::cell::{Fast, FromCell, SlotData};
 use crate::error::{BoxError, Error, Result};
 use crate::plan::segments;
 
@@ -14,8 +13,11 @@ use crate::plan::segments;
 ///
 /// Getters read the column's Arrow values directly: the column is looked up and downcast once per
 /// block (and again only where an Arrow chunk boundary splits the block), never per row, and no
-/// `AnyValue` is made. Repeated reads of the same names in the same order, the usual shape of a
-/// closure, hit a cached slot by position.
+/// `AnyValue` is made. Columns are then found by name in a small table whose place for a literal
+/// name is computed at compile time: a read of `row.f64("price")` compares the name, checks the
+/// dtype and the index, and loads the value (no validity check where the block has no null in
+/// that column). Names may be read in any order and built at run time; a name that is not a
+/// column costs a lookup in the frame on every read.
 ///
 /// Every getter fails with the global row index and the column name when the column is missing
 /// ([`Error::ColumnNotFound`]), has another dtype ([`Error::DtypeMismatch`], no implicit casts), or
@@ -39,7 +41,7 @@ use crate::plan::segments;
 /// assert_eq!(out.column("label")?.str()?.get(1), Some("Rome-1"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     segment: &'a RowSegment<'a>,
     offset: usize,
@@ -47,14 +49,20 @@ pub struct Row<'a> {
 
 /// The rows of one block that lie inside a single Arrow chunk of every column, with the columns
 /// read so far.
+///
+/// Columns are cached by name in a small hash table kept inline: a name's two buckets come from
+/// a hash of its bytes, which the compiler folds to constants for the usual literal names, so a
+/// read compares the name in (usually) one bucket at a fixed place, checks the dtype's variant
+/// and the validity bit, and loads the value; nothing is written per read. Everything else (the
+/// first read of a column, a name in neither bucket, a missing column, a dtype mismatch, a null
+/// read as a non-`Option` type) is on one cold path.
 pub(crate) struct RowSegment<'a> {
     df: &'a DataFrame,
     rows: Range<usize>,
-    /// Resolved columns in the order the closure first read them. Append-only, so reads need no
-    /// borrow flag: a row's k-th getter call usually finds its column in slot k.
-    slots: Box<[OnceCell<Slot<'a>>]>,
-    resolved: Cell<usize>,
-    cursor: Cell<usize>,
+    table: [Entry<'a>; TABLE],
+    /// Columns for which both of their buckets were taken, in a table as large as twice the
+    /// frame's width (so never full), made on the first such column.
+    spill: OnceCell<Box<[Entry<'a>]>>,
     /// Set when a getter of this segment returns an error (cold path), so that the error can be
     /// told from one raised elsewhere, e.g. by a nested call: see [`Row::attribute`].
     own_error: Cell<bool>,
@@ -68,26 +76,122 @@ impl std::fmt::Debug for RowSegment<'_> {
     }
 }
 
-/// Columns cached per segment at most. A closure reading more columns still works: the rest are
-/// looked up on every read. Bounded so that tiny blocks of very wide frames stay cheap to set up.
-const MAX_CACHED_COLUMNS: usize = 64;
+/// Buckets of the inline table (a power of two).
+const TABLE: usize = 32;
 
-/// Slots beyond the frame's width, for names that are not columns (kept so that a closure which
-/// tolerates a missing column does not look it up on every row).
-const SPARE_SLOTS: usize = 8;
+/// One cached column: its name as the frame spells it (compared by content: a name's address is
+/// no identity, a `String` built per row may reuse the address of the previous row's), and its
+/// values over the segment. An empty entry has the empty name and no data, so a read of a
+/// non-empty name never matches it.
+struct Entry<'a> {
+    /// The name's [`key`]: for a literal name of up to 7 bytes, one comparison with a constant
+    /// decides.
+    key: Cell<u64>,
+    name: Cell<&'a str>,
+    /// The values, when the column has no null in the segment (else `Other`): a read then
+    /// checks the variant and the index, and no validity.
+    data: Cell<SlotData<'a>>,
+    /// The same values as plain slices, for `f64` and `i64` columns.
+    fast: Cell<Fast<'a>>,
+    /// The values, the validity bytes and the segment's first bit, when the column has nulls in
+    /// the segment.
+    nullable: Cell<Option<Nullable<'a>>>,
+    filled: Cell<bool>,
+}
 
-/// A column resolved for this segment, under the name the closure asked for. Names are compared
-/// by content: a name's address is no identity (a `String` built per row may reuse the address
-/// of the previous row's, with other content).
-struct Slot<'a> {
-    /// The column's name (empty for a missing column).
-    name: &'a str,
-    /// The name asked for, when no column has it.
-    missing: Option<Box<str>>,
-    /// `None` when the column does not exist.
-    dtype: Option<&'a DataType>,
+/// A segment's values with nulls among them, and where their validity bits start.
+#[derive(Clone, Copy)]
+struct Nullable<'a> {
     data: SlotData<'a>,
-    validity: Option<(&'a Bitmap, usize)>,
+    bytes: &'a [u8],
+    start: usize,
+}
+
+impl Nullable<'_> {
+    /// Whether segment row `offset` is valid.
+    #[inline(always)]
+    fn valid(&self, offset: usize) -> bool {
+        let bit = self.start + offset;
+        self.bytes[bit >> 3] & (1 << (bit & 7)) != 0
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// Reads segment row `offset` as `T` where that needs no check beyond the dtype's: a column
+    /// without nulls in the segment, or one with nulls read as an `Option`. `None` otherwise
+    /// (the cold path decides).
+    #[inline(always)]
+    fn read<T: FromCell<'a>>(&self, offset: usize) -> Option<T> {
+        if T::FAST {
+            if let Some(value) = T::from_fast(&self.fast.get(), offset) {
+                return Some(value);
+            }
+        } else if let Some(value) = T::from_slot(self.data.get(), offset) {
+            return Some(value);
+        }
+        if T::NULLABLE
+            && let Some(nullable) = self.nullable.get()
+            && let Some(value) = T::from_slot(nullable.data, offset)
+        {
+            return Some(match T::null() {
+                Some(null) if !nullable.valid(offset) => null,
+                _ => value,
+            });
+        }
+        None
+    }
+
+    /// Whether the entry caches a column named `name` (or is empty and `name` is empty).
+    #[inline(always)]
+    fn is(&self, name: &str) -> bool {
+        self.key.get() == key(name)
+            && (name.len() < 8 || same_bytes(self.name.get().as_bytes(), name.as_bytes()))
+    }
+
+    const EMPTY: Self = Entry {
+        key: Cell::new(0),
+        name: Cell::new(""),
+        data: Cell::new(SlotData::Other),
+        fast: Cell::new(Fast::EMPTY),
+        nullable: Cell::new(None),
+        filled: Cell::new(false),
+    };
+}
+
+/// A name's length (up to 255) in the low byte and its first 7 bytes (zero-padded) above: the
+/// whole name for a name of up to 7 bytes, and for one of up to 3 ASCII bytes a word that x86
+/// compares as an immediate.
+#[inline(always)]
+fn key(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(7);
+    let mut word = [0u8; 8];
+    word[0] = bytes.len().min(255) as u8;
+    word[1..=n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(word)
+}
+
+/// A name's hash: word at a time over its bytes, so that a literal name's folds at compile time
+/// and a name built at run time costs a few instructions per 8 bytes.
+#[inline(always)]
+fn hash(name: &str) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (name.len() as u64).wrapping_mul(K);
+    for chunk in name.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+/// A name's two buckets in a table of `len` (a power of two) buckets: never the same one.
+#[inline(always)]
+fn buckets(h: u64, len: usize) -> (usize, usize) {
+    let mask = len as u64 - 1;
+    let first = (h >> 40) & mask;
+    let step = ((h >> 20) % mask) + 1;
+    (first as usize, ((first + step) & mask) as usize)
 }
 
 /// Folds `f` over `rows` of `df`, one row view per run of rows between `boundaries` (the
@@ -114,11 +218,8 @@ impl<'a> RowSegment<'a> {
         RowSegment {
             df,
             rows,
-            slots: (0..df.width().min(MAX_CACHED_COLUMNS) + SPARE_SLOTS)
-                .map(|_| OnceCell::new())
-                .collect(),
-            resolved: Cell::new(0),
-            cursor: Cell::new(0),
+            table: [const { Entry::EMPTY }; TABLE],
+            spill: OnceCell::new(),
             own_error: Cell::new(false),
         }
     }
@@ -126,72 +227,173 @@ impl<'a> RowSegment<'a> {
     /// The view of segment row `offset`.
     #[inline(always)]
     pub(crate) fn row(&'a self, offset: usize) -> Row<'a> {
-        self.cursor.set(0);
         Row {
             segment: self,
             offset,
         }
     }
 
-    /// The cached slot for `name`, or `None` when the cache is full.
+    /// The entry of `name`'s first bucket in the inline table.
     #[inline(always)]
-    fn slot(&self, name: &str) -> Option<&Slot<'a>> {
-        let position = self.cursor.get();
-        self.cursor.set(position + 1);
-        if let Some(slot) = self.slots.get(position).and_then(OnceCell::get)
-            && same_name(slot.name, name)
-            && slot.dtype.is_some()
-        {
-            return Some(slot);
-        }
-        self.find_or_resolve(name)
+    fn first(&self, name: &str) -> &Entry<'a> {
+        &self.table[buckets(hash(name), TABLE).0]
     }
 
+    /// Reads `name` at segment row `offset`, on every path: finds or caches the column, then
+    /// reads it with every check.
     #[cold]
     #[inline(never)]
-    fn find_or_resolve(&self, name: &str) -> Option<&Slot<'a>> {
-        let resolved = &self.slots[..self.resolved.get()];
-        if let Some(slot) = resolved
-            .iter()
-            .filter_map(OnceCell::get)
-            .find(|s| s.missing.as_deref().unwrap_or(s.name) == name)
-        {
-            return Some(slot);
-        }
-        let cell = self.slots.get(self.resolved.get())?;
-        self.resolved.set(self.resolved.get() + 1);
-        Some(cell.get_or_init(|| self.resolve(name)))
-    }
-
-    fn resolve(&self, name: &str) -> Slot<'a> {
-        match self.df.column(name) {
-            Ok(column) => {
-                let series = column.as_materialized_series();
-                let (data, validity) = SlotData::new(series, self.rows.clone());
-                Slot {
-                    name: series.name().as_str(),
-                    missing: None,
-                    dtype: Some(series.dtype()),
-                    data,
-                    validity,
+    fn read_slow<T: FromCell<'a>>(&self, name: &str, offset: usize) -> Result<T> {
+        match self.entry(name) {
+            Some(entry) => match entry.read(offset) {
+                Some(value) => Ok(value),
+                None => self.read_entry(entry, name, offset),
+            },
+            None => match self.df.column(name) {
+                // A column that no table has room for (not reached: the spill table has room for
+                // every column): read without caching.
+                Ok(column) => {
+                    let entry = Entry::EMPTY;
+                    self.fill(&entry, column);
+                    self.read_entry(&entry, name, offset)
                 }
-            }
-            Err(_) => Slot {
-                name: "",
-                missing: Some(name.into()),
-                dtype: None,
-                data: SlotData::Other,
-                validity: None,
+                Err(_) => Err(self.error(Error::ColumnNotFound {
+                    column: name.to_owned(),
+                    row: Some(self.rows.start + offset),
+                })),
             },
         }
+    }
+
+    /// The entry caching `name`, cached now if the column exists and is not cached yet; `None`
+    /// for a missing column (not cached: reading one is an error, which costs more than the
+    /// lookup).
+    fn entry(&self, name: &str) -> Option<&Entry<'a>> {
+        let h = hash(name);
+        let (first, second) = buckets(h, TABLE);
+        for bucket in [first, second] {
+            let entry = &self.table[bucket];
+            if entry.filled.get() && entry.name.get() == name {
+                return Some(entry);
+            }
+        }
+        let spill = self.spill.get().map_or(&[][..], |spill| spill);
+        let mut probe =
+            (0..spill.len()).map(|i| &spill[(buckets(h, spill.len()).0 + i) % spill.len()]);
+        let mut free = None;
+        for entry in probe.by_ref() {
+            if !entry.filled.get() {
+                free = Some(entry);
+                break;
+            }
+            if entry.name.get() == name {
+                return Some(entry);
+            }
+        }
+        let column = self.df.column(name).ok()?;
+        let inline = [first, second]
+            .into_iter()
+            .map(|b| &self.table[b])
+            .find(|e| !e.filled.get());
+        let entry = match inline.or(free) {
+            Some(entry) => entry,
+            None if self.spill.get().is_none() => {
+                let spill = self.spill.get_or_init(|| {
+                    let len = (2 * self.df.width()).next_power_of_two().max(TABLE);
+                    (0..len).map(|_| Entry::EMPTY).collect()
+                });
+                let start = buckets(h, spill.len()).0;
+                &spill[start]
+            }
+            None => return None,
+        };
+        self.fill(entry, column);
+        Some(entry)
+    }
+
+    fn fill(&self, entry: &Entry<'a>, column: &'a Column) {
+        let series = column.as_materialized_series();
+        let (data, validity) = SlotData::new(series, self.rows.clone());
+        let name = series.name().as_str();
+        entry.key.set(key(name));
+        entry.name.set(name);
+        match validity.filter(|(bits, offset)| bits.null_count_range(*offset, self.rows.len()) > 0)
+        {
+            Some((bits, offset)) => {
+                let (bytes, start, _) = bits.as_slice();
+                entry.nullable.set(Some(Nullable {
+                    data,
+                    bytes,
+                    start: start + offset,
+                }));
+            }
+            None => {
+                entry.data.set(data);
+                entry.fast.set(Fast::of(data));
+            }
+        }
+        entry.filled.set(true);
+    }
+
+    /// Reads a cached column with every check: the value, a null as `T`'s null or an error, a
+    /// dtype mismatch, a value out of `T`'s range.
+    fn read_entry<T: FromCell<'a>>(
+        &self,
+        entry: &Entry<'a>,
+        name: &str,
+        offset: usize,
+    ) -> Result<T> {
+        let row = self.rows.start + offset;
+        let nullable = entry.nullable.get();
+        let data = nullable.map_or(entry.data.get(), |n| n.data);
+        let Some(value) = T::from_slot(data, offset) else {
+            let dtype = self.df.column(name).map(Column::dtype).ok();
+            return Err(self.error(match dtype {
+                // The dtype is right: the value itself does not convert (a date beyond chrono's
+                // range).
+                Some(found) if T::accepts(found) => Error::Row {
+                    row,
+                    source: format!(
+                        "column {name:?}: value out of range for {}",
+                        std::any::type_name::<T>()
+                    )
+                    .into(),
+                },
+                Some(found) => Error::DtypeMismatch {
+                    column: name.to_owned(),
+                    row: Some(row),
+                    expected: Box::new(T::expected(found)),
+                    found: Box::new(found.clone()),
+                },
+                None => Error::ColumnNotFound {
+                    column: name.to_owned(),
+                    row: Some(row),
+                },
+            }));
+        };
+        if nullable.is_none_or(|n| n.valid(offset)) {
+            return Ok(value);
+        }
+        T::null().ok_or_else(|| {
+            self.error(Error::NullValue {
+                column: name.to_owned(),
+                row,
+            })
+        })
+    }
+
+    /// `error`, marked as a getter's own.
+    fn error(&self, error: Error) -> Error {
+        self.own_error.set(true);
+        error
     }
 }
 
 /// `a == b`, inlined: column names are short, and a `memcmp` call per read costs more than the
-/// comparison.
+/// comparison (for a literal name the compiler unrolls it into a comparison of constants).
 #[inline(always)]
-fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl<'a> Row<'a> {
@@ -215,8 +417,10 @@ impl<'a> Row<'a> {
 
     /// The error `f` returned for this row, as the call reports it: a getter error of this row
     /// stands as it is; anything else becomes [`Error::Row`] with this row.
+    /// Takes the row by value, so that the row loop need not keep the view in memory.
     #[cold]
-    pub(crate) fn attribute(&self, error: BoxError) -> Error {
+    #[inline(never)]
+    pub(crate) fn attribute(self, error: BoxError) -> Error {
         let own = self.segment.own_error.replace(false);
         Error::of_row(error, self.index(), own)
     }
@@ -249,75 +453,16 @@ impl<'a> Row<'a> {
     /// ```
     #[inline(always)]
     pub fn get<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
-        match self.segment.slot(name) {
-            Some(slot) => self.read(name, slot),
-            None => self.read_uncached(name),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn read_uncached<T: FromCell<'a>>(&self, name: &str) -> Result<T> {
-        self.read(name, &self.segment.resolve(name))
-    }
-
-    #[inline(always)]
-    fn read<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Result<T> {
-        if let Some((bits, offset)) = slot.validity
-            && !bits.get_bit(offset + self.offset)
+        let (segment, offset) = (self.segment, self.offset);
+        // Only the first bucket on the hot path, so that the read is at fixed places: a column
+        // in its second bucket (its first taken by another) is read on the cold path.
+        let entry = segment.first(name);
+        if entry.is(name)
+            && let Some(value) = entry.read(offset)
         {
-            return self.null(name, slot);
+            return Ok(value);
         }
-        match T::from_slot(slot.data, self.offset) {
-            Some(value) => Ok(value),
-            None => Err(self.mismatch::<T>(name, slot)),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn null<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Result<T> {
-        if T::from_slot(slot.data, self.offset).is_none() {
-            return Err(self.mismatch::<T>(name, slot));
-        }
-        T::null().ok_or_else(|| {
-            self.segment.own_error.set(true);
-            Error::NullValue {
-                column: name.to_owned(),
-                row: self.index(),
-            }
-        })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn mismatch<T: FromCell<'a>>(&self, name: &str, slot: &Slot<'a>) -> Error {
-        self.segment.own_error.set(true);
-        if let Some(found) = slot.dtype
-            && T::accepts(found)
-        {
-            // The dtype is right: the value itself does not convert (a date beyond chrono's range).
-            return Error::Row {
-                row: self.index(),
-                source: format!(
-                    "column {name:?}: value out of range for {}",
-                    std::any::type_name::<T>()
-                )
-                .into(),
-            };
-        }
-        match slot.dtype {
-            None => Error::ColumnNotFound {
-                column: name.to_owned(),
-                row: Some(self.index()),
-            },
-            Some(found) => Error::DtypeMismatch {
-                column: name.to_owned(),
-                row: Some(self.index()),
-                expected: Box::new(T::expected(found)),
-                found: Box::new(found.clone()),
-            },
-        }
+        segment.read_slow(name, offset)
     }
 }
 

@@ -798,16 +798,22 @@ where
                 let segment = RowSegment::new(df, rows.clone());
                 let mut result = Ok(());
                 block.extend_rows(&mut out, <U as Outputs>::len, rows.start, |out| {
-                    for offset in 0..rows.len() {
+                    // One sized `extend` per segment, so that a numeric output is written with
+                    // no capacity check or length update per row. After a failed row `f` is not
+                    // called again: the segment's remaining rows get a placeholder, and the
+                    // block's output is dropped.
+                    let mut failed = false;
+                    let values = (0..rows.len()).map(|offset| {
+                        if failed {
+                            return U::default();
+                        }
                         let row = segment.row(offset);
                         match f(state, &row) {
-                            Ok(value) => <U as Outputs>::push(out, value),
-                            Err(e) => {
-                                result = Err(row.attribute(e));
-                                return;
-                            }
+                            Ok(value) => value,
+                            Err(e) => failed_row(row, e, &mut result, &mut failed),
                         }
-                    }
+                    });
+                    <U as Outputs>::extend(out, values);
                 })?;
                 result?;
             }
@@ -816,6 +822,20 @@ where
         |_, _| Ok(()),
     )?;
     with_new_columns(df, &names, U::dtypes(), parts)
+}
+
+/// Records row `row`'s error as the segment's result: the rows after it get a placeholder.
+#[cold]
+#[inline(never)]
+fn failed_row<U: Default>(
+    row: Row<'_>,
+    error: BoxError,
+    result: &mut Result<()>,
+    failed: &mut bool,
+) -> U {
+    *result = Err(row.attribute(error));
+    *failed = true;
+    U::default()
 }
 
 /// [`apply_rows`] in keep-going mode: each row under its own guard, a failed row null.

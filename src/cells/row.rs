@@ -148,14 +148,16 @@ impl<'a> Entry<'a> {
             && (name.len() < 8 || same_bytes(self.name.get().as_bytes(), name.as_bytes()))
     }
 
-    const EMPTY: Self = Entry {
-        key: Cell::new(0),
-        name: Cell::new(""),
-        data: Cell::new(SlotData::Other),
-        fast: Cell::new(Fast::EMPTY),
-        nullable: Cell::new(None),
-        filled: Cell::new(false),
-    };
+    const fn empty() -> Self {
+        Entry {
+            key: Cell::new(0),
+            name: Cell::new(""),
+            data: Cell::new(SlotData::Other),
+            fast: Cell::new(Fast::EMPTY),
+            nullable: Cell::new(None),
+            filled: Cell::new(false),
+        }
+    }
 }
 
 /// A name's length (up to 255) in the low byte and its first 7 bytes (zero-padded) above: the
@@ -218,7 +220,7 @@ impl<'a> RowSegment<'a> {
         RowSegment {
             df,
             rows,
-            table: [const { Entry::EMPTY }; TABLE],
+            table: [const { Entry::empty() }; TABLE],
             spill: OnceCell::new(),
             own_error: Cell::new(false),
         }
@@ -253,7 +255,7 @@ impl<'a> RowSegment<'a> {
                 // A column that no table has room for (not reached: the spill table has room for
                 // every column): read without caching.
                 Ok(column) => {
-                    let entry = Entry::EMPTY;
+                    let entry = Entry::empty();
                     self.fill(&entry, column);
                     self.read_entry(&entry, name, offset)
                 }
@@ -300,7 +302,7 @@ impl<'a> RowSegment<'a> {
             None if self.spill.get().is_none() => {
                 let spill = self.spill.get_or_init(|| {
                     let len = (2 * self.df.width()).next_power_of_two().max(TABLE);
-                    (0..len).map(|_| Entry::EMPTY).collect()
+                    (0..len).map(|_| Entry::empty()).collect()
                 });
                 let start = buckets(h, spill.len()).0;
                 &spill[start]

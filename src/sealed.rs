@@ -146,7 +146,7 @@ pub(crate) mod value {
         note = "supported: f64, f32, i64, i32, u64, u32, bool, String, &'static str, and Option<T> of these; with feature `dtypes` also i16, i8, u16, u8, and chrono's NaiveDate, NaiveDateTime, DateTime<Utc>, TimeDelta",
         note = "for a string borrowed from the row (`row.str(..)?`), return `.to_owned()`; annotate a typed closure's argument, e.g. `|(x, k): (f64, i64)|`"
     )]
-    pub trait Sealed: Sized + Default {
+    pub trait Sealed: Sized {
         type Builder: Send;
         fn dtype() -> DataType;
         fn builder(capacity: usize) -> Self::Builder;
@@ -174,9 +174,8 @@ pub(crate) mod value {
 pub(crate) mod rows {
     use polars::prelude::*;
 
-    /// Builds a row closure's output columns, one builder per column. `Default` gives the
-    /// placeholder written for the rows after a failed one, which are never returned.
-    pub trait Sealed: Sized + Default {
+    /// Builds a row closure's output columns, one builder per column.
+    pub trait Sealed: Sized {
         type Builders: Send;
         fn builders(capacity: usize) -> Self::Builders;
         fn push(builders: &mut Self::Builders, value: Self);

@@ -51,11 +51,12 @@ pub struct Row<'a> {
 /// read so far.
 ///
 /// Columns are cached by name in a small hash table kept inline: a name's two buckets come from
-/// a hash of its bytes, which the compiler folds to constants for the usual literal names, so a
-/// read compares the name in (usually) one bucket at a fixed place, checks the dtype's variant
-/// and the validity bit, and loads the value; nothing is written per read. Everything else (the
-/// first read of a column, a name in neither bucket, a missing column, a dtype mismatch, a null
-/// read as a non-`Option` type) is on one cold path.
+/// a hash of its bytes, which the compiler folds to constants for the usual literal names. A read
+/// looks only at the first bucket, at a fixed place: it compares the name's key, checks the dtype
+/// and the index (a validity bit only for an `Option` read of a column with nulls in the
+/// segment), and loads the value; nothing is written per read. Everything else (the first read
+/// of a column, a column in its second bucket or the spill table, a missing column, a dtype
+/// mismatch, a null read as a non-`Option` type) is on one cold path, [`RowSegment::read_slow`].
 pub(crate) struct RowSegment<'a> {
     df: &'a DataFrame,
     rows: Range<usize>,
@@ -173,8 +174,8 @@ fn key(name: &str) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// A name's hash: word at a time over its bytes, so that a literal name's folds at compile time
-/// and a name built at run time costs a few instructions per 8 bytes.
+/// A name's hash, word at a time over its bytes: the compiler computes it for a literal name, and
+/// a name built at run time costs a few instructions per 8 bytes.
 #[inline(always)]
 fn hash(name: &str) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -1,4 +1,4 @@
-//! The standard workloads (W1–W7) measured every applicable way in one process, printed as a
+//! The standard workloads (W0–W8) measured every applicable way in one process, printed as a
 //! Markdown table (and optionally CSV).
 //!
 //! Run with `cargo run --release --example workloads --features sqlite,parquet,postgres` (W6
@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::{Flock, Result};
+use polars_flock::{Files, Flock, Result};
 use rayon::prelude::*;
 use workloads::*;
 
@@ -222,6 +222,10 @@ fn main() -> Result<(), BoxError> {
         .iter()
         .map(|p| Flock::new().pool(Arc::clone(p)))
         .collect();
+
+    if wanted("W0") {
+        w0(&mut table, args.runs)?;
+    }
 
     if wanted("W1") {
         let n = scaled(20_000_000, args.scale);
@@ -702,9 +706,52 @@ fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError
     Ok(())
 }
 
+/// W0: the seeds' few slow items, with default options (Polars' pool, automatic chunk size):
+/// 17 items that sleep 20 ms (`Pool.map` over URLs), and 40 files each read and then 10 ms of
+/// waiting (`Files::par_apply`), against a plain loop. Not scaled: the count is the point.
+fn w0(table: &mut Vec<Measured>, runs: usize) -> Result<(), BoxError> {
+    use std::time::Duration;
+    let items: Vec<u64> = (0..17).collect();
+    let item = |x: &u64| {
+        std::thread::sleep(Duration::from_millis(20));
+        x * x
+    };
+    let dir = tempfile::tempdir()?;
+    let paths: Vec<std::path::PathBuf> = (0..40)
+        .map(|i| {
+            let path = dir.path().join(format!("part-{i:02}.txt"));
+            std::fs::write(&path, format!("{i}\n").repeat(1_000)).map(|()| path)
+        })
+        .collect::<std::io::Result<_>>()?;
+    let file = |path: &std::path::Path| -> std::io::Result<usize> {
+        let text = std::fs::read_to_string(path)?;
+        std::thread::sleep(Duration::from_millis(10));
+        Ok(text.lines().count())
+    };
+    let threads = polars_core::runtime::THREAD_POOL.current_num_threads();
+    let mut g = Group::new("W0 items");
+    g.add("serial", items.len(), 1, || {
+        items.iter().map(item).collect::<Vec<_>>()
+    });
+    g.add("default", items.len(), threads, || {
+        items.par_apply_rows(|x| Ok(item(x))).unwrap()
+    });
+    g.run(table, runs);
+    let files = Files::new(&paths);
+    let mut g = Group::new("W0 files");
+    g.add("serial", paths.len(), 1, || {
+        paths.iter().map(|p| file(p).unwrap()).collect::<Vec<_>>()
+    });
+    g.add("default", paths.len(), threads, || {
+        files.par_apply(|p| Ok(file(p)?)).unwrap()
+    });
+    g.run(table, runs);
+    Ok(())
+}
+
 fn reference(workload: &str) -> &'static str {
     match workload {
-        "W2" | "W7" => "serial",
+        "W0 items" | "W0 files" | "W2" | "W7" => "serial",
         "W4" => "serial_blocks",
         "W6" | "W8" => "per_row",
         "W8+1ms" => "per_worker",

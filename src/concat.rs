@@ -80,3 +80,35 @@ pub(crate) fn keep_same_schema(
     report.failures.sort_by_key(|failure| failure.unit.index());
     kept
 }
+
+/// Runs of chunks whose rows together stay under this are merged into one chunk: an adaptive
+/// call's first blocks (1, 2, 4, … rows, run on the calling thread) would otherwise leave a
+/// column, and its record batches, in many tiny pieces. A merge copies at most this many rows.
+const SMALL_CHUNKS: usize = 1 << 16;
+
+/// `series` with each run of consecutive chunks totalling at most [`SMALL_CHUNKS`] rows merged
+/// into one chunk; larger chunks are kept as they are (no copy).
+pub(crate) fn merge_small_chunks(series: Series) -> PolarsResult<Series> {
+    let lens: Vec<usize> = series.chunk_lengths().collect();
+    if lens.windows(2).all(|w| w[0] + w[1] > SMALL_CHUNKS) {
+        return Ok(series);
+    }
+    let mut pieces = Vec::new();
+    let (mut i, mut offset) = (0, 0);
+    while i < lens.len() {
+        let (mut j, mut len) = (i + 1, lens[i]);
+        while j < lens.len() && len + lens[j] <= SMALL_CHUNKS {
+            len += lens[j];
+            j += 1;
+        }
+        let piece = series.slice(offset as i64, len);
+        pieces.push(if j - i > 1 { piece.rechunk() } else { piece });
+        (i, offset) = (j, offset + len);
+    }
+    let mut pieces = pieces.into_iter();
+    let mut merged = pieces.next().unwrap_or(series);
+    for piece in pieces {
+        merged.append_owned(piece)?;
+    }
+    Ok(merged)
+}

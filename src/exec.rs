@@ -27,11 +27,12 @@ use std::ops::{Deref, DerefMut, Range};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
-use crate::control::{Failure, Report, Reporter, Stop, Unit, as_stop, is_stop, with_counts};
+use crate::control::{Failure, Report, Reporter, Stop, Unit, caused_by_stop, is_stop, with_counts};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
-use crate::plan::ChunkPlan;
+use crate::plan::{ChunkPlan, PROBE_BUDGET};
 
 // ---------------------------------------------------------------------------------------------
 // The guard
@@ -146,22 +147,37 @@ impl<T> Drop for Discarded<T> {
 // Blocks and states
 // ---------------------------------------------------------------------------------------------
 
-/// One block being run: its index, its rows, and the row in progress (for panic reports).
-pub(crate) struct Block {
+/// One block being run: its index, its rows, the row in progress (for panic reports), and the
+/// call's own stop (to tell it from a nested call's).
+pub(crate) struct Block<'a> {
     pub(crate) index: usize,
     pub(crate) rows: Range<usize>,
     current_row: Cell<Option<usize>>,
     /// A keep-going unit panicked and was contained: the thread's state may be half-updated.
     poisoned: Cell<bool>,
+    stop: &'a Stop<'a>,
 }
 
-impl Block {
-    pub(crate) fn new(index: usize, rows: Range<usize>) -> Self {
+impl<'a> Block<'a> {
+    pub(crate) fn new(index: usize, rows: Range<usize>, stop: &'a Stop<'a>) -> Self {
         Self {
             index,
             rows,
             current_row: Cell::new(None),
             poisoned: Cell::new(false),
+            stop,
+        }
+    }
+
+    /// The call's own stop, if its token was cancelled or its deadline passed, for an error that
+    /// a stop caused ([`caused_by_stop`]): only then is it the call's stop. A nested call's
+    /// `TimedOut` or `Cancelled`, returned through `?` while the call itself goes on, is an error
+    /// of the unit that returned it.
+    pub(crate) fn stopped_by(&self, error: &Error) -> Option<Error> {
+        if caused_by_stop(error) {
+            self.stop.check()
+        } else {
+            None
         }
     }
 
@@ -212,15 +228,18 @@ impl Block {
 /// stop, and a panic into [`Error::Panicked`] at the row in progress. The flag says whether it
 /// panicked (state the task touched may be half-updated).
 pub(crate) fn run_block<R>(
-    stop: &Stop<'_>,
-    block: &Block,
+    block: &Block<'_>,
     task: impl FnOnce() -> Result<R>,
 ) -> (Result<R>, bool) {
     match contain(task) {
         Ok(Ok(output)) => (Ok(output), false),
-        // Only an error caused by a stop is the call's stop; a genuine error is never disguised.
-        Ok(Err(error)) => match as_stop(&error) {
-            Some(caused) => (Err(stop.check().unwrap_or(caused)), false),
+        // Only an error caused by the call's own stop is the call's stop; a genuine error (a
+        // nested call's stop included) is never disguised.
+        Ok(Err(error)) => match block.stopped_by(&error) {
+            Some(stop) => {
+                discard(error);
+                (Err(stop), false)
+            }
             None => (Err(error), false),
         },
         Err(panic) => (Err(block.panicked(panic, UserCode::Closure)), true),
@@ -315,7 +334,8 @@ struct Slot<S> {
 
 struct Call<'a, S, R, F, St: ?Sized> {
     id: u64,
-    plan: &'a ChunkPlan,
+    /// The blocks: the caller's plan, or once an adaptive call's probe ran, every block's rows.
+    plan: ChunkPlan,
     states: &'a St,
     task: F,
     stop: Stop<'a>,
@@ -326,6 +346,9 @@ struct Call<'a, S, R, F, St: ?Sized> {
     parked: AtomicUsize,
     finished: Mutex<Vec<(usize, Result<R>)>>,
     slots: Mutex<Vec<Slot<S>>>,
+    /// The state the probe made on the calling thread, and its last block, until a worker takes
+    /// it.
+    spare: Mutex<Option<(S, usize)>>,
 }
 
 impl<S, R, F, St> Call<'_, S, R, F, St>
@@ -345,54 +368,9 @@ where
         let thread = rayon::current_thread_index();
         let mut state: Option<S> = None;
         while let Some(index) = self.claim() {
-            let rows = self.plan.block_rows(index);
-            let fresh = state.is_none();
-            if fresh {
-                state = self.take_state(thread);
-            }
-            let current = match state.as_mut() {
-                Some(current) => current,
-                None => match contain(|| self.states.acquire()) {
-                    Ok(Ok(new)) => state.insert(new),
-                    failed => {
-                        let source: BoxError = match failed {
-                            Ok(Err(source)) => source,
-                            Err(panic) => {
-                                Box::new(panic.at(UserCode::Init, index, rows.clone(), None))
-                            }
-                            Ok(Ok(_)) => unreachable!("matched above"),
-                        };
-                        let error = Error::Init {
-                            worker: thread,
-                            block: index,
-                            rows,
-                            completed_blocks: Vec::new(),
-                            source,
-                        };
-                        self.record(index, Err(error));
-                        break;
-                    }
-                },
-            };
-            // `init` may have run for long: a stop or an earlier failure meanwhile means no block.
-            if fresh && !self.still_wanted(index) {
+            if !self.run_claimed(index, self.plan.block_rows(index), thread, &mut state) {
                 break;
             }
-            let block = Block::new(index, rows);
-            let (result, panicked) = run_block(&self.stop, &block, || (self.task)(&block, current));
-            if (panicked || block.poisoned.get())
-                && let Some(broken) = state.take()
-            {
-                // The state may be half-updated (a transaction left open): never reuse it.
-                discard(broken);
-            }
-            if result.is_ok()
-                && let Some(reporter) = self.reporter
-            {
-                reporter.advance(block.rows.len(), index);
-            }
-            self.note_last(thread, index);
-            self.record(index, result);
             if let Some(scope) = scope {
                 self.respawn_parked(scope);
                 if guest {
@@ -408,6 +386,102 @@ where
         if let Some(state) = state {
             self.put_state(thread, state);
         }
+    }
+
+    /// Runs an adaptive plan's first blocks on the calling thread, timed: blocks of 1, 2, 4, …
+    /// units until they took [`PROBE_BUDGET`](crate::plan::PROBE_BUDGET), the input is done, or
+    /// a block failed or the call stopped. Returns the plan of every block, the rest sized by
+    /// the measured cost ([`ChunkPlan::spread`]); the caller's state is left for the first
+    /// worker that needs one, so that the probe costs no `init` of its own.
+    fn probe(&self) -> ChunkPlan {
+        let rows = self.plan.rows();
+        let mut ends = Vec::new();
+        let start = Instant::now();
+        let thread = rayon::current_thread_index();
+        let mut state: Option<S> = None;
+        // A fresh call: no block of it can be running lower on this thread.
+        if let Some((_frame, _)) = frames::enter(self.id, Kind::Running) {
+            let (mut done, mut size) = (0usize, 1usize);
+            while done < rows && start.elapsed() < PROBE_BUDGET {
+                let index = ends.len();
+                if self.reporter.is_some_and(Reporter::failed) || !self.still_wanted(index) {
+                    break;
+                }
+                let end = done.saturating_add(size).min(rows);
+                ends.push(end);
+                if !self.run_claimed(index, done..end, thread, &mut state)
+                    || self.first_failure.load(Ordering::Acquire) != usize::MAX
+                {
+                    break;
+                }
+                (done, size) = (end, size.saturating_mul(2));
+            }
+        }
+        self.next.store(ends.len(), Ordering::Release);
+        if let Some(state) = state {
+            *lock(&self.spare) = Some((state, ends.len().saturating_sub(1)));
+        }
+        self.plan.spread(&ends, start.elapsed())
+    }
+
+    /// Runs claimed block `index` (`rows`) with this thread's `state`, acquired first if it has
+    /// none (a state this thread left earlier in the call, the probe's, or a new one). False
+    /// when this drainer must stop: `init` failed, or a stop or a failure came while it ran.
+    fn run_claimed(
+        &self,
+        index: usize,
+        rows: Range<usize>,
+        thread: Option<usize>,
+        state: &mut Option<S>,
+    ) -> bool {
+        let fresh = state.is_none();
+        if fresh {
+            *state = self
+                .take_state(thread)
+                .or_else(|| lock(&self.spare).take().map(|(state, _)| state));
+        }
+        let current = match state {
+            Some(current) => current,
+            None => match contain(|| self.states.acquire()) {
+                Ok(Ok(new)) => state.insert(new),
+                failed => {
+                    let source: BoxError = match failed {
+                        Ok(Err(source)) => source,
+                        Err(panic) => Box::new(panic.at(UserCode::Init, index, rows.clone(), None)),
+                        Ok(Ok(_)) => unreachable!("matched above"),
+                    };
+                    let error = Error::Init {
+                        worker: thread,
+                        block: index,
+                        rows,
+                        completed_blocks: Vec::new(),
+                        source,
+                    };
+                    self.record(index, Err(error));
+                    return false;
+                }
+            },
+        };
+        // `init` may have run for long: a stop or an earlier failure meanwhile means no block.
+        if fresh && !self.still_wanted(index) {
+            return false;
+        }
+        let block = Block::new(index, rows, &self.stop);
+        let (result, panicked) = run_block(&block, || (self.task)(&block, current));
+        if (panicked || block.poisoned.get())
+            && let Some(broken) = state.take()
+        {
+            // The state may be half-updated (a transaction left open): never reuse it.
+            discard(broken);
+        }
+        if result.is_ok()
+            && let Some(reporter) = self.reporter
+        {
+            reporter.advance(block.rows.clone(), index);
+        }
+        self.note_last(thread, index);
+        self.record(index, result);
+        true
     }
 
     /// The next block in input order, or `None` when none is left for this drainer: past the
@@ -554,9 +628,9 @@ where
     F: Fn(&Block, &mut S) -> Result<R> + Sync,
     St: StateSource<S> + ?Sized,
 {
-    let call = Call {
+    let mut call = Call {
         id: new_call(),
-        plan,
+        plan: plan.clone(),
         states,
         task,
         stop: Stop::start(flock.cancel(), flock.timeout_option()),
@@ -566,13 +640,20 @@ where
         parked: AtomicUsize::new(0),
         finished: Mutex::new(Vec::new()),
         slots: Mutex::new(Vec::new()),
+        spare: Mutex::new(None),
     };
-    if plan.is_inline() {
+    if plan.is_adaptive() {
+        call.plan = call.probe();
+    }
+    let left = call.plan.blocks() - call.next.load(Ordering::Acquire).min(call.plan.blocks());
+    // After a probe that failed or stopped, nothing more starts.
+    let ok_so_far = call.first_failure.load(Ordering::Acquire) == usize::MAX;
+    if ok_so_far && (left <= 1 || plan.is_inline()) {
         call.drain(None);
-    } else {
+    } else if ok_so_far && left > 0 {
         // One drainer per pool thread, spawned into the pool: the calling thread only waits
         // (when it is a pool thread, rayon lets it run jobs meanwhile, as guest work).
-        let drainers = plan.threads().min(plan.blocks());
+        let drainers = call.plan.threads().min(left);
         let waiting = frames::enter(call.id, Kind::Waiting);
         flock.in_place_scope(|scope| {
             for _ in 0..drainers {
@@ -581,28 +662,32 @@ where
         })?;
         drop(waiting);
     }
+    let Call {
+        plan,
+        slots,
+        spare,
+        finished,
+        ..
+    } = call;
+    let spare = spare.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let states_left = (slots.into_inner().unwrap_or_else(PoisonError::into_inner))
+        .into_iter()
+        .filter_map(|slot| Some((slot.state?, slot.last?)))
+        .chain(spare);
     let mut late = None;
-    for slot in call
-        .slots
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-    {
-        let (Some(state), Some(last)) = (slot.state, slot.last) else {
-            continue;
-        };
+    for (state, last) in states_left {
         if let Some(state) = states.release(state)
             && let Err(panic) = drop_contained(state)
         {
             late.get_or_insert(panic.at(UserCode::StateDrop, last, plan.block_rows(last), None));
         }
     }
-    let mut results = call
-        .finished
+    let mut results = finished
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
     results.sort_unstable_by_key(|(index, _)| *index);
     Ok(Executed {
-        plan: plan.clone(),
+        plan,
         results: Discarded::new(results),
         late,
     })
@@ -621,7 +706,7 @@ impl<R> Executed<R> {
     /// block 2 is reported before a task failing at block 5, as a serial loop would.
     pub(crate) fn outputs(
         mut self,
-        mut check: impl FnMut(usize, &R) -> Result<()>,
+        mut check: impl FnMut(usize, Range<usize>, &R) -> Result<()>,
     ) -> Result<Vec<R>> {
         let results = std::mem::take(&mut *self.results);
         // Blocks that completed, for the counts of an `Init` failure or a stop.
@@ -643,7 +728,7 @@ impl<R> Executed<R> {
             };
             match result {
                 Ok(output) => {
-                    let checked = check(index, &output);
+                    let checked = check(index, self.plan.block_rows(index), &output);
                     outputs.push(output);
                     checked?;
                 }
@@ -678,7 +763,7 @@ impl<R> Executed<R> {
     /// The outputs in block order for a keep-going call, whose tasks absorb their rows' failures:
     /// `None` for a block that did not run because the call stopped, and the stop (counts not
     /// filled in) beside them. Any other failure fails the call.
-    fn keep_going(mut self) -> Result<(Vec<Option<R>>, Option<Error>)> {
+    fn keep_going(mut self) -> Result<(Vec<Option<R>>, Option<Error>, ChunkPlan)> {
         let results = std::mem::take(&mut *self.results);
         let mut results = Discarded::new(results.into_iter().peekable());
         let mut outputs = Discarded::new(Vec::with_capacity(self.plan.blocks()));
@@ -697,7 +782,7 @@ impl<R> Executed<R> {
         if let Some(late) = self.late.take() {
             return Err(late);
         }
-        Ok((outputs.keep(), stopped))
+        Ok((outputs.keep(), stopped, self.plan.clone()))
     }
 }
 
@@ -707,7 +792,7 @@ where
     R: Send,
     F: Fn(&Block) -> Result<R> + Sync,
 {
-    execute(flock, plan, &Stateless, |block, ()| task(block))?.outputs(|_, _| Ok(()))
+    execute(flock, plan, &Stateless, |block, ()| task(block))?.outputs(|_, _, _| Ok(()))
 }
 
 /// [`run_blocks`] with a per-thread state from `states` and a `check` of each output in block
@@ -723,7 +808,7 @@ where
     S: Send,
     R: Send,
     F: Fn(&Block, &mut S) -> Result<R> + Sync,
-    C: FnMut(usize, &R) -> Result<()>,
+    C: FnMut(usize, Range<usize>, &R) -> Result<()>,
 {
     execute(flock, plan, states, task)?.outputs(check)
 }
@@ -772,7 +857,7 @@ impl KeepGoing {
         }
         let error = match contain(f) {
             Ok(Ok(value)) => return Some(value),
-            Ok(Err(error)) => match as_stop(&error) {
+            Ok(Err(error)) => match block.stopped_by(&error) {
                 Some(stop) => {
                     discard(error);
                     self.stopped = Some((index, stop));
@@ -829,7 +914,8 @@ where
         let output = task(block, state, &mut units)?;
         Ok((output, units))
     })?;
-    let (results, mut stopped) = executed.keep_going()?;
+    // The blocks that ran: an adaptive plan's are known only now.
+    let (results, mut stopped, plan) = executed.keep_going()?;
     let mut report = Report::default();
     let mut outputs = Vec::with_capacity(results.len());
     let (mut done_blocks, mut done_rows) = (0, 0);

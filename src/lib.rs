@@ -9,6 +9,8 @@
 // of blocks and a task per block; options and modes (`Flock`, the views, keep-going, per-worker
 // states) configure it; `plan` cuts the input; `exec` runs the blocks; `concat` reassembles the
 // outputs; typed cells read and write column values. Every sealed trait is in `sealed`.
+#[cfg(feature = "streaming")]
+mod atomic;
 mod cells;
 #[cfg(doctest)]
 mod compile_fail;

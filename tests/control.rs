@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::{CancelToken, Error, Flock, Row};
+use polars_flock::{BoxError, CancelToken, Error, Flock, Row};
 
 /// Counts closures started, and closures running right now.
 #[derive(Default)]
@@ -496,4 +496,106 @@ fn keep_going_without_failures_equals_the_plain_call() {
             .par_apply_rows("y", f),
         Err(Error::InvalidOption { .. })
     ));
+}
+
+/// A row that runs a nested call with a timeout of its own and returns that call's `TimedOut`
+/// through `?` fails that row; the outer call (no deadline, no token) did not stop.
+#[test]
+fn a_nested_calls_timeout_is_an_error_of_the_row_not_the_calls_stop() {
+    let items: Vec<u64> = (0..8).collect();
+    let inner: Vec<u64> = (0..4).collect();
+    let nested = |&x: &u64| -> Result<u64, BoxError> {
+        if x == 5 {
+            let slow = Flock::new()
+                .chunksize(1)
+                .threads(1)
+                .timeout(Duration::from_millis(1));
+            slow.on(&inner).par_apply_rows(|&y| {
+                std::thread::sleep(Duration::from_millis(5));
+                Ok(y)
+            })?;
+        }
+        Ok(x)
+    };
+    let flock = Flock::new().chunksize(1).threads(2);
+    let err = flock.on(&items).par_apply_rows(nested).unwrap_err();
+    let Error::Row { row, source } = &err else {
+        panic!("expected the row's error, got {err:?}")
+    };
+    assert_eq!(*row, 5);
+    assert!(
+        matches!(
+            source.downcast_ref::<Error>(),
+            Some(Error::TimedOut { blocks: 4, .. })
+        ),
+        "{source:?}"
+    );
+
+    // Keep-going: the row fails (null, in the report); nothing is reported as stopped.
+    let (out, report) = flock
+        .on(&items)
+        .keep_going()
+        .par_apply_rows(nested)
+        .unwrap();
+    assert_eq!(out[5], None);
+    assert_eq!(out.iter().flatten().count(), 7);
+    assert!(report.stopped.is_none(), "{:?}", report.stopped);
+    assert!(report.skipped.is_empty());
+    assert_eq!(report.failed_rows().collect::<Vec<_>>(), [5]);
+
+    // The frame's row view and its blocks too.
+    let df = df!("x" => (0..8i64).collect::<Vec<_>>()).unwrap();
+    let err = flock
+        .on(&df)
+        .par_apply_rows("y", |row: &Row| {
+            let x = row.i64("x")? as u64;
+            Ok(nested(&x)? as i64)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Row { row: 5, .. }), "{err:?}");
+    let err = flock
+        .on(&df)
+        .par_apply_blocks(|block| {
+            for x in block.column("x")?.i64()?.into_no_null_iter() {
+                nested(&(x as u64))?;
+            }
+            Ok(block)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Block { block: 5, .. }), "{err:?}");
+}
+
+/// A nested call's cancellation through a token of its own is the row's error too; the call's
+/// own token still stops the call.
+#[test]
+fn only_the_calls_own_token_stops_it() {
+    let items: Vec<u64> = (0..6).collect();
+    let other = CancelToken::new();
+    other.cancel();
+    let flock = Flock::new().chunksize(1).threads(2);
+    let err = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
+            if x == 3 {
+                other.check()?;
+            }
+            Ok(x)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Row { row: 3, .. }), "{err:?}");
+
+    let own = CancelToken::new();
+    let err = flock
+        .clone()
+        .cancel_token(&own)
+        .on(&items)
+        .par_apply_rows(|&x| {
+            if x == 3 {
+                own.cancel();
+                own.check()?;
+            }
+            Ok(x)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
 }

@@ -459,3 +459,203 @@ fn categorical_columns_round_trip_and_read_as_str() {
         expected
     );
 }
+
+/// A file with no rows keeps its schema: the crate's own empty file, and one of zero row groups
+/// (as pyarrow writes an empty table); a projection naming a missing column is an error.
+#[test]
+fn a_file_with_no_rows_reads_as_its_columns_and_a_missing_column_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("own.parquet");
+    let empty = every_dtype(0);
+    write_parquet(&own, &empty, 100).unwrap();
+    let zero_groups = dir.path().join("zero-groups.parquet");
+    write_parquet(&zero_groups, &every_dtype(10), 100).unwrap();
+    rewrite_footer(&zero_groups, |m| {
+        m.row_groups.clear();
+        m.num_rows = 0;
+    });
+    for path in [&own, &zero_groups] {
+        let back = read_parquet(path, None).unwrap();
+        assert_eq!(back.height(), 0);
+        assert_eq!(
+            back.get_column_names(),
+            empty.get_column_names(),
+            "{path:?}"
+        );
+        for (name, dtype) in empty.schema().iter() {
+            // Polars' decoder types a zero-row-group file's UTC column without its time zone.
+            if path == &own || name != "utc" {
+                assert_eq!(back.schema().get(name), Some(dtype), "{path:?}: {name}");
+            }
+        }
+        let projected = read_parquet(path, Some(&["str", "i64"])).unwrap();
+        assert_eq!(projected.get_column_names(), ["str", "i64"]);
+        let err = read_parquet(path, Some(&["i64", "nope"])).unwrap_err();
+        let Error::InFile { source, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(
+            matches!(&**source, Error::ColumnNotFound { column, .. } if column == "nope"),
+            "{err}"
+        );
+        let mut stream = ParquetBatches::open(path).unwrap().columns(["nope"]);
+        assert!(matches!(stream.next(), Some(Err(Error::InFile { .. }))));
+        assert!(stream.next().is_none());
+    }
+}
+
+/// Footers that made the decoder panic (a negative column-chunk size or page offset): a typed
+/// error naming the file, never a panic out of the crate.
+#[test]
+fn a_corrupt_footer_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = df!("x" => (0..1_000i64).collect::<Vec<_>>()).unwrap();
+    type Edit = fn(&mut polars_parquet_format::FileMetaData);
+    let edits: [(&str, Edit); 3] = [
+        ("negative size", |m| {
+            m.row_groups[0].columns[0]
+                .meta_data
+                .as_mut()
+                .unwrap()
+                .total_compressed_size = -5;
+        }),
+        ("negative offset", |m| {
+            m.row_groups[0].columns[0]
+                .meta_data
+                .as_mut()
+                .unwrap()
+                .data_page_offset = -1_000_000;
+        }),
+        ("huge offset", |m| {
+            m.row_groups[0].columns[0]
+                .meta_data
+                .as_mut()
+                .unwrap()
+                .data_page_offset = i64::MAX - 2;
+        }),
+    ];
+    for (what, edit) in edits {
+        let path = dir.path().join(format!("{what}.parquet"));
+        write_parquet(&path, &df, 500).unwrap();
+        rewrite_footer(&path, edit);
+        let read = std::panic::catch_unwind(|| read_parquet(&path, None));
+        let result = read.unwrap_or_else(|_| panic!("{what}: a panic escaped the crate"));
+        // The decoder may not need the corrupt field (then the data is right), or fails.
+        match result {
+            Ok(back) => assert!(back.equals(&df), "{what}: wrong data"),
+            Err(err) => assert!(
+                matches!(&err, Error::InFile { path: p, .. } if p == &path),
+                "{what}: {err}"
+            ),
+        }
+        let streamed = std::panic::catch_unwind(|| {
+            let source = ParquetBatches::open(&path)?;
+            par_apply_batches(&Flock::new().threads(2), 2, source, Ok, |_| Ok(()))
+        });
+        match streamed.unwrap_or_else(|_| panic!("{what}: a panic escaped the stream")) {
+            Ok(summary) => assert_eq!(summary.rows_out, 1_000, "{what}"),
+            Err(err) => assert!(
+                err.to_string().contains(&*path.to_string_lossy()),
+                "{what}: {err}"
+            ),
+        }
+    }
+}
+
+/// Random byte flips in the footer: never a panic out of the crate.
+#[test]
+fn random_footer_flips_never_panic_out_of_the_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = df!(
+        "x" => (0..500i64).collect::<Vec<_>>(),
+        "b" => (0..500).map(|i| i % 3 == 0).collect::<Vec<_>>(),
+        "s" => (0..500).map(|i| format!("v{i}")).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let clean = dir.path().join("clean.parquet");
+    write_parquet(&clean, &df, 100).unwrap();
+    let bytes = std::fs::read(&clean).unwrap();
+    let n = bytes.len();
+    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let footer = n - 8 - footer_len..n - 8;
+    let path = dir.path().join("flipped.parquet");
+    let mut state = 7u64;
+    for _ in 0..160 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let at = footer.start + (state >> 33) as usize % footer.len();
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 1 << ((state >> 20) % 8);
+        std::fs::write(&path, &flipped).unwrap();
+        let read = std::panic::catch_unwind(|| read_parquet(&path, None).map(|df| df.height()));
+        assert!(read.is_ok(), "flip at byte {at}: a panic escaped the crate");
+    }
+}
+
+/// A stream reads the version of the file it opened, even when another file is renamed over the
+/// path while it runs (an atomic replace by another job).
+#[test]
+fn a_file_replaced_while_streaming_is_read_as_it_was_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.parquet");
+    let old = df!("v" => vec![1i64; 1_000]).unwrap();
+    write_parquet(&path, &old, 100).unwrap();
+    let source = ParquetBatches::open(&path).unwrap();
+    let replacement = df!("v" => vec![2i64; 1_000]).unwrap();
+    let mut replaced = false;
+    let mut total = 0i64;
+    apply_batches_in_order(&Flock::new(), source, Ok, |out| {
+        if !replaced {
+            // After the first batch: the path now names another file.
+            write_parquet(&path, &replacement, 100)?;
+            replaced = true;
+        }
+        total += out.column("v")?.i64()?.sum().unwrap_or(0);
+        Ok(())
+    })
+    .unwrap();
+    assert!(replaced);
+    assert_eq!(total, 1_000, "every batch from the old version");
+    assert_eq!(
+        read_parquet(&path, None)
+            .unwrap()
+            .column("v")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0),
+        Some(2)
+    );
+}
+
+/// Two sinks of one path at once (two containers with the same pid, a retried pod beside the
+/// old one): each has a temporary file of its own, so the published file is one of theirs, whole.
+#[test]
+fn two_sinks_of_one_path_never_mix_and_a_long_name_can_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.parquet");
+    let a = df!("who" => vec!["a"; 3_000]).unwrap();
+    let b = df!("who" => vec!["b"; 3_000]).unwrap();
+    let mut sink_a = ParquetSink::create(&path).unwrap().row_group_rows(1_000);
+    let mut sink_b = ParquetSink::create(&path).unwrap().row_group_rows(1_000);
+    for i in 0..3 {
+        sink_a.write(&a.slice(i * 1_000, 1_000)).unwrap();
+        sink_b.write(&b.slice(i * 1_000, 1_000)).unwrap();
+    }
+    sink_a.finish().unwrap();
+    sink_b.finish().unwrap();
+    let back = read_parquet(&path, None).unwrap();
+    assert_eq!(back.height(), 3_000);
+    let who = back.column("who").unwrap().str().unwrap();
+    assert!(
+        who.iter().all(|w| w == Some("b")),
+        "one writer's file, whole"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    // A 240-byte file name (the limit is 255): the temporary name must fit too.
+    let long = dir.path().join(format!("{}.parquet", "x".repeat(232)));
+    write_parquet(&long, &a, 1_000).unwrap();
+    assert_eq!(read_parquet(&long, None).unwrap().height(), 3_000);
+}

@@ -658,7 +658,7 @@ fn run_chunk(
     match part {
         None => Ok(Body::Frame(bytes)),
         Some(path) => {
-            write_atomically(&path, &bytes, cluster.process)?;
+            crate::atomic::write_atomically(&path, &bytes).map_err(|e| Error::in_file(&path, e))?;
             Ok(Body::Part { skipped: false })
         }
     }
@@ -773,24 +773,6 @@ fn drive(
 
 fn part_path(dir: &Path, chunk: usize) -> PathBuf {
     dir.join(format!("part-{chunk:06}.arrow"))
-}
-
-/// `bytes` to `path` under a temporary name in the same directory, then renamed: a part file
-/// either is complete or does not exist.
-fn write_atomically(path: &Path, bytes: &[u8], process: usize) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("part");
-    let tmp = path.with_file_name(format!(".{name}.tmp-{process}-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::in_file(path, e)
-    })
 }
 
 fn gather(cluster: &Cluster, results: BTreeMap<usize, Body>) -> Result<DataFrame> {

@@ -436,7 +436,7 @@ impl On<'_, Files> {
                 }
                 Ok(outputs.keep())
             },
-            |_, _| Ok(()),
+            |_, _, _| Ok(()),
         )?;
         Ok(parts.into_iter().flatten().collect())
     }
@@ -476,9 +476,8 @@ impl On<'_, Files> {
                 }
                 Ok(outputs.keep())
             },
-            |block, outputs: &Vec<DataFrame>| {
-                let start = plan.block_rows(block).start;
-                for (index, out) in (start..).zip(outputs) {
+            |_, rows, outputs: &Vec<DataFrame>| {
+                for (index, out) in rows.zip(outputs) {
                     (first.check(out.schema()))
                         .map_err(|expected| files.mismatch(index, expected, out))?;
                 }

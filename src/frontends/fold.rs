@@ -26,7 +26,7 @@ where
     F: Fn(A, &T) -> std::result::Result<A, BoxError> + Sync,
     C: FnMut(A, A) -> A,
 {
-    let plan = flock.plan(items.len())?;
+    let plan = flock.plan(items.len())?.fixed();
     let accs = run_blocks(flock, &plan, |block| {
         let init = identity_for(block, &identity)?;
         fold_block(block, &items[block.rows.clone()], init, &fold)
@@ -48,7 +48,7 @@ where
     F: Fn(A, &Row<'_>) -> std::result::Result<A, BoxError> + Sync,
     C: FnMut(A, A) -> A,
 {
-    let plan = flock.plan(df.height())?;
+    let plan = flock.plan(df.height())?.fixed();
     let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
     let accs = run_blocks(flock, &plan, |block| {
         fold_row_views(

@@ -7,7 +7,7 @@ use std::ops::Range;
 use polars::prelude::*;
 
 use crate::cell::{ColumnReader, FromColumns, chunk_boundaries};
-use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
+use crate::concat::{FirstSchema, keep_same_schema, merge_small_chunks, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
@@ -16,7 +16,7 @@ use crate::exec::{
 use crate::flock::Flock;
 use crate::fold::fold_rows;
 use crate::group::{apply_groups, apply_groups_keep_going};
-use crate::plan::segments;
+use crate::plan::{ChunkPlan, segments};
 use crate::row::{Row, RowSegment};
 use crate::sealed::{Frame, Typed};
 use crate::value::rows_sealed::Sealed as Outputs;
@@ -804,9 +804,9 @@ where
             }
             Ok(<U as Outputs>::finish(out, &names))
         },
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     )?;
-    with_new_columns(df, &names, U::dtypes(), parts)
+    with_new_columns(df, &names, U::dtypes(), parts, &plan)
 }
 
 /// Runs `f` on every row of `segment` in order, pushing each value onto `out`, up to the first
@@ -870,7 +870,10 @@ where
         },
         |rows| null_columns(&names, U::dtypes(), rows.len()),
     )?;
-    Ok((with_new_columns(df, &names, U::dtypes(), parts)?, report))
+    Ok((
+        with_new_columns(df, &names, U::dtypes(), parts, &plan)?,
+        report,
+    ))
 }
 
 fn null_columns(names: &[PlSmallStr], dtypes: Vec<DataType>, len: usize) -> Vec<Series> {
@@ -891,7 +894,7 @@ where
     S: Send,
     F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
 {
-    let plan = flock.plan(df.height())?.with_empty_block();
+    let plan = flock.plan(df.height())?.fixed().with_empty_block();
     let mut first = FirstSchema::default();
     let parts = run_blocks_stateful(
         flock,
@@ -902,10 +905,10 @@ where
             f(state, slice)
                 .map_err(|source| Error::of_block(source, block.index, block.rows.clone()))
         },
-        |index, out: &DataFrame| {
+        |index, rows, out: &DataFrame| {
             first
                 .check(out.schema())
-                .map_err(|expected| schema_mismatch(index, plan.block_rows(index), expected, out))
+                .map_err(|expected| schema_mismatch(index, rows, expected, out))
         },
     )?;
     Ok(vstack_all(parts)?.unwrap_or_default())
@@ -937,7 +940,7 @@ where
     S: Send,
     F: Fn(&mut S, DataFrame) -> Result<DataFrame, BoxError> + Sync,
 {
-    let plan = flock.plan(df.height())?.with_empty_block();
+    let plan = flock.plan(df.height())?.fixed().with_empty_block();
     let (parts, mut report) = run_keep_going(
         flock,
         &plan,
@@ -1020,9 +1023,9 @@ where
             }
             Ok(<R::Value as Outputs>::finish(out, &names))
         },
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     )?;
-    with_new_columns(df, &names, <R::Value as Outputs>::dtypes(), parts)
+    with_new_columns(df, &names, <R::Value as Outputs>::dtypes(), parts, &plan)
 }
 
 /// [`apply_columns`] in keep-going mode.
@@ -1066,7 +1069,10 @@ where
         },
         |rows| null_columns(&names, dtypes(), rows.len()),
     )?;
-    Ok((with_new_columns(df, &names, dtypes(), parts)?, report))
+    Ok((
+        with_new_columns(df, &names, dtypes(), parts, &plan)?,
+        report,
+    ))
 }
 
 fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {
@@ -1093,12 +1099,13 @@ fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSma
 }
 
 /// `df` with the blocks' output columns appended: `parts[block][column]`, concatenated per
-/// column without a copy (one chunk per block).
+/// column without a copy (one chunk per block; an adaptive plan's small first blocks merged).
 fn with_new_columns(
     df: &DataFrame,
     names: &[PlSmallStr],
     dtypes: Vec<DataType>,
     parts: Vec<Vec<Series>>,
+    plan: &ChunkPlan,
 ) -> Result<DataFrame> {
     let mut columns: Vec<Option<Series>> = names.iter().map(|_| None).collect();
     for block in parts {
@@ -1113,7 +1120,12 @@ fn with_new_columns(
     }
     let mut out = df.clone();
     for ((column, name), dtype) in columns.into_iter().zip(names).zip(dtypes) {
-        let column = column.unwrap_or_else(|| Series::new_empty(name.clone(), &dtype));
+        let column = match column {
+            // An adaptive call's first blocks are small: one chunk, not one per block.
+            Some(column) if plan.is_adaptive() => merge_small_chunks(column)?,
+            Some(column) => column,
+            None => Series::new_empty(name.clone(), &dtype),
+        };
         out.with_column(column.into_column())?;
     }
     Ok(out)

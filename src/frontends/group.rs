@@ -138,7 +138,7 @@ where
                 .map(|group| Ok((group, groups.run(block, group, state, &f)?)))
                 .collect::<Result<Vec<_>>>()
         },
-        |_, outputs: &Vec<(usize, DataFrame)>| {
+        |_, _, outputs: &Vec<(usize, DataFrame)>| {
             for (group, out) in outputs {
                 (first.check(out.schema()))
                     .map_err(|expected| groups.mismatch(*group, expected, out))?;

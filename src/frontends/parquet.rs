@@ -50,7 +50,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
@@ -60,6 +59,7 @@ use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
 pub use polars_io::parquet::write::ParquetCompression;
 use polars_io::parquet::write::{BatchedWriter, ParquetWriter};
 
+use crate::atomic::AtomicFile;
 use crate::concat::FirstSchema;
 use crate::error::{Error, Result};
 use crate::exec::{contain, lock};
@@ -102,12 +102,71 @@ pub struct ParquetBatches {
     finished: bool,
 }
 
-/// What every part of one file shares: its path, footer and projection.
+/// What every part of one file shares: its path, the file opened once, its footer, schema and
+/// projection.
 #[derive(Clone)]
 struct ParquetFile {
     path: PathBuf,
+    /// Every part decodes this handle's file: the version that was opened, even if the path is
+    /// replaced (renamed over) while the stream runs.
+    handle: Arc<File>,
     metadata: FileMetadataRef,
+    schema: Arc<ArrowSchema>,
     columns: Option<Vec<String>>,
+}
+
+impl ParquetFile {
+    /// Opens `path` and decodes its footer under the guard: a footer is input, and the decoder
+    /// panics on some corrupt ones (a negative size or offset, a field of the wrong type).
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::in_file(path, e))?;
+        let handle = file.try_clone().map_err(|e| Error::in_file(path, e))?;
+        let mut reader = ParquetReader::new(file);
+        let footer = contain(move || -> PolarsResult<_> {
+            let metadata = reader.get_metadata()?.clone();
+            Ok((metadata, reader.schema()?))
+        });
+        let (metadata, schema) = match footer {
+            Ok(Ok(footer)) => footer,
+            Ok(Err(e)) => return Err(Error::in_file(path, e)),
+            Err(panic) => {
+                let why = format!(
+                    "corrupt footer: the decoder panicked: {}",
+                    panic.into_message()
+                );
+                let invalid = std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+                return Err(Error::in_file(path, invalid));
+            }
+        };
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            handle: Arc::new(handle),
+            metadata,
+            schema,
+            columns: None,
+        })
+    }
+
+    /// The frame's schema after the projection, or [`Error::ColumnNotFound`] (in
+    /// [`Error::InFile`]) for a projected column the file does not have.
+    fn projected_schema(&self) -> Result<Schema> {
+        let schema = Schema::from_arrow_schema(&self.schema);
+        let Some(columns) = &self.columns else {
+            return Ok(schema);
+        };
+        (columns.iter())
+            .map(|name| match schema.get(name) {
+                Some(dtype) => Ok(Field::new(name.into(), dtype.clone())),
+                None => Err(Error::in_file(
+                    &self.path,
+                    Error::ColumnNotFound {
+                        column: name.clone(),
+                        row: None,
+                    },
+                )),
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for ParquetFile {
@@ -122,12 +181,14 @@ impl std::fmt::Debug for ParquetFile {
 }
 
 impl ParquetBatches {
-    /// Opens `path` and reads its footer.
+    /// Opens `path` and reads its footer. The file stays open: every part reads this version of
+    /// it, even if another is renamed over `path` while the stream runs.
     ///
     /// # Errors
     ///
     /// [`Error::InFile`] naming the file: [`Error::Io`] if it cannot be opened, [`Error::Polars`]
-    /// if it is not a Parquet file (or its footer is corrupt).
+    /// if it is not a Parquet file, an [`Error::Io`] of kind `InvalidData` if its footer is so
+    /// corrupt that the decoder panicked.
     ///
     /// # Examples
     ///
@@ -136,19 +197,8 @@ impl ParquetBatches {
     /// assert!(matches!(err, polars_flock::Error::InFile { .. }));
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::in_file(path, e))?;
-        let mut reader = ParquetReader::new(file);
-        let metadata = reader
-            .get_metadata()
-            .map_err(|e| Error::in_file(path, e))?
-            .clone();
         Ok(ParquetBatches {
-            file: Arc::new(ParquetFile {
-                path: path.to_path_buf(),
-                metadata,
-                columns: None,
-            }),
+            file: Arc::new(ParquetFile::open(path.as_ref())?),
             max_rows: usize::MAX,
             group: 0,
             offset_in_group: 0,
@@ -244,6 +294,14 @@ impl Iterator for ParquetBatches {
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
             return None;
+        }
+        if self.group == 0
+            && self.offset_in_group == 0
+            && let Err(missing) = self.file.projected_schema()
+        {
+            // A projected column the file lacks is an error, even in a file with no rows.
+            self.finished = true;
+            return Some(Err(missing));
         }
         let groups = &self.file.metadata.row_groups;
         while let Some(group) = groups.get(self.group) {
@@ -366,7 +424,9 @@ impl Batch for RowGroupPart {
 }
 
 fn decode(file: &ParquetFile, offset: usize, len: usize) -> PolarsResult<DataFrame> {
-    let mut reader = ParquetReader::new(File::open(&file.path)?);
+    // A duplicate of the handle opened with the footer (the reader maps it; no shared cursor is
+    // read), never the path again.
+    let mut reader = ParquetReader::new(file.handle.try_clone()?);
     reader.set_metadata(file.metadata.clone());
     reader
         .with_slice(Some((offset, len)))
@@ -407,6 +467,8 @@ pub fn read_parquet(path: impl AsRef<Path>, columns: Option<&[&str]>) -> Result<
     if let Some(columns) = columns {
         batches = batches.columns(columns.iter().copied());
     }
+    batches.file.projected_schema()?;
+    let batches_file = Arc::clone(&batches.file);
     let mut out: Option<DataFrame> = None;
     for part in batches {
         let df = part?.load()?;
@@ -417,7 +479,18 @@ pub fn read_parquet(path: impl AsRef<Path>, columns: Option<&[&str]>) -> Result<
             }
         }
     }
-    Ok(out.unwrap_or_default())
+    match out {
+        Some(df) => Ok(df),
+        // A file with no rows (no row group, or empty ones) still has its columns, as the
+        // decoder types them.
+        None => RowGroupPart {
+            file: batches_file,
+            row_group: 0,
+            offset: 0,
+            len: 0,
+        }
+        .load(),
+    }
 }
 
 /// Writes `df` to a Parquet file at `path` atomically (through a temporary name, renamed when
@@ -476,7 +549,7 @@ pub fn write_parquet(path: impl AsRef<Path>, df: &DataFrame, row_group_rows: usi
 /// ```
 pub struct ParquetSink {
     path: PathBuf,
-    temp: PathBuf,
+    target: Option<AtomicFile>,
     file: Option<SharedFile>,
     compression: ParquetCompression,
     row_group_rows: usize,
@@ -486,7 +559,6 @@ pub struct ParquetSink {
     buffered_rows: usize,
     frames: usize,
     rows: usize,
-    finished: bool,
 }
 
 impl std::fmt::Debug for ParquetSink {
@@ -515,9 +587,6 @@ impl Write for SharedFile {
     }
 }
 
-/// Distinguishes temporary files of sinks created at the same time in one process.
-static TEMP_ID: AtomicU64 = AtomicU64::new(0);
-
 impl ParquetSink {
     /// Creates the temporary file next to `path` (`path` itself appears at
     /// [`finish`](ParquetSink::finish)). Defaults: zstd, row groups of 512 × 1,024 rows.
@@ -534,18 +603,12 @@ impl ParquetSink {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let name = path
-            .file_name()
-            .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-        let id = TEMP_ID.fetch_add(1, Ordering::Relaxed);
-        let temp = path.with_file_name(format!(
-            ".{name}.{}-{id}.polars-flock-tmp",
-            std::process::id()
-        ));
-        let file = File::create(&temp).map_err(|e| Error::in_file(&path, e))?;
+        let in_file = |e| Error::in_file(&path, e);
+        let target = AtomicFile::create(&path).map_err(in_file)?;
+        let file = target.file().try_clone().map_err(in_file)?;
         Ok(ParquetSink {
             path,
-            temp,
+            target: Some(target),
             file: Some(SharedFile(Arc::new(Mutex::new(BufWriter::new(file))))),
             compression: ParquetCompression::default(),
             row_group_rows: 512 * 1024,
@@ -555,7 +618,6 @@ impl ParquetSink {
             buffered_rows: 0,
             frames: 0,
             rows: 0,
-            finished: false,
         })
     }
 
@@ -632,12 +694,8 @@ impl ParquetSink {
     ///
     /// See [`ParquetSink`].
     pub fn finish(mut self) -> Result<()> {
-        let result = self.complete();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-        self.finished = true;
-        result
+        // On an error, `Drop` removes the temporary file.
+        self.complete()
     }
 
     fn complete(&mut self) -> Result<()> {
@@ -656,13 +714,14 @@ impl ParquetSink {
                 std::io::Error::other("the writer kept the file"),
             )
         })?;
-        let file = file
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .into_inner()
-            .map_err(|e| Error::in_file(&self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::in_file(&self.path, e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::in_file(&self.path, e))
+        drop(
+            file.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .into_inner()
+                .map_err(|e| Error::in_file(&self.path, e.into_error()))?,
+        );
+        let target = self.target.take().expect("created");
+        target.commit().map_err(|e| Error::in_file(&self.path, e))
     }
 
     /// The first `rows` buffered rows as one frame with aligned chunks.
@@ -725,11 +784,10 @@ impl ParquetSink {
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        if !self.finished {
-            // Not finished (a failure, a panic, an early return): no partial file is left.
-            drop(self.writer.take());
-            drop(self.file.take());
-            let _ = std::fs::remove_file(&self.temp);
-        }
+        // Not finished (a failure, a panic, an early return): the writer is dropped first, then
+        // the temporary file is removed, so that no partial file is left.
+        drop(self.writer.take());
+        drop(self.file.take());
+        drop(self.target.take());
     }
 }

@@ -418,7 +418,7 @@ where
             }
             Ok(out.keep())
         },
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     )?;
     Ok(concat_vecs(parts))
 }
@@ -467,7 +467,7 @@ where
     U: Send,
     F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, BoxError> + Sync,
 {
-    let plan = flock.plan(items.len())?;
+    let plan = flock.plan(items.len())?.fixed();
     let parts = run_blocks_stateful(
         flock,
         &plan,
@@ -476,7 +476,7 @@ where
             f(state, &items[block.rows.clone()])
                 .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
         },
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     )?;
     Ok(concat_vecs(parts))
 }
@@ -493,7 +493,7 @@ where
     U: Send,
     F: Fn(&mut S, &[T]) -> std::result::Result<Vec<U>, BoxError> + Sync,
 {
-    let plan = flock.plan(items.len())?;
+    let plan = flock.plan(items.len())?.fixed();
     let (parts, report) = run_keep_going(
         flock,
         &plan,

@@ -19,6 +19,7 @@ use polars::prelude::*;
 use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
 use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
 
+use crate::atomic::AtomicFile;
 use crate::concat::FirstSchema;
 use crate::control::{Stop, with_counts};
 use crate::error::{Error, Result, UserCode};
@@ -231,8 +232,8 @@ where
             lock(&self.parked).push((index, rows, batch));
             return;
         };
-        let block = Block::new(index, rows.clone());
-        let (result, _) = run_block(self.stop, &block, || {
+        let block = Block::new(index, rows.clone(), self.stop);
+        let (result, _) = run_block(&block, || {
             let batch = batch.load()?; // decoded here, in the worker
             (self.f)(batch).map_err(|source| Error::of_block(source, index, rows))
         });
@@ -380,8 +381,8 @@ where
         let range = summary.rows_in..summary.rows_in + batch.rows();
         summary.rows_in = range.end;
         summary.max_in_flight = 1;
-        let block = Block::new(index, range.clone());
-        let (out, _) = run_block(&stop, &block, || {
+        let block = Block::new(index, range.clone(), &stop);
+        let (out, _) = run_block(&block, || {
             let batch = batch.load()?;
             f(batch).map_err(|source| Error::of_block(source, index, range.clone()))
         });
@@ -515,8 +516,11 @@ pub(crate) fn batch_to_frame(
 
 /// Writes frames to an Arrow IPC file batch by batch: a sink for [`par_apply_batches`].
 ///
-/// The schema is taken from the first frame; every later frame must have the same one. Call
-/// [`finish`](IpcSink::finish) to write the footer: a file without it cannot be read.
+/// The schema is taken from the first frame; every later frame must have the same one. The file
+/// is written under a temporary name in the same directory and renamed to its path by
+/// [`finish`](IpcSink::finish), after the footer: a run that fails, panics or is interrupted
+/// leaves no partial file under the path (a sink dropped without `finish` removes its temporary
+/// file).
 ///
 /// # Examples
 ///
@@ -535,6 +539,7 @@ pub(crate) fn batch_to_frame(
 /// ```
 pub struct IpcSink {
     path: PathBuf,
+    target: Option<AtomicFile>,
     file: Option<BufWriter<File>>,
     writer: Option<FileWriter<BufWriter<File>>>,
     schema: FirstSchema,
@@ -553,11 +558,12 @@ impl std::fmt::Debug for IpcSink {
 }
 
 impl IpcSink {
-    /// Creates (or truncates) the file.
+    /// Creates the temporary file next to `path` (`path` itself appears, or is replaced, at
+    /// [`finish`](IpcSink::finish)).
     ///
     /// # Errors
     ///
-    /// [`Error::InFile`] naming the file if it cannot be created.
+    /// [`Error::InFile`] naming the file if its directory cannot be written.
     ///
     /// # Examples
     ///
@@ -569,9 +575,12 @@ impl IpcSink {
     /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::create(path).map_err(|e| Error::in_file(path, e))?;
+        let in_file = |e| Error::in_file(path, e);
+        let target = AtomicFile::create(path).map_err(in_file)?;
+        let file = target.file().try_clone().map_err(in_file)?;
         Ok(Self {
             path: path.to_path_buf(),
+            target: Some(target),
             file: Some(BufWriter::new(file)),
             writer: None,
             schema: FirstSchema::default(),
@@ -639,11 +648,12 @@ impl IpcSink {
         Ok(())
     }
 
-    /// Writes the footer and closes the file.
+    /// Writes the footer, flushes the file to disk and renames it to its path.
     ///
     /// # Errors
     ///
-    /// [`Error::InFile`] naming the file if writing fails.
+    /// [`Error::InFile`] naming the file if writing, flushing or renaming fails (the temporary
+    /// file is then removed).
     ///
     /// # Examples
     ///
@@ -669,8 +679,13 @@ impl IpcSink {
                     .map_err(|e| Error::in_file(&self.path, e))?,
             );
         }
-        let writer = self.writer.as_mut().expect("started above");
-        writer.finish().map_err(|e| Error::in_file(&self.path, e))
+        let mut writer = self.writer.take().expect("started above");
+        let in_file = |e: Error| Error::in_file(&self.path, e);
+        writer.finish().map_err(|e| in_file(e.into()))?;
+        let file = writer.into_inner().into_inner();
+        drop(file.map_err(|e| in_file(e.into_error().into()))?);
+        let target = self.target.take().expect("created");
+        target.commit().map_err(|e| in_file(e.into()))
     }
 }
 

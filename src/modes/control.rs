@@ -206,31 +206,22 @@ pub(crate) fn is_stop(error: &Error) -> bool {
     matches!(error, Error::Cancelled { .. } | Error::TimedOut { .. })
 }
 
-/// The stop that caused a closure's error, if one did: a [`CancelToken::check`] error (or a
-/// timeout) returned as is, as a row's or block's source, or through a `PolarsError` (where it
-/// travels as an `io::ErrorKind::Interrupted` error). Counts not filled in.
-pub(crate) fn as_stop(error: &Error) -> Option<Error> {
+/// Whether a stop caused a closure's error: a [`CancelToken::check`] error (or a timeout)
+/// returned as is, as a row's or block's source, or through a `PolarsError` (where it travels as
+/// an `io::ErrorKind::Interrupted` error). Whether it was the call's own stop is the caller's
+/// question (a nested call's stop is an error of the unit).
+pub(crate) fn caused_by_stop(error: &Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        match e.downcast_ref::<Error>() {
-            Some(Error::Cancelled { .. }) => return Some(cancelled()),
-            Some(Error::TimedOut { timeout, .. }) => {
-                return Some(Error::TimedOut {
-                    timeout: *timeout,
-                    completed_blocks: 0,
-                    blocks: 0,
-                    completed_rows: 0,
-                    rows: 0,
-                });
-            }
-            _ => {}
+        if e.downcast_ref::<Error>().is_some_and(is_stop) {
+            return true;
         }
         current = match e.downcast_ref::<std::io::Error>() {
             Some(io) => io.get_ref().map(|inner| inner as _),
             None => e.source(),
         };
     }
-    None
+    false
 }
 
 /// A plain progress callback: `(rows done, rows in total)`.
@@ -272,7 +263,8 @@ impl Progress {
 #[derive(Default)]
 struct Reports {
     done: usize,
-    last_block: usize,
+    /// The last completed block and its rows, where a panic of the callback is reported.
+    last_block: (usize, Range<usize>),
     closed: bool,
 }
 
@@ -307,11 +299,11 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    /// Block `block` of `rows` rows completed (called on the worker: no user code runs here).
-    pub(crate) fn advance(&self, rows: usize, block: usize) {
+    /// Block `block` of `rows` completed (called on the worker: no user code runs here).
+    pub(crate) fn advance(&self, rows: Range<usize>, block: usize) {
         let mut reports = lock(&self.reports);
-        reports.done += rows;
-        reports.last_block = block;
+        reports.done += rows.len();
+        reports.last_block = (block, rows);
         drop(reports);
         self.wake.notify_one();
     }
@@ -332,13 +324,13 @@ impl<'a> Reporter<'a> {
                     .wait(reports)
                     .unwrap_or_else(PoisonError::into_inner);
             }
-            let (done, block, closed) = (reports.done, reports.last_block, reports.closed);
+            let (done, (block, rows), closed) =
+                (reports.done, reports.last_block.clone(), reports.closed);
             drop(reports);
             if done > reported {
                 reported = done;
                 if let Err(panic) = contain(|| self.report(done)) {
-                    let error =
-                        panic.at(UserCode::Progress, block, self.plan.block_rows(block), None);
+                    let error = panic.at(UserCode::Progress, block, rows, None);
                     *lock(&self.failure) = Some(error);
                     self.failed.store(true, Ordering::Release);
                     return;

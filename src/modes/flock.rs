@@ -339,7 +339,7 @@ impl Flock {
         self.validate()?;
         let threads = self.pool_threads();
         Ok(match self.chunking {
-            Chunking::Auto => ChunkPlan::new(rows, None, threads),
+            Chunking::Auto => ChunkPlan::new(rows, None, threads).adaptive(),
             Chunking::Rows(rows_per_block) => ChunkPlan::new(rows, Some(rows_per_block), threads),
             Chunking::Blocks(n) => ChunkPlan::balanced(rows, n, threads),
         })

@@ -18,7 +18,9 @@
 //! pool), `rows` (the row view), `typed` (the typed fast path), `blocks` / `serial_blocks` (a block
 //! function in parallel / in a serial loop over the same blocks), `vec` (a Vec apply), and
 //! `per_worker` / `per_row` (a SQLite connection per worker / per row), and for W7 `serial` (row
-//! groups decoded one at a time on the calling thread) / `stream` (decoded in the workers). `ratio` is throughput
+//! groups decoded one at a time on the calling thread) / `stream` (decoded in the workers) /
+//! `workers` (encoded and compressed in the workers too), and for W0 `serial` / `default` (the
+//! verbs with default options). `ratio` is throughput
 //! relative to the workload's reference method (marked `ref`), measured in the same run. Peak RSS
 //! is the process's high-water mark during that method's runs (reset before each method), so it
 //! includes the input.
@@ -544,7 +546,9 @@ fn w2_lanes(x: &[f64], k: &[i64]) -> Vec<f64> {
 
 /// W7: Parquet → the W4 block function → Parquet, streamed one row group at a time: `serial`
 /// decodes and runs each row group on the calling thread (`apply_batches_in_order`); `stream`
-/// decodes them inside the workers, at most 4 in flight (`par_apply_batches`).
+/// decodes them inside the workers, at most 4 in flight (`par_apply_batches`, the sink encoding
+/// on the calling thread); `workers` encodes and compresses the outputs in the workers too
+/// (`Stream::to_parquet`).
 #[cfg(feature = "parquet")]
 fn w7(
     table: &mut Vec<Measured>,
@@ -553,7 +557,7 @@ fn w7(
     runs: usize,
 ) -> Result<(), BoxError> {
     use polars_flock::parquet::{ParquetBatches, ParquetSink, write_parquet};
-    use polars_flock::streaming::{apply_batches_in_order, par_apply_batches};
+    use polars_flock::streaming::{Stream, apply_batches_in_order, par_apply_batches};
     let n = scaled(10_000_000, scale);
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("w7.parquet");
@@ -573,6 +577,14 @@ fn w7(
             let mut sink = ParquetSink::create(output).unwrap();
             let source = ParquetBatches::open(input).unwrap();
             par_apply_batches(flock, 4, source, w4, |out| Ok(sink.write(&out)?)).unwrap();
+            sink.finish().unwrap();
+        });
+        g.add("workers", n, t, move || {
+            let mut sink = ParquetSink::create(output).unwrap();
+            let source = ParquetBatches::open(input).unwrap();
+            let stream = Stream::to_parquet(source, &mut sink).window(4);
+            flock.on(&stream).par_apply_blocks(w4).unwrap();
+            drop(stream);
             sink.finish().unwrap();
         });
     }

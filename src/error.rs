@@ -452,6 +452,81 @@ impl Error {
         }
     }
 
+    /// An error of a call over one batch of a stream, located in the stream: rows counted from
+    /// the stream's first row (`offset` is the batch's), and the batch's index as the block.
+    #[cfg(feature = "streaming")]
+    #[cold]
+    pub(crate) fn in_stream(self, batch: usize, offset: usize) -> Self {
+        let shift = |rows: Range<usize>| rows.start + offset..rows.end + offset;
+        match self {
+            Error::ColumnNotFound { column, row } => Error::ColumnNotFound {
+                column,
+                row: row.map(|r| r + offset),
+            },
+            Error::DtypeMismatch {
+                column,
+                row,
+                expected,
+                found,
+            } => Error::DtypeMismatch {
+                column,
+                row: row.map(|r| r + offset),
+                expected,
+                found,
+            },
+            Error::NullValue { column, row } => Error::NullValue {
+                column,
+                row: row + offset,
+            },
+            Error::Row { row, source } => Error::Row {
+                row: row + offset,
+                source,
+            },
+            Error::Block { rows, source, .. } => Error::Block {
+                block: batch,
+                rows: shift(rows),
+                source,
+            },
+            Error::SchemaMismatch {
+                rows,
+                expected,
+                found,
+                ..
+            } => Error::SchemaMismatch {
+                block: batch,
+                rows: shift(rows),
+                expected,
+                found,
+            },
+            Error::Panicked {
+                rows,
+                row,
+                message,
+                during,
+                ..
+            } => Error::Panicked {
+                block: batch,
+                rows: shift(rows),
+                row: row.map(|r| r + offset),
+                message,
+                during,
+            },
+            Error::Init {
+                worker,
+                rows,
+                source,
+                ..
+            } => Error::Init {
+                worker,
+                block: batch,
+                rows: shift(rows),
+                completed_blocks: Vec::new(),
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// A block closure's error for block `block` of `rows`.
     #[cold]
     pub(crate) fn of_block(source: BoxError, block: usize, rows: Range<usize>) -> Self {

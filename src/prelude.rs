@@ -25,3 +25,6 @@ pub use crate::workers::Workers;
 
 #[cfg(feature = "arrow")]
 pub use crate::arrow::RecordBatchParApply;
+
+#[cfg(feature = "streaming")]
+pub use crate::streaming::StreamParApply;

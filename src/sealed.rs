@@ -49,6 +49,14 @@ pub trait Items<T> {
     fn parts(&self) -> (&[T], &Flock);
 }
 
+/// A stream and the options to run it with: a [`Stream`](crate::streaming::Stream) (default
+/// options) or a configured view of one.
+#[cfg(feature = "streaming")]
+pub trait StreamInput<'s> {
+    /// The stream and the options.
+    fn stream_parts(&self) -> (&crate::streaming::Stream<'s>, &Flock);
+}
+
 /// Behind `streaming::Batch`: what a stream's source may yield.
 #[cfg(feature = "streaming")]
 pub trait Batch {}

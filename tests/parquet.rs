@@ -10,7 +10,7 @@ use std::path::Path;
 use polars_flock::parquet::{ParquetBatches, ParquetSink, read_parquet, write_parquet};
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::streaming::{Batch, apply_batches_in_order, par_apply_batches};
+use polars_flock::streaming::{Batch, Stream, apply_batches_in_order, par_apply_batches};
 
 fn every_dtype(n: usize) -> DataFrame {
     let opt = |i: usize| i % 7 != 3;
@@ -658,4 +658,90 @@ fn two_sinks_of_one_path_never_mix_and_a_long_name_can_be_written() {
     let long = dir.path().join(format!("{}.parquet", "x".repeat(232)));
     write_parquet(&long, &a, 1_000).unwrap();
     assert_eq!(read_parquet(&long, None).unwrap().height(), 3_000);
+}
+
+/// Outputs encoded and compressed in the workers (`Stream::to_parquet`) make the same file content
+/// as outputs written on the calling thread: every dtype with nulls, outputs big and small (a
+/// row group of their own, or merged), row groups split, any thread count and window.
+#[test]
+fn outputs_encoded_in_the_workers_equal_outputs_written_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let df = every_dtype(6_000);
+    write_parquet(&input, &df, 1_000).unwrap();
+    // Batches of 1,000 rows keep a varying share: 1,000, 80 (small: merged), 550, ...
+    let transform = |b: DataFrame| -> Result<DataFrame, BoxError> {
+        let first = b.column("u32")?.u32()?.get(0).unwrap_or(0) as usize;
+        let keep = [1_000, 80, 550, 0, 999, 300][first / 1_000 % 6];
+        Ok(b.head(Some(keep)))
+    };
+    let expected = {
+        let reference = dir.path().join("reference.parquet");
+        let mut sink = ParquetSink::create(&reference).unwrap().row_group_rows(400);
+        let source = ParquetBatches::open(&input).unwrap();
+        apply_batches_in_order(
+            &Flock::new(),
+            source,
+            transform,
+            |out| Ok(sink.write(&out)?),
+        )
+        .unwrap();
+        sink.finish().unwrap();
+        read_parquet(&reference, None).unwrap()
+    };
+    assert!(expected.height() > 2_000);
+    for (threads, window, group_rows) in [(1, 1, 400), (2, 3, 400), (3, 2, 1_000), (2, 4, 64)] {
+        let output = dir
+            .path()
+            .join(format!("out-{threads}-{window}-{group_rows}.parquet"));
+        let mut sink = ParquetSink::create(&output)
+            .unwrap()
+            .row_group_rows(group_rows);
+        let stream =
+            Stream::to_parquet(ParquetBatches::open(&input).unwrap(), &mut sink).window(window);
+        let summary = Flock::new()
+            .threads(threads)
+            .on(&stream)
+            .par_apply_blocks(transform)
+            .unwrap();
+        drop(stream);
+        sink.finish().unwrap();
+        assert_eq!(summary.batches, 6);
+        assert_eq!(summary.rows_out, expected.height());
+        assert!(summary.max_in_flight <= window);
+        let back = read_parquet(&output, None).unwrap();
+        assert!(
+            back.equals_missing(&expected),
+            "{threads} threads, window {window}"
+        );
+        // No row group is bigger than asked.
+        let groups = ParquetBatches::open(&output).unwrap();
+        assert!(groups.map(|p| p.unwrap().rows()).all(|r| r <= group_rows));
+    }
+}
+
+/// A failing batch in a worker-encoded stream: the first failure in stream order, and no file.
+#[test]
+fn a_failing_stream_encoded_in_the_workers_leaves_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let output = dir.path().join("out.parquet");
+    write_parquet(&input, &every_dtype(2_000), 200).unwrap();
+    let mut sink = ParquetSink::create(&output).unwrap().row_group_rows(100);
+    let stream = Stream::to_parquet(ParquetBatches::open(&input).unwrap(), &mut sink).window(3);
+    let err = Flock::new()
+        .threads(2)
+        .on(&stream)
+        .par_apply_blocks(|b| {
+            if b.column("u32")?.u32()?.iter().any(|v| v == Some(1_234)) {
+                return Err("bad batch".into());
+            }
+            Ok(b)
+        })
+        .unwrap_err();
+    drop(stream);
+    assert!(matches!(err, Error::Block { block: 6, .. }), "{err}");
+    drop(sink);
+    assert!(!output.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

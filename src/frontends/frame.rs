@@ -770,7 +770,7 @@ impl<'x> KeepGoing<'x, DataFrame> {
 
 /// The row view's frame: blocks split at every column's chunk boundaries, one row view per
 /// segment, `f` called on each row with its worker's state.
-fn apply_rows<S, U, F>(
+pub(crate) fn apply_rows<S, U, F>(
     df: &DataFrame,
     flock: &Flock,
     names: &impl OutputNames<U>,
@@ -835,7 +835,7 @@ where
 }
 
 /// [`apply_rows`] in keep-going mode: each row under its own guard, a failed row null.
-fn apply_rows_keep_going<S, U, F>(
+pub(crate) fn apply_rows_keep_going<S, U, F>(
     df: &DataFrame,
     flock: &Flock,
     names: &impl OutputNames<U>,

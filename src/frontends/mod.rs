@@ -12,4 +12,6 @@ pub(crate) mod group;
 pub mod parquet;
 pub(crate) mod slice;
 #[cfg(feature = "streaming")]
+pub(crate) mod stream;
+#[cfg(feature = "streaming")]
 pub mod streaming;

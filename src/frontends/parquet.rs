@@ -57,13 +57,18 @@ use polars_io::SerReader;
 use polars_io::parquet::metadata::FileMetadataRef;
 use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
 pub use polars_io::parquet::write::ParquetCompression;
-use polars_io::parquet::write::{BatchedWriter, ParquetWriter};
+use polars_io::parquet::write::{BatchedWriter, ParquetWriter, get_encodings};
+use polars_parquet::write::{
+    CompressedPage, StatisticsOptions, Version, WriteOptions, array_to_columns, compress,
+    to_parquet_schema,
+};
 
 use crate::atomic::AtomicFile;
 use crate::concat::FirstSchema;
 use crate::error::{Error, Result};
 use crate::exec::{contain, lock};
-use crate::streaming::Batch;
+use crate::frontends::stream::Output;
+use crate::streaming::{Batch, Stream};
 
 /// A Parquet file read as a stream of batches: one row group, or a slice of at most
 /// [`max_rows`](ParquetBatches::max_rows) rows of one, at a time, for
@@ -662,22 +667,56 @@ impl ParquetSink {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write(&mut self, df: &DataFrame) -> Result<()> {
-        if let Err(expected) = self.schema.check(df.schema()) {
-            let mismatch = Error::SchemaMismatch {
-                block: self.frames,
-                rows: self.rows..self.rows + df.height(),
-                expected,
-                found: df.schema().clone(),
-            };
-            return Err(Error::in_file(&self.path, mismatch));
-        }
-        self.frames += 1;
-        self.rows += df.height();
+        self.count(df.schema(), df.height())?;
         self.buffered_rows += df.height();
         self.buffered.push(df.clone());
         while self.buffered_rows >= self.row_group_rows {
             let group = self.take_rows(self.row_group_rows)?;
             self.write_group(group)?;
+        }
+        Ok(())
+    }
+
+    /// Checks an output's schema against the first one's and counts it.
+    fn count(&mut self, schema: &SchemaRef, rows: usize) -> Result<()> {
+        if let Err(expected) = self.schema.check(schema) {
+            let mismatch = Error::SchemaMismatch {
+                block: self.frames,
+                rows: self.rows..self.rows + rows,
+                expected,
+                found: schema.clone(),
+            };
+            return Err(Error::in_file(&self.path, mismatch));
+        }
+        self.frames += 1;
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Writes an output a worker encoded, in stream order.
+    fn write_piece(&mut self, piece: Piece) -> Result<()> {
+        let Piece::RowGroups {
+            schema,
+            rows,
+            groups,
+        } = piece
+        else {
+            let Piece::Frame(df) = piece else {
+                unreachable!("matched above")
+            };
+            return self.write(&df);
+        };
+        self.count(&schema, rows)?;
+        // Rows buffered before this output go first, as a row group of their own.
+        if self.buffered_rows > 0 {
+            let rest = self.take_rows(self.buffered_rows)?;
+            self.write_group(rest)?;
+        }
+        self.writer(&schema)?;
+        let writer = self.writer.as_mut().expect("started above");
+        for (rows, columns) in groups {
+            (writer.write_row_group(rows as u64, &columns))
+                .map_err(|e| Error::in_file(&self.path, e))?;
         }
         Ok(())
     }
@@ -765,20 +804,149 @@ impl ParquetSink {
     }
 
     fn write_group(&mut self, group: DataFrame) -> Result<()> {
-        let writer = match &mut self.writer {
-            Some(writer) => writer,
-            None => {
-                let file = self.file.clone().expect("created");
-                let writer = ParquetWriter::new(file)
-                    .with_compression(self.compression)
-                    .batched(group.schema())
-                    .map_err(|e| Error::in_file(&self.path, e))?;
-                self.writer.insert(writer)
-            }
-        };
+        let writer = self.writer(group.schema())?;
         writer
             .write_batch(&group)
             .map_err(|e| Error::in_file(&self.path, e))
+    }
+
+    /// The file's writer, started with `schema` (the first output's) on first use.
+    fn writer(&mut self, schema: &Schema) -> Result<&mut BatchedWriter<SharedFile>> {
+        if self.writer.is_none() {
+            let file = self.file.clone().expect("created");
+            let writer = ParquetWriter::new(file)
+                .with_compression(self.compression)
+                .batched(schema)
+                .map_err(|e| Error::in_file(&self.path, e))?;
+            self.writer = Some(writer);
+        }
+        Ok(self.writer.as_mut().expect("started above"))
+    }
+}
+
+impl<'s> Stream<'s> {
+    /// A stream of `source`'s batches whose outputs `sink` writes, each **encoded and compressed
+    /// by the worker that made it**: only the write of the compressed pages is serial, so the
+    /// whole job (decode → your function → encode → compress → write) runs on every thread. Call
+    /// [`ParquetSink::finish`] after the verb; after an error, drop the sink instead (its
+    /// temporary file is removed and no file appears under its path).
+    ///
+    /// An output of at least a quarter of the sink's
+    /// [`row_group_rows`](ParquetSink::row_group_rows) becomes row groups of its own (split at
+    /// `row_group_rows`); smaller ones are buffered and merged as [`ParquetSink::write`] does.
+    /// An output that cannot be encoded (a dtype Parquet cannot store) fails its batch with an
+    /// [`Error::InFile`] naming the sink's path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::parquet::{ParquetBatches, ParquetSink, read_parquet, write_parquet};
+    /// use polars_flock::streaming::Stream;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (input, output) = (dir.path().join("in.parquet"), dir.path().join("out.parquet"));
+    /// write_parquet(&input, &df!("x" => (0..10_000i64).collect::<Vec<_>>())?, 1_000)?;
+    ///
+    /// let mut sink = ParquetSink::create(&output)?.row_group_rows(1_000);
+    /// let source = ParquetBatches::open(&input)?;
+    /// let rows = source.num_rows();
+    /// let stream = Stream::to_parquet(source, &mut sink).window(4).total_rows(rows);
+    /// let summary = stream.par_apply_rows("y", |row| Ok(row.i64("x")? * 2))?;
+    /// drop(stream);
+    /// sink.finish()?;
+    /// assert_eq!((summary.batches, summary.rows_out), (10, 10_000));
+    /// let back = read_parquet(&output, None)?;
+    /// assert_eq!(back.column("y")?.i64()?.get(9_999), Some(19_998));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_parquet<I, B, E>(source: I, sink: &'s mut ParquetSink) -> Self
+    where
+        I: IntoIterator<Item = std::result::Result<B, E>>,
+        I::IntoIter: Send + 's,
+        B: Batch + 's,
+        E: Into<crate::BoxError>,
+    {
+        let encoder = Encoder {
+            path: sink.path.clone(),
+            compression: sink.compression,
+            row_group_rows: sink.row_group_rows,
+        };
+        let encode = move |out| Ok(Output::Parquet(encoder.encode(out)?));
+        let write = move |out| match out {
+            Output::Parquet(piece) => Ok(sink.write_piece(piece)?),
+            Output::Frame(df) => Ok(sink.write(&df)?),
+        };
+        Stream::with_parts(source, Box::new(encode), Box::new(write))
+    }
+}
+
+/// An output as a worker of a [`Stream::to_parquet`] hands it on: its row groups, encoded and
+/// compressed, or a frame too small for a row group of its own.
+pub(crate) enum Piece {
+    Frame(DataFrame),
+    RowGroups {
+        schema: SchemaRef,
+        rows: usize,
+        /// Per row group: its rows, and per leaf column its compressed pages.
+        groups: Vec<(usize, Vec<Vec<CompressedPage>>)>,
+    },
+}
+
+/// What a worker needs to encode an output as the sink's writer would: the same options as
+/// `ParquetWriter` gives its `BatchedWriter` (statistics by default, version 1 pages, the
+/// default page size).
+struct Encoder {
+    path: PathBuf,
+    compression: ParquetCompression,
+    row_group_rows: usize,
+}
+
+impl Encoder {
+    fn encode(&self, out: DataFrame) -> Result<Piece> {
+        if out.height() < (self.row_group_rows / 4).max(1) {
+            return Ok(Piece::Frame(out));
+        }
+        self.row_groups(&out)
+            .map_err(|e| Error::in_file(&self.path, e))
+    }
+
+    fn row_groups(&self, out: &DataFrame) -> PolarsResult<Piece> {
+        let arrow = out.schema().to_arrow(CompatLevel::newest());
+        let parquet = to_parquet_schema(&arrow)?;
+        let encodings = get_encodings(&arrow);
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            version: Version::V1,
+            compression: self.compression.into(),
+            data_page_size: None,
+        };
+        let mut groups = Vec::new();
+        let mut offset = 0;
+        while offset < out.height() {
+            let len = (out.height() - offset).min(self.row_group_rows);
+            let mut group = out.slice(offset as i64, len);
+            group.rechunk_mut_par();
+            for batch in group.iter_chunks(CompatLevel::newest(), false) {
+                let mut columns = Vec::new();
+                let fields = batch.columns().iter().zip(parquet.fields());
+                for ((array, type_), encoding) in fields.zip(encodings.iter()) {
+                    for pages in array_to_columns(array, type_.clone(), options, encoding)? {
+                        let compressed =
+                            pages.map(|page| Ok(compress(page?, Vec::new(), options.compression)?));
+                        columns.push(compressed.collect::<PolarsResult<Vec<_>>>()?);
+                    }
+                }
+                groups.push((batch.len(), columns));
+            }
+            offset += len;
+        }
+        Ok(Piece::RowGroups {
+            schema: out.schema().clone(),
+            rows: out.height(),
+            groups,
+        })
     }
 }
 

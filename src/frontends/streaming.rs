@@ -6,25 +6,23 @@
 //! features your build enables) is one too. A sink is any `FnMut(DataFrame)`: [`IpcSink`] writes
 //! an Arrow IPC file batch by batch, and a closure that adds to a total folds the stream.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Duration;
 
 use polars::prelude::*;
 use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
 use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
 
+pub use crate::frontends::stream::{Stream, StreamParApply};
+
 use crate::atomic::AtomicFile;
 use crate::concat::FirstSchema;
 use crate::control::{Stop, with_counts};
 use crate::error::{Error, Result, UserCode};
-use crate::exec::frames::{self, Kind};
-use crate::exec::{Block, contain, lock, new_call, run_block};
+use crate::exec::source::{Counts, Rows};
+use crate::exec::{Block, contain, run_block};
 use crate::flock::Flock;
 
 /// What a streaming call did.
@@ -43,10 +41,14 @@ pub struct StreamSummary {
 }
 
 /// Applies `f` to every batch of `source` in parallel, at most `window` batches in flight, and
-/// hands the outputs to `sink` in input order, on the calling thread.
+/// hands the outputs to `sink` in input order.
 ///
-/// The source is read on the calling thread, a batch at a time, only while fewer than `window`
-/// batches are in flight; a batch leaves the window when its output has been given to `sink`. So
+/// Runs on the executor's source mode: the pool's workers read the source a batch at a time
+/// (one at a time, in order), only while fewer than `window` batches are in flight, load and
+/// process the batch, and hand every output that is next in order to `sink` (one at a time, in
+/// order: whichever worker completes the next batch writes it, so `source` and `sink` must be
+/// `Send`); a batch leaves the window when its output has been given to `sink`. No thread polls
+/// or waits on a channel: the calling thread waits for the pool's scope, as every call does. So
 /// peak memory is about `window × (input batch + output batch)` plus what the source and the sink
 /// buffer, whatever the size of the dataset. A window of twice the pool's threads keeps every
 /// thread busy while one slow batch holds up the in-order sink. `window = 1` processes one batch
@@ -109,141 +111,35 @@ pub fn par_apply_batches<I, B, E, F, S>(
     window: usize,
     source: I,
     f: F,
-    mut sink: S,
+    sink: S,
 ) -> Result<StreamSummary>
 where
     I: IntoIterator<Item = std::result::Result<B, E>>,
     B: Batch,
     E: Into<crate::BoxError>,
+    I::IntoIter: Send,
     F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
-    S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
+    S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError> + Send,
 {
-    if window == 0 {
-        return Err(Error::InvalidOption {
-            option: "window",
-            value: "0".into(),
-            reason: "at least one batch must be in flight",
-        });
-    }
-    let stop = Stop::start(flock.cancel(), flock.timeout_option());
-    let (tx, rx) = channel::<(usize, Result<DataFrame>)>();
-    let jobs = BatchJobs {
-        call: new_call(),
-        f: &f,
-        stop: &stop,
-        tx,
-        parked: Mutex::new(Vec::new()),
-    };
-    let waiting = frames::enter(jobs.call, Kind::Waiting);
-    let outcome = flock.in_place_scope(|scope| {
-        let mut source = source.into_iter();
-        let mut summary = StreamSummary::default();
-        let mut rows: BTreeMap<usize, Range<usize>> = BTreeMap::new();
-        let mut ready: BTreeMap<usize, Result<DataFrame>> = BTreeMap::new();
-        let (mut read, mut written) = (0, 0);
-        // Input rows of the batches handed to the sink: the completed rows of a stopped stream.
-        let mut rows_done = 0;
-        // The first failure in stream order, with its batch index.
-        let mut failure: Option<(usize, Error)> = None;
-        let mut exhausted = false;
-        loop {
-            while failure.is_none() && !exhausted && read - written < window {
-                if let Some(stopped) = stop.check() {
-                    failure = Some((read, stopped));
-                    break;
-                }
-                match next_batch(&mut source, read, summary.rows_in) {
-                    Ok(None) => exhausted = true,
-                    Err(e) => failure = Some((read, e)),
-                    Ok(Some(batch)) => {
-                        let range = summary.rows_in..summary.rows_in + batch.rows();
-                        summary.rows_in = range.end;
-                        rows.insert(read, range.clone());
-                        jobs.spawn(scope, read, range, batch);
-                        read += 1;
-                        summary.max_in_flight = summary.max_in_flight.max(read - written);
-                    }
-                }
-            }
-            if written == read {
-                break;
-            }
-            let result = loop {
-                if let Some(result) = ready.remove(&written) {
-                    break result;
-                }
-                let (index, result) = receive(&rx);
-                ready.insert(index, result);
-            };
-            let index = written;
-            written += 1;
-            let range = rows.remove(&index).unwrap_or_default();
-            if failure.as_ref().is_some_and(|(at, _)| *at < index) {
-                continue; // After the first failure: drained, dropped.
-            }
-            match result.and_then(|out| hand_to_sink(&mut sink, out, index, range.clone())) {
-                Ok(height) => {
-                    summary.batches += 1;
-                    summary.rows_out += height;
-                    rows_done += range.len();
-                }
-                Err(error) => failure = Some((index, error)),
-            }
-        }
-        match failure {
-            None => Ok(summary),
-            Some((_, error)) => Err(with_counts(
-                error,
-                summary.batches,
-                read,
-                rows_done,
-                summary.rows_in,
-            )),
-        }
-    });
-    drop(waiting);
-    outcome?
+    flock
+        .on(&Stream::new(source, sink).window(window))
+        .par_apply_blocks(f)
 }
 
-/// The batches of one [`par_apply_batches`] call, each a job on the pool, run through the
-/// executor's block runner.
-struct BatchJobs<'a, F, B> {
-    call: u64,
-    f: &'a F,
-    stop: &'a Stop<'a>,
-    tx: Sender<(usize, Result<DataFrame>)>,
-    /// Batches turned away on a thread inside another batch of this call, waiting for that batch
-    /// to complete.
-    parked: Mutex<Vec<(usize, Range<usize>, B)>>,
+impl From<Counts> for StreamSummary {
+    fn from(counts: Counts) -> Self {
+        StreamSummary {
+            batches: counts.batches,
+            rows_in: counts.rows_in,
+            rows_out: counts.rows_out,
+            max_in_flight: counts.max_in_flight,
+        }
+    }
 }
 
-impl<F, B> BatchJobs<'_, F, B>
-where
-    F: Fn(DataFrame) -> std::result::Result<DataFrame, crate::BoxError> + Sync,
-    B: Batch,
-{
-    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rows: Range<usize>, batch: B) {
-        scope.spawn(move |scope| self.run(scope, index, rows, batch));
-    }
-
-    fn run<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rows: Range<usize>, batch: B) {
-        // A thread never runs two batches of one call at once (the executor's re-entry rule).
-        let Some(frame) = frames::enter(self.call, Kind::Running) else {
-            lock(&self.parked).push((index, rows, batch));
-            return;
-        };
-        let block = Block::new(index, rows.clone(), self.stop);
-        let (result, _) = run_block(&block, || {
-            let batch = batch.load()?; // decoded here, in the worker
-            (self.f)(batch).map_err(|source| Error::of_block(source, index, rows))
-        });
-        drop(frame);
-        // The receiver outlives the scope: sending cannot fail.
-        let _ = self.tx.send((index, result));
-        let parked = std::mem::take(&mut *lock(&self.parked));
-        for (index, rows, batch) in parked {
-            self.spawn(scope, index, rows, batch);
-        }
+impl<B: Batch> Rows for B {
+    fn rows(&self) -> usize {
+        Batch::rows(self)
     }
 }
 
@@ -390,22 +286,6 @@ where
         summary.batches += 1;
     }
     Ok(summary)
-}
-
-/// Waits for a batch's result without blocking a pool thread that its own jobs may need: on a
-/// pool thread, runs pending jobs while waiting.
-fn receive<T>(rx: &Receiver<T>) -> T {
-    loop {
-        if let Ok(value) = rx.try_recv() {
-            return value;
-        }
-        if rayon::yield_now() == Some(rayon::Yield::Executed) {
-            continue;
-        }
-        if let Ok(value) = rx.recv_timeout(Duration::from_millis(1)) {
-            return value;
-        }
-    }
 }
 
 /// An Arrow IPC file read one record batch at a time: a source for [`par_apply_batches`].

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, UserCode};
 use crate::exec::{contain, lock};
-use crate::plan::ChunkPlan;
 
 /// A flag another thread (a UI, a signal handler, a supervisor) sets to stop a running call.
 ///
@@ -274,7 +273,8 @@ struct Reports {
 /// merged into the next call).
 pub(crate) struct Reporter<'a> {
     progress: &'a Progress,
-    plan: &'a ChunkPlan,
+    /// The call's rows (or items), reported as the total.
+    total: usize,
     reports: Mutex<Reports>,
     wake: Condvar,
     failed: AtomicBool,
@@ -282,16 +282,16 @@ pub(crate) struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    /// A call of `plan`'s rows is starting: the bar's length is set up front.
-    pub(crate) fn new(progress: &'a Progress, plan: &'a ChunkPlan) -> Self {
+    /// A call of `total` rows is starting: the bar's length is set up front.
+    pub(crate) fn new(progress: &'a Progress, total: usize) -> Self {
         #[cfg(feature = "progress")]
         if let Some(bar) = &progress.bar {
-            bar.set_length(plan.rows() as u64);
+            bar.set_length(total as u64);
             bar.set_position(0);
         }
         Self {
             progress,
-            plan,
+            total,
             reports: Mutex::new(Reports::default()),
             wake: Condvar::new(),
             failed: AtomicBool::new(false),
@@ -343,7 +343,7 @@ impl<'a> Reporter<'a> {
 
     fn report(&self, done: usize) {
         if let Some(callback) = &self.progress.callback {
-            callback(done, self.plan.rows());
+            callback(done, self.total);
         }
         #[cfg(feature = "progress")]
         if let Some(bar) = &self.progress.bar {

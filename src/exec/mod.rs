@@ -34,6 +34,8 @@ use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
 
+pub(crate) mod source;
+
 // ---------------------------------------------------------------------------------------------
 // The guard
 // ---------------------------------------------------------------------------------------------
@@ -594,24 +596,43 @@ where
     F: Fn(&Block, &mut S) -> Result<R> + Sync,
     St: StateSource<S> + ?Sized,
 {
+    let (executed, late) = with_progress(
+        flock,
+        plan.rows(),
+        |reporter| run_call(flock, plan, states, reporter, task),
+        |executed| executed.as_ref().is_ok_and(Executed::succeeded),
+    )?;
+    let mut executed = executed?;
+    if let Some(error) = late {
+        executed.late.get_or_insert(error);
+    }
+    Ok(executed)
+}
+
+/// Runs `run` with a reporter of `total` rows serving on a thread of its own when `flock`
+/// reports progress: `run`'s result, and the progress callback's panic if it panicked. `ok`
+/// says whether the call succeeded (the bar is then finished, else abandoned).
+pub(crate) fn with_progress<T>(
+    flock: &Flock,
+    total: usize,
+    run: impl FnOnce(Option<&Reporter<'_>>) -> T,
+    ok: impl FnOnce(&T) -> bool,
+) -> Result<(T, Option<Error>)> {
     let Some(progress) = flock.progress().active() else {
-        return run_call(flock, plan, states, None, task);
+        return Ok((run(None), None));
     };
-    let reporter = Reporter::new(progress, plan);
+    let reporter = Reporter::new(progress, total);
     std::thread::scope(|scope| {
         let serving = std::thread::Builder::new()
             .name("polars-flock-progress".into())
             .spawn_scoped(scope, || reporter.serve())
             .map_err(Error::Io)?;
-        let executed = run_call(flock, plan, states, Some(&reporter), task);
-        let ok = executed.as_ref().is_ok_and(Executed::succeeded);
+        let result = run(Some(&reporter));
+        let ok = ok(&result);
         reporter.close();
         let _ = serving.join();
-        let mut executed = executed?;
-        if let Some(error) = reporter.finish(ok) {
-            executed.late.get_or_insert(error);
-        }
-        Ok(executed)
+        let late = reporter.finish(ok);
+        Ok((result, late))
     })
 }
 
@@ -827,6 +848,15 @@ pub(crate) struct KeepGoing {
 }
 
 impl KeepGoing {
+    /// The failures recorded, as a report (the stop, if any, in [`Report::stopped`]).
+    pub(crate) fn into_report(self) -> Report {
+        Report {
+            failures: self.failures,
+            stopped: self.stopped.map(|(_, stop)| stop),
+            skipped: Vec::new(),
+        }
+    }
+
     /// Runs one row: its value, or `None` with the row's error (or panic) recorded. A row that
     /// stopped itself (`CancelToken::check()?`) is skipped, not failed, and so is every later row
     /// of the block, whose closure is not called. `f`'s error already carries its row.

@@ -42,6 +42,25 @@ fn main() -> Result<()> {
     let serial: Vec<u64> = inputs.iter().map(slow_square).collect();
     assert_eq!(squares, serial);
     println!("[1] slow_square over 0..20 -> {:?}...", &squares[..6]);
+    // The seed's version: 5 squares that each wait (here 100 ms). Default options spread a
+    // handful of slow items over every thread, with no chunk size to choose.
+    let five: Vec<u64> = (1..=5).collect();
+    let sleepy = |x: &u64| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        x * x
+    };
+    let start = std::time::Instant::now();
+    let serial: Vec<u64> = five.iter().map(sleepy).collect();
+    let serial_time = start.elapsed();
+    let start = std::time::Instant::now();
+    let parallel = five.par_apply_rows(|x| Ok(sleepy(x)))?;
+    let parallel_time = start.elapsed();
+    assert_eq!(parallel, serial);
+    println!(
+        "[1] 5 squares waiting 100 ms each -> {parallel:?}: serial {serial_time:.0?}, \
+         par_apply_rows {parallel_time:.0?} on {} threads",
+        Flock::new().plan(1)?.threads()
+    );
 
     // --- 2. Lambdas (closures) capture their environment by reference -----------------------
     let base = 10;

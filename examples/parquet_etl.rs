@@ -1,9 +1,9 @@
 //! Parquet ETL with bounded memory: a dataset of a few hundred MiB in many row groups is streamed
 //! through a block function, its row groups decoded one at a time on the calling thread
 //! (serially), then decoded inside the workers with a window of 4 — first into a fold (the
-//! decoding and the block function alone), then into a new Parquet file (the whole ETL, whose
-//! writer encodes on the calling thread) — with the time and the peak memory of each next to the
-//! data's size, and the outputs compared.
+//! decoding and the block function alone), then into a new Parquet file (the whole ETL: decode,
+//! block function, encode and compress in the workers, only the write in order) — with the time
+//! and the peak memory of each next to the data's size, and the outputs compared.
 //!
 //! Run with `cargo run --release --example parquet_etl --features parquet`.
 
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use polars_flock::parquet::{ParquetBatches, ParquetSink, read_parquet};
 use polars_flock::polars::prelude::*;
-use polars_flock::streaming::{StreamSummary, apply_batches_in_order, par_apply_batches};
+use polars_flock::prelude::*;
+use polars_flock::streaming::{Stream, StreamSummary, apply_batches_in_order};
 use polars_flock::{BoxError, Flock};
 
 const GROUPS: usize = 64;
@@ -133,13 +134,8 @@ fn main() -> Result<(), BoxError> {
     })?;
     let t_decode_par = median(3, || {
         parallel_sum = 0.0;
-        par_apply_batches(
-            &flock,
-            WINDOW,
-            ParquetBatches::open(&input)?,
-            clean,
-            fold(&mut parallel_sum),
-        )?;
+        let stream = Stream::new(ParquetBatches::open(&input)?, fold(&mut parallel_sum));
+        flock.on(&stream.window(WINDOW)).par_apply_blocks(clean)?;
         Ok(parallel_sum)
     })?;
     assert_eq!(serial_sum, parallel_sum, "the folds differ");
@@ -164,16 +160,12 @@ fn main() -> Result<(), BoxError> {
         t_serial.as_secs_f64()
     );
 
-    // --- 4. In parallel: row groups decoded inside the workers, at most WINDOW in flight ----
+    // --- 4. In parallel: row groups decoded, cleaned, encoded and compressed inside the workers,
+    //        at most WINDOW in flight, written in order ------------------------------------------
     let parallel_out = dir.path().join("parallel.parquet");
     let (t_par, rss_par, summary) = timed(&parallel_out, |sink| {
-        par_apply_batches(
-            &flock,
-            WINDOW,
-            ParquetBatches::open(&input)?,
-            clean,
-            |out| Ok(sink.write(&out)?),
-        )
+        let stream = Stream::to_parquet(ParquetBatches::open(&input)?, sink).window(WINDOW);
+        flock.on(&stream).par_apply_blocks(clean)
     })?;
     println!(
         "[4] workers: {} row groups in {:.2} s on {threads} threads (window {WINDOW}, at most {} in flight), \
@@ -190,11 +182,16 @@ fn main() -> Result<(), BoxError> {
     );
     assert!(serial.equals_missing(&parallel), "the outputs differ");
     println!(
-        "[5] outputs equal ({} rows); ETL speedup {:.2}x (the writer encodes on the calling thread); \
-         peak RSS {:.0}% of the decoded data",
+        "[5] outputs equal ({} rows); whole-job speedup {:.2}x (decode + clean + encode + compress + \
+         write); peak RSS {:.0}% of the decoded data",
         parallel.height(),
         t_serial.as_secs_f64() / t_par.as_secs_f64(),
         100.0 * rss_par / decoded_mib
+    );
+    println!(
+        "    Polars' own streaming engine on the same kind of job (scan -> UDF -> zstd sink, Python \
+         Polars on this 2-core machine, measured for issue 20): 12.1M rows/s; this run: {:.1}M rows/s",
+        (GROUPS * ROWS) as f64 / t_par.as_secs_f64() / 1e6
     );
     Ok(())
 }

@@ -34,6 +34,7 @@ use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
 
+#[cfg(feature = "streaming")]
 pub(crate) mod source;
 
 // ---------------------------------------------------------------------------------------------
@@ -849,6 +850,7 @@ pub(crate) struct KeepGoing {
 
 impl KeepGoing {
     /// The failures recorded, as a report (the stop, if any, in [`Report::stopped`]).
+    #[cfg(feature = "streaming")]
     pub(crate) fn into_report(self) -> Report {
         Report {
             failures: self.failures,

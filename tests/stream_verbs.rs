@@ -113,6 +113,28 @@ proptest! {
         prop_assert!(inits.load(Ordering::Relaxed) <= threads);
         prop_assert!(concat(out.into_inner().unwrap(), &expected_rows).equals_missing(&expected_rows));
 
+        // The typed path, fail-fast and keep-going.
+        let typed = |(f, i): (Option<f64>, Option<i64>)| -> Result<Option<f64>, BoxError> {
+            if i.is_some_and(|i| i % 11 == 0) {
+                return Err("eleven".into());
+            }
+            Ok(f.zip(i).map(|(f, i)| f * i as f64))
+        };
+        let (expected, expected_report) = df.keep_going().par_apply_columns("t", ["f", "i"], typed).unwrap();
+        let out = Mutex::new(Vec::new());
+        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+        let (_, report) = flock.on(&stream).keep_going().par_apply_columns("t", ["f", "i"], typed).unwrap();
+        drop(stream);
+        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+        prop_assert_eq!(report.failed_rows().collect::<Vec<_>>(), expected_report.failed_rows().collect::<Vec<_>>());
+        let plain = |(f, i): (Option<f64>, Option<i64>)| f.zip(i).map(|(f, i)| f - i as f64);
+        let expected = df.par_apply_columns("t", ["f", "i"], plain).unwrap();
+        let out = Mutex::new(Vec::new());
+        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+        flock.on(&stream).par_apply_columns("t", ["f", "i"], plain).unwrap();
+        drop(stream);
+        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+
         // Blocks (a batch is a block) and blocks per worker.
         let expected_blocks = per_batch.on(&df).par_apply_blocks(block).unwrap();
         for per_worker in [false, true] {

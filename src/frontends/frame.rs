@@ -974,7 +974,7 @@ where
 
 /// The typed path's frame: checks, readers read before any work, blocks split at the selected
 /// columns' chunk boundaries, one segment's outputs appended at a time.
-fn apply_columns<'a, const K: usize, A, R, F>(
+pub(crate) fn apply_columns<'a, const K: usize, A, R, F>(
     df: &'a DataFrame,
     flock: &Flock,
     names: &impl OutputNames<R::Value>,
@@ -1029,7 +1029,7 @@ where
 }
 
 /// [`apply_columns`] in keep-going mode.
-fn apply_columns_keep_going<'a, const K: usize, A, R, F>(
+pub(crate) fn apply_columns_keep_going<'a, const K: usize, A, R, F>(
     df: &'a DataFrame,
     flock: &Flock,
     names: &impl OutputNames<R::Value>,

@@ -6,17 +6,18 @@ use std::sync::Mutex;
 
 use polars::prelude::*;
 
+use crate::cell::FromColumns;
 use crate::control::{Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::source::{Rows, run_source};
 use crate::exec::{Block, KeepGoing as Units, StateSource, Stateless, lock, with_progress};
 use crate::flock::Flock;
-use crate::frame::{apply_rows, apply_rows_keep_going};
+use crate::frame::{apply_columns, apply_columns_keep_going, apply_rows, apply_rows_keep_going};
 use crate::row::Row;
 use crate::sealed::StreamInput;
 use crate::streaming::{Batch, StreamSummary};
 use crate::value::{OutputNames, RowOutput};
-use crate::view::{KeepGoing, On, PerWorker, default_flock};
+use crate::view::{KeepGoing, On, PerWorker, TypedOutput, default_flock};
 
 /// A batch of any source, its type erased.
 trait Loadable: Send {
@@ -424,6 +425,51 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
         })
     }
 
+    /// The typed path, [`par_apply_columns`](crate::DataFrameParApply::par_apply_columns), on
+    /// every batch: the batch with the new columns goes to the sink.
+    ///
+    /// The values read must not borrow the batch (a batch lives only while a worker runs it):
+    /// numbers and `bool`, `Option`s of them, and `String` (an owned copy); read `&str` through
+    /// the row view ([`par_apply_rows`](StreamParApply::par_apply_rows)) instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](StreamParApply::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::streaming::Stream;
+    ///
+    /// let batches = (0..4i64).map(|b| df!("x" => [b as f64, 0.5], "k" => [b, 2]));
+    /// let mut sum = 0.0;
+    /// let stream = Stream::new(batches, |out| Ok(sum += out.column("xk")?.f64()?.sum().unwrap_or(0.0)));
+    /// stream.par_apply_columns("xk", ["x", "k"], |(x, k): (f64, i64)| x * k as f64)?;
+    /// drop(stream);
+    /// assert_eq!(sum, 0.0 + 1.0 + 4.0 + 9.0 + 4.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn par_apply_columns<const K: usize, A, R, N, F>(
+        &self,
+        names: N,
+        columns: [&str; K],
+        f: F,
+    ) -> Result<StreamSummary>
+    where
+        A: for<'b> FromColumns<'b, K>,
+        R: TypedOutput,
+        N: OutputNames<R::Value> + Sync,
+        F: Fn(A) -> R + Sync,
+    {
+        let (stream, flock) = self.stream_parts();
+        stream.run_fail_fast(flock, &Stateless, |block, (), batch| {
+            apply_columns::<K, A, R, _>(&batch, inline(), &names, columns, &f)
+                .map_err(|e| located(block, e))
+        })
+    }
+
     /// [`par_apply_blocks`](crate::DataFrameParApply::par_apply_blocks) on every batch: each
     /// batch is one block, and `f`'s frame goes to the sink.
     ///
@@ -605,6 +651,48 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
         F: Fn(&mut S, &Row<'_>) -> std::result::Result<U, BoxError> + Sync,
     {
         self.rows(&workers, &names, &f)
+    }
+
+    /// [`StreamParApply::par_apply_columns`] that keeps going: a failing row is null.
+    ///
+    /// # Errors
+    ///
+    /// As [`par_apply_rows`](Self::par_apply_rows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::streaming::Stream;
+    ///
+    /// let batches = (0..3i64).map(|b| df!("k" => [b, 0]));
+    /// let stream = Stream::new(batches, |_| Ok(()));
+    /// let (_, report) = stream.keep_going().par_apply_columns("inv", ["k"], |k: i64| {
+    ///     if k == 0 { return Err("division by zero".into()); }
+    ///     Ok(1.0 / k as f64)
+    /// })?;
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [0, 1, 3, 5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_columns<const K: usize, A, R, N, F>(
+        &self,
+        names: N,
+        columns: [&str; K],
+        f: F,
+    ) -> Result<(StreamSummary, Report)>
+    where
+        A: for<'b> FromColumns<'b, K>,
+        R: TypedOutput,
+        N: OutputNames<R::Value> + Sync,
+        F: Fn(A) -> R + Sync,
+    {
+        self.keep_going(&Stateless, |block, (), batch| {
+            let (out, report) =
+                apply_columns_keep_going::<K, A, R, _>(&batch, inline(), &names, columns, &f)
+                    .map_err(|e| located(block, e))?;
+            Ok((Some(out), located_report(block, report)))
+        })
     }
 
     /// [`StreamParApply::par_apply_blocks`] that keeps going: a failing batch is left out.

@@ -20,6 +20,8 @@ pub mod distributed;
 mod error;
 mod exec;
 mod frontends;
+#[cfg(feature = "streaming")]
+mod ipc;
 mod modes;
 mod plan;
 pub mod prelude;

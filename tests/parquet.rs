@@ -745,3 +745,37 @@ fn a_failing_stream_encoded_in_the_workers_leaves_no_output_file() {
     assert!(!output.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// Keep-going on a stream: a row group that does not decode is left out and reported as its
+/// batch with its rows; every other row group is written.
+#[test]
+fn a_row_group_that_does_not_decode_is_left_out_under_keep_going() {
+    use polars_flock::Unit;
+    let dir = tempfile::tempdir().unwrap();
+    let df = df!("x" => (0..20_000i64).collect::<Vec<_>>(), "s" => (0..20_000).map(|i| format!("v{i}")).collect::<Vec<_>>()).unwrap();
+    let broken = dir.path().join("broken.parquet");
+    write_parquet(&broken, &df, 5_000).unwrap();
+    corrupt(&broken, |n| n * 3 / 8..n * 3 / 8 + 4_096);
+    let mut written = Vec::new();
+    let stream = Stream::new(ParquetBatches::open(&broken).unwrap(), |out| {
+        written.push(out.column("x")?.i64()?.get(0));
+        Ok(())
+    });
+    let (summary, report) = Flock::new()
+        .threads(2)
+        .on(&stream)
+        .keep_going()
+        .par_apply_rows("y", |row| Ok(row.i64("x")? + 1))
+        .unwrap();
+    drop(stream);
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    let Unit::Block { block, rows } = &report.failures[0].unit else {
+        panic!("{:?}", report.failures[0])
+    };
+    assert_eq!(rows.len(), 5_000);
+    assert_eq!(rows.start, block * 5_000);
+    assert!(matches!(&report.failures[0].error, Error::InFile { path, .. } if path == &broken));
+    assert_eq!(summary.batches, 4);
+    assert_eq!(written.len(), 3);
+    assert!(!written.contains(&Some(rows.start as i64)));
+}

@@ -808,30 +808,10 @@ fn gather(cluster: &Cluster, results: BTreeMap<usize, Body>) -> Result<DataFrame
 
 /// `df` as an Arrow IPC file in memory (the schema is kept even with no rows).
 fn encode(df: &DataFrame) -> Result<Vec<u8>> {
-    use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
-    let schema = Arc::new(df.schema().to_arrow(CompatLevel::newest()));
-    let mut writer =
-        FileWriter::try_new(Vec::new(), schema, None, WriteOptions { compression: None })?;
-    let mut df = df.clone();
-    if df.should_rechunk() {
-        df.align_chunks_par();
-    }
-    for batch in df.iter_chunks(CompatLevel::newest(), false) {
-        writer.write(&batch, None)?;
-    }
-    writer.finish()?;
-    Ok(writer.into_inner())
+    Ok(crate::ipc::encode(df)?)
 }
 
 /// The frame [`encode`] wrote.
 fn decode(bytes: &[u8]) -> Result<DataFrame> {
-    use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
-    let mut cursor = std::io::Cursor::new(bytes);
-    let metadata = read_file_metadata(&mut cursor)?;
-    let schema = Schema::from_arrow_schema(&metadata.schema);
-    let mut out = DataFrame::empty_with_schema(&schema);
-    for batch in FileReader::new(cursor, metadata, None, None) {
-        out.vstack_mut_owned(crate::streaming::batch_to_frame(batch?)?)?;
-    }
-    Ok(out)
+    Ok(crate::ipc::decode(bytes)?)
 }

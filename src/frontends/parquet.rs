@@ -831,9 +831,11 @@ impl<'s> Stream<'s> {
     /// [`ParquetSink::finish`] after the verb; after an error, drop the sink instead (its
     /// temporary file is removed and no file appears under its path).
     ///
-    /// An output of at least a quarter of the sink's
-    /// [`row_group_rows`](ParquetSink::row_group_rows) becomes row groups of its own (split at
-    /// `row_group_rows`); smaller ones are buffered and merged as [`ParquetSink::write`] does.
+    /// An output of at least 16,384 rows (or of a quarter of the sink's
+    /// [`row_group_rows`](ParquetSink::row_group_rows), if that is smaller) becomes row groups
+    /// of its own, split at `row_group_rows`; smaller ones are buffered and merged as
+    /// [`ParquetSink::write`] does, on the thread that writes. So the file's row groups follow
+    /// the outputs' sizes rather than `row_group_rows` alone.
     /// An output that cannot be encoded (a dtype Parquet cannot store) fails its batch with an
     /// [`Error::InFile`] naming the sink's path.
     ///
@@ -894,6 +896,12 @@ pub(crate) enum Piece {
     },
 }
 
+/// Outputs of at least this many rows (or a quarter of the sink's row groups, if smaller) are
+/// encoded by their worker as row groups of their own: a reader pays little for row groups of
+/// 16k rows, and batches of a few tens of thousands of rows (a streaming engine's morsels, IPC
+/// batches) are then encoded in parallel too.
+const MIN_OWN_ROW_GROUP: usize = 16_384;
+
 /// What a worker needs to encode an output as the sink's writer would: the same options as
 /// `ParquetWriter` gives its `BatchedWriter` (statistics by default, version 1 pages, the
 /// default page size).
@@ -905,7 +913,7 @@ struct Encoder {
 
 impl Encoder {
     fn encode(&self, out: DataFrame) -> Result<Piece> {
-        if out.height() < (self.row_group_rows / 4).max(1) {
+        if out.height() < (self.row_group_rows / 4).clamp(1, MIN_OWN_ROW_GROUP) {
             return Ok(Piece::Frame(out));
         }
         self.row_groups(&out)

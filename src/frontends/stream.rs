@@ -205,13 +205,15 @@ impl<'s> Stream<'s> {
         self
     }
 
-    /// Runs `task` on every batch (loaded in the worker), then the sink's encoding, and hands
-    /// the outputs on in order; `note` sees each task output before it goes (keep-going reports).
+    /// Runs `task` on every batch (which it loads, in the worker), then the sink's encoding, and
+    /// hands the outputs on in order; `note` sees each task output before it goes (keep-going
+    /// reports).
     fn run<S, X>(
         &self,
         flock: &Flock,
         states: &(impl StateSource<S> + ?Sized),
-        task: impl Fn(&Block<'_>, &mut S, DataFrame) -> Result<(Option<DataFrame>, X)> + Sync,
+        task: impl Fn(&Block<'_>, &mut S, Box<dyn Loadable + 's>) -> Result<(Option<DataFrame>, X)>
+        + Sync,
         mut note: impl FnMut(X) + Send,
     ) -> Result<(StreamSummary, Option<Error>)>
     where
@@ -235,7 +237,7 @@ impl<'s> Stream<'s> {
             None => 2 * flock.plan(1)?.threads(),
         };
         let task = |block: &Block<'_>, state: &mut S, batch: Box<dyn Loadable + 's>| {
-            let (out, extra) = task(block, state, batch.load()?)?;
+            let (out, extra) = task(block, state, batch)?;
             let out = match out {
                 Some(out) => Some((out.height(), encode(out)?)),
                 None => None,
@@ -279,8 +281,9 @@ impl<'s> Stream<'s> {
     where
         S: Send,
     {
-        let task =
-            |block: &Block<'_>, state: &mut S, batch| Ok((Some(task(block, state, batch)?), ()));
+        let task = |block: &Block<'_>, state: &mut S, batch: Box<dyn Loadable + 's>| {
+            Ok((Some(task(block, state, batch.load()?)?), ()))
+        };
         let (summary, failure) = self.run(flock, states, task, drop)?;
         failure.map_or(Ok(summary), Err)
     }
@@ -818,6 +821,23 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
     where
         S: Send,
     {
+        // A batch that cannot be loaded (a row group that does not decode) is left out.
+        let task =
+            |block: &Block<'_>, state: &mut S, batch: Box<dyn Loadable + '_>| match batch.load() {
+                Ok(batch) => task(block, state, batch),
+                Err(error) => {
+                    let unit = Unit::Block {
+                        block: block.index,
+                        rows: block.rows.clone(),
+                    };
+                    let failure = crate::control::Failure { unit, error };
+                    let report = Report {
+                        failures: vec![failure],
+                        ..Report::default()
+                    };
+                    Ok((None, report))
+                }
+            };
         let mut report = Report::default();
         let note = |part: Report| {
             report.failures.extend(part.failures);

@@ -12,8 +12,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use polars_arrow::io::ipc::read::{FileReader, read_file_metadata};
-use polars_arrow::io::ipc::write::{FileWriter, WriteOptions};
+use polars_arrow::io::ipc::read::FileReader;
+use polars_arrow::io::ipc::write::FileWriter;
 
 pub use crate::frontends::stream::{Stream, StreamParApply};
 
@@ -24,6 +24,7 @@ use crate::error::{Error, Result, UserCode};
 use crate::exec::source::{Counts, Rows};
 use crate::exec::{Block, contain, run_block};
 use crate::flock::Flock;
+use crate::ipc;
 
 /// What a streaming call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -339,13 +340,11 @@ impl IpcBatches {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| Error::in_file(path, e))?;
-        let mut reader = BufReader::new(file);
-        let metadata = read_file_metadata(&mut reader).map_err(|e| Error::in_file(path, e))?;
-        let batches = metadata.blocks.len();
+        let (reader, _) = ipc::reader(BufReader::new(file)).map_err(|e| Error::in_file(path, e))?;
         Ok(Self {
-            reader: FileReader::new(reader, metadata, None, None),
+            batches: reader.metadata().blocks.len(),
+            reader,
             path: path.to_path_buf(),
-            batches,
         })
     }
 
@@ -375,23 +374,11 @@ impl Iterator for IpcBatches {
         Some(
             batch
                 .map_err(|e| Error::in_file(&self.path, e))
-                .and_then(|batch| batch_to_frame(batch).map_err(|e| Error::in_file(&self.path, e))),
+                .and_then(|batch| {
+                    ipc::batch_to_frame(batch).map_err(|e| Error::in_file(&self.path, e))
+                }),
         )
     }
-}
-
-/// A record batch read from an IPC file as a frame (its arrays moved, not copied).
-pub(crate) fn batch_to_frame(
-    batch: polars_arrow::record_batch::RecordBatchT<Box<dyn polars_arrow::array::Array>>,
-) -> PolarsResult<DataFrame> {
-    let height = batch.height();
-    let schema = batch.schema().clone();
-    let columns = schema
-        .iter_values()
-        .zip(batch.into_arrays())
-        .map(|(field, array)| Series::from_arrow(field.name.clone(), array).map(Column::from))
-        .collect::<PolarsResult<Vec<_>>>()?;
-    DataFrame::new(height, columns)
 }
 
 /// Writes frames to an Arrow IPC file batch by batch: a sink for [`par_apply_batches`].
@@ -509,23 +496,12 @@ impl IpcSink {
                 let file = self.file.take().ok_or_else(|| {
                     Error::in_file(&self.path, std::io::Error::other("sink is closed"))
                 })?;
-                let arrow_schema = Arc::new(df.schema().to_arrow(CompatLevel::newest()));
-                let options = WriteOptions { compression: None };
-                let writer = FileWriter::try_new(file, arrow_schema, None, options)
-                    .map_err(|e| Error::in_file(&self.path, e))?;
+                let writer =
+                    ipc::writer(file, df.schema()).map_err(|e| Error::in_file(&self.path, e))?;
                 self.writer.insert(writer)
             }
         };
-        let mut df = df.clone();
-        if df.should_rechunk() {
-            df.align_chunks_par();
-        }
-        for chunk in df.iter_chunks(CompatLevel::newest(), false) {
-            writer
-                .write(&chunk, None)
-                .map_err(|e| Error::in_file(&self.path, e))?;
-        }
-        Ok(())
+        ipc::write_frame(writer, df).map_err(|e| Error::in_file(&self.path, e))
     }
 
     /// Writes the footer, flushes the file to disk and renames it to its path.
@@ -553,10 +529,8 @@ impl IpcSink {
             let file = self.file.take().ok_or_else(|| {
                 Error::in_file(&self.path, std::io::Error::other("sink is closed"))
             })?;
-            let schema = Arc::new(ArrowSchema::default());
             self.writer = Some(
-                FileWriter::try_new(file, schema, None, WriteOptions { compression: None })
-                    .map_err(|e| Error::in_file(&self.path, e))?,
+                ipc::writer(file, &Schema::default()).map_err(|e| Error::in_file(&self.path, e))?,
             );
         }
         let mut writer = self.writer.take().expect("started above");

@@ -1,6 +1,8 @@
 //! Bigger than RAM: a dataset stored as an Arrow IPC file is streamed batch by batch through a
 //! block function, at most a few batches in memory, the results written to a new file in input
-//! order — with the peak memory next to the file size, and the same stream folded to a total.
+//! order — with the peak memory next to the file size; then the row view and keep-going on the
+//! same stream, and the stream folded to a total. A stream is an input like a frame: the same
+//! verbs, through `Flock::on`.
 //!
 //! Run with `cargo run --release --example bigger_than_ram --features streaming`.
 
@@ -8,9 +10,8 @@ use std::time::Instant;
 
 use polars_flock::BoxError;
 use polars_flock::polars::prelude::*;
-use polars_flock::streaming::{
-    IpcBatches, IpcSink, apply_batches_in_order, par_apply_batches, write_ipc,
-};
+use polars_flock::prelude::*;
+use polars_flock::streaming::{IpcBatches, IpcSink, Stream, apply_batches_in_order, write_ipc};
 use polars_flock::{Flock, Result};
 
 const BATCHES: usize = 64;
@@ -73,17 +74,13 @@ fn main() -> Result<()> {
     reset_peak();
     let start = Instant::now();
     let mut sink = IpcSink::create(&output)?;
-    let summary = par_apply_batches(
-        &Flock::new(),
-        WINDOW,
-        IpcBatches::open(&input)?,
-        enrich,
-        |out| Ok(sink.write(&out)?),
-    )?;
+    let stream = Stream::new(IpcBatches::open(&input)?, |out| Ok(sink.write(&out)?)).window(WINDOW);
+    let summary = Flock::new().on(&stream).par_apply_blocks(enrich)?;
+    drop(stream);
     sink.finish()?;
     let t_par = start.elapsed();
     println!(
-        "[2] par_apply_batches, window {WINDOW}: {} batches, {} rows in {t_par:.2?}; at most {} in flight; \
+        "[2] par_apply_blocks on a stream, window {WINDOW}: {} batches, {} rows in {t_par:.2?}; at most {} in flight; \
          peak RSS {:.0} MiB for a {mib:.0} MiB dataset",
         summary.batches,
         summary.rows_out,
@@ -100,13 +97,9 @@ fn main() -> Result<()> {
     }
     let (mut par_rows, mut seq_rows) = (0, 0);
     let start = Instant::now();
-    par_apply_batches(
-        &Flock::new(),
-        WINDOW,
-        IpcBatches::open(&input)?,
-        enrich,
-        count(&mut par_rows),
-    )?;
+    let stream = Stream::new(IpcBatches::open(&input)?, count(&mut par_rows)).window(WINDOW);
+    stream.par_apply_blocks(enrich)?;
+    drop(stream);
     let t_window = start.elapsed();
     let start = Instant::now();
     apply_batches_in_order(
@@ -123,22 +116,41 @@ fn main() -> Result<()> {
         t_seq.as_secs_f64() / t_window.as_secs_f64()
     );
 
-    // --- 4. Fold instead of writing: the sink keeps a running total -----------------------------
+    // --- 4. The row view on a stream, keep-going: a bad row is null, reported with its row -----
+    let mut nulls = 0;
+    let stream = Stream::new(IpcBatches::open(&output)?, |out| {
+        nulls += out.column("bucket")?.null_count();
+        Ok(())
+    });
+    let (_, report) = Flock::new()
+        .on(&stream)
+        .keep_going()
+        .par_apply_rows("bucket", |row| {
+            let id = row.i64("id")?;
+            if id == 1_234_567 {
+                return Err(format!("id {id} is reserved").into());
+            }
+            Ok((row.f64("score")? * 10.0) as i64)
+        })?;
+    drop(stream);
+    println!(
+        "[4] keep-going row view over the stream: {} failed row(s) {:?}, {nulls} null(s) written",
+        report.failures.len(),
+        report.failed_rows().collect::<Vec<_>>()
+    );
+
+    // --- 5. Fold instead of writing: the sink keeps a running total -----------------------------
     let mut total = 0.0;
     let mut n = 0usize;
-    par_apply_batches(
-        &Flock::new(),
-        WINDOW,
-        IpcBatches::open(&output)?,
-        Ok,
-        |out| {
-            total += out.column("score")?.f64()?.sum().unwrap_or(0.0);
-            n += out.height();
-            Ok(())
-        },
-    )?;
+    let stream = Stream::new(IpcBatches::open(&output)?, |out| {
+        total += out.column("score")?.f64()?.sum().unwrap_or(0.0);
+        n += out.height();
+        Ok(())
+    });
+    stream.par_apply_blocks(Ok)?;
+    drop(stream);
     println!(
-        "[4] folded the output file: {n} rows, mean score {:.4}",
+        "[5] folded the output file: {n} rows, mean score {:.4}",
         total / n as f64
     );
     Ok(())

@@ -1,10 +1,15 @@
-//! Bigger than RAM: a block function applied to a stream of batches, with a bounded number of
-//! batches in flight and the outputs handed on in input order (feature `streaming`).
+//! Bigger than RAM: the verbs applied to a stream of batches, with a bounded number of batches in
+//! flight and the outputs handed on in input order (feature `streaming`).
 //!
-//! A source is any iterator of frames: [`IpcBatches`] reads an Arrow IPC file one record batch at
-//! a time; a Polars lazy query's `LazyFrame::collect_batches` (Polars' streaming engine, with the
-//! features your build enables) is one too. A sink is any `FnMut(DataFrame)`: [`IpcSink`] writes
-//! an Arrow IPC file batch by batch, and a closure that adds to a total folds the stream.
+//! A [`Stream`] is an input like a frame: [`StreamParApply`] gives it the row, typed and block
+//! verbs, per-worker and keep-going, with any [`Flock`]'s options through [`Flock::on`]. A
+//! source is any iterator of frames (or of other [`Batch`]es): [`IpcBatches`] reads an Arrow IPC
+//! file one record batch at a time; a Polars lazy query's `LazyFrame::collect_batches` (Polars'
+//! streaming engine, with the features your build enables) is one too; with feature `parquet`,
+//! `ParquetBatches` hands out row groups decoded by the worker that runs them. A sink is any
+//! `FnMut(DataFrame)`: [`IpcSink`] writes an Arrow IPC file batch by batch, a closure that adds
+//! to a total folds the stream, and `Stream::to_parquet` writes Parquet encoded in the workers.
+//! [`par_apply_batches`] and [`apply_batches_in_order`] are the earlier free functions.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};

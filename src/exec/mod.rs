@@ -1,11 +1,14 @@
 //! The executor: every front-end's blocks run here, and every piece of user code runs under its
 //! one guard.
 //!
-//! What it owns, for every call: claiming blocks in input order from a shared counter; the stop,
-//! deadline and first-failure checks before each block and again after a per-worker state was
-//! acquired; per-thread states (`init` at most once per pool thread per call); counting completed
-//! blocks and rows; progress (on a reporting thread, never on a worker); and [`contain`], the
-//! only place where a panic of user code is caught.
+//! What it owns, for every call: claiming blocks in input order from a shared counter; an
+//! adaptive plan's probe (its first blocks run and timed on the calling thread, the rest cut by
+//! their measured cost: [`ChunkPlan::spread`]); the stop, deadline and first-failure checks
+//! before each block and again after a per-worker state was acquired; per-thread states (`init`
+//! at most once per pool thread per call); counting completed blocks and rows; progress (on a
+//! reporting thread, never on a worker); and [`contain`], the only place where a panic of user
+//! code is caught. Streams run on its source mode ([`source`]): units pulled from a source, at
+//! most a window in flight, outputs handed on in order.
 //!
 //! # Re-entry
 //!
@@ -392,7 +395,7 @@ where
     }
 
     /// Runs an adaptive plan's first blocks on the calling thread, timed: blocks of 1, 2, 4, …
-    /// units until they took [`PROBE_BUDGET`](crate::plan::PROBE_BUDGET), the input is done, or
+    /// units until they took [`PROBE_BUDGET`], the input is done, or
     /// a block failed or the call stopped. Returns the plan of every block, the rest sized by
     /// the measured cost ([`ChunkPlan::spread`]); the caller's state is left for the first
     /// worker that needs one, so that the probe costs no `init` of its own.

@@ -228,4 +228,13 @@ fn a_small_input_of_cheap_units_runs_on_the_calling_thread() {
         inline += usize::from(seen.iter().all(|(_, t)| *t == me));
     }
     assert!(inline >= 10, "{inline} of 20 runs inline");
+
+    // A frame's small first blocks come back as one chunk, not one per block.
+    let df = df!("x" => (0..100i64).collect::<Vec<_>>()).unwrap();
+    let out = Flock::new()
+        .threads(2)
+        .on(&df)
+        .par_apply_rows("y", |row| Ok(row.i64("x")? + 1))
+        .unwrap();
+    assert_eq!(out.column("y").unwrap().n_chunks(), 1);
 }

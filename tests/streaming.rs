@@ -257,3 +257,39 @@ fn sequential_mode_carries_state_in_order() {
     assert_eq!(summary.max_in_flight, 1);
     assert_eq!(seen, (0..20).map(|b| b * 10_000).collect::<Vec<i64>>());
 }
+
+/// The IPC sink publishes its file only at `finish`: a stream that fails, or a sink dropped
+/// unfinished, leaves the path as it was (here: an earlier file, untouched) and no temporary file.
+#[test]
+fn an_ipc_sink_replaces_its_file_only_when_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.arrow");
+    write_ipc(&path, batches(2)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let mut sink = IpcSink::create(&path).unwrap();
+    let err = par_apply_batches(
+        &Flock::new().threads(2),
+        2,
+        batches(10),
+        |b| {
+            if b.column("id")?.i64()?.get(0) == Some(5 * 10_000) {
+                return Err("bad batch".into());
+            }
+            Ok(b)
+        },
+        |out| Ok(sink.write(&out)?),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Block { block: 5, .. }), "{err}");
+    drop(sink);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the old file is untouched"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let mut sink = IpcSink::create(&path).unwrap();
+    sink.write(&batch(0, 3).unwrap()).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(read_all(&path).height(), 3);
+}

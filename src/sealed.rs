@@ -59,7 +59,13 @@ pub trait StreamInput<'s> {
 
 /// Behind `streaming::Batch`: what a stream's source may yield.
 #[cfg(feature = "streaming")]
-pub trait Batch {}
+pub trait Batch {
+    /// The rows of the whole source this batch comes from, when its file says (a Parquet footer):
+    /// the total of a stream's progress.
+    fn source_rows(&self) -> Option<usize> {
+        None
+    }
+}
 
 /// Record batches and the options to run on them.
 #[cfg(feature = "arrow")]

@@ -23,6 +23,10 @@ use crate::flock::Flock;
 /// A unit of a source: its rows are known before it is loaded.
 pub(crate) trait Rows {
     fn rows(&self) -> usize;
+    /// The rows of the whole source, when the unit knows them (for progress).
+    fn source_rows(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What a stream did.
@@ -264,6 +268,11 @@ where
                 None
             }
             Ok(Some(Ok(batch))) => {
+                if index == 0
+                    && let (Some(reporter), Some(total)) = (self.reporter, batch.source_rows())
+                {
+                    reporter.learn_total(total);
+                }
                 let rows = first_row..first_row + batch.rows();
                 shared.counts.rows_in = rows.end;
                 shared.read += 1;

@@ -388,7 +388,11 @@ impl RowGroupPart {
     }
 }
 
-impl crate::sealed::Batch for RowGroupPart {}
+impl crate::sealed::Batch for RowGroupPart {
+    fn source_rows(&self) -> Option<usize> {
+        Some(self.file.metadata.num_rows)
+    }
+}
 
 impl Batch for RowGroupPart {
     fn rows(&self) -> usize {

@@ -22,12 +22,16 @@ use crate::view::{KeepGoing, On, PerWorker, TypedOutput, default_flock};
 /// A batch of any source, its type erased.
 trait Loadable: Send {
     fn rows(&self) -> usize;
+    fn source_rows(&self) -> Option<usize>;
     fn load(self: Box<Self>) -> Result<DataFrame>;
 }
 
 impl<B: Batch> Loadable for B {
     fn rows(&self) -> usize {
         Batch::rows(self)
+    }
+    fn source_rows(&self) -> Option<usize> {
+        crate::sealed::Batch::source_rows(self)
     }
     fn load(self: Box<Self>) -> Result<DataFrame> {
         Batch::load(*self)
@@ -37,6 +41,9 @@ impl<B: Batch> Loadable for B {
 impl Rows for Box<dyn Loadable + '_> {
     fn rows(&self) -> usize {
         (**self).rows()
+    }
+    fn source_rows(&self) -> Option<usize> {
+        (**self).source_rows()
     }
 }
 
@@ -180,8 +187,9 @@ impl<'s> Stream<'s> {
         self
     }
 
-    /// The rows the source will yield, when known (a Parquet footer's, an IPC file's): the total
-    /// of the progress callback and bar. Default: unknown (the total reported is 0).
+    /// The rows the source will yield: the total of the progress callback and bar. Default: what
+    /// the source's file says (a Parquet footer, read with the first batch), or unknown (the total
+    /// reported is 0) for other sources.
     ///
     /// # Examples
     ///

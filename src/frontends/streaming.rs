@@ -147,6 +147,9 @@ impl<B: Batch> Rows for B {
     fn rows(&self) -> usize {
         Batch::rows(self)
     }
+    fn source_rows(&self) -> Option<usize> {
+        crate::sealed::Batch::source_rows(self)
+    }
 }
 
 /// A batch of a stream: a frame, or a part of a file decoded by the worker that runs it (a

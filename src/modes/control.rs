@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -273,8 +273,8 @@ struct Reports {
 /// merged into the next call).
 pub(crate) struct Reporter<'a> {
     progress: &'a Progress,
-    /// The call's rows (or items), reported as the total.
-    total: usize,
+    /// The call's rows (or items), reported as the total (0 while unknown).
+    total: AtomicUsize,
     reports: Mutex<Reports>,
     wake: Condvar,
     failed: AtomicBool,
@@ -291,11 +291,27 @@ impl<'a> Reporter<'a> {
         }
         Self {
             progress,
-            total,
+            total: AtomicUsize::new(total),
             reports: Mutex::new(Reports::default()),
             wake: Condvar::new(),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+        }
+    }
+
+    /// The total, learnt once the call has started (a stream's source read its file's footer),
+    /// if it was not known up front.
+    #[cfg(feature = "streaming")]
+    pub(crate) fn learn_total(&self, total: usize) {
+        if (self
+            .total
+            .compare_exchange(0, total, Ordering::AcqRel, Ordering::Acquire))
+        .is_ok()
+        {
+            #[cfg(feature = "progress")]
+            if let Some(bar) = &self.progress.bar {
+                bar.set_length(total as u64);
+            }
         }
     }
 
@@ -343,7 +359,7 @@ impl<'a> Reporter<'a> {
 
     fn report(&self, done: usize) {
         if let Some(callback) = &self.progress.callback {
-            callback(done, self.total);
+            callback(done, self.total.load(Ordering::Acquire));
         }
         #[cfg(feature = "progress")]
         if let Some(bar) = &self.progress.bar {

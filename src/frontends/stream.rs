@@ -273,7 +273,8 @@ impl<'s> Stream<'s> {
                     reporter,
                 )
             },
-            Result::is_ok,
+            // The bar is finished only if every batch was handed on.
+            |done| matches!(done, Ok((_, None))),
         )?;
         let (counts, failure) = counts?;
         Ok((StreamSummary::from(counts), failure.or(late)))

@@ -1,6 +1,6 @@
 //! A stream is an input like the others: every verb and mode on a stream of batches gives the
 //! output (and the report) the same verb gives on the frame the batches came from, for random
-//! frames, batch sizes, windows and thread counts; progress on a Parquet stream reaches its total
+//! frames, batch sizes, windows and thread counts (256 cases, as every property); progress on a Parquet stream reaches its total
 //! exactly once; a failing batch under keep-going is reported with its batch and rows.
 #![cfg(feature = "streaming")]
 
@@ -71,8 +71,8 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(64)
-        .max(64);
+        .unwrap_or(256)
+        .max(256);
     ProptestConfig::with_cases(cases)
 }
 

@@ -92,12 +92,16 @@ impl Flock {
 
     /// Rows (or items) per block. Each block is one task for the pool; the last may be shorter.
     ///
-    /// Without it the size is chosen automatically: `ceil(rows / (4 × threads))`, at least 64
-    /// rows, and the whole input as one block run inline on the calling thread when that leaves
-    /// fewer than two blocks (fewer than 128 rows, or a one-thread pool). Four blocks per thread let
-    /// work stealing even out blocks of unequal cost while per-block overhead stays negligible.
-    /// Set it when block boundaries matter to the result (block closures that aggregate), or for
-    /// few, expensive rows.
+    /// Without it the size is chosen automatically. Row, item, group and file verbs size their
+    /// blocks by what the units cost, as they run (see [`ChunkPlan::is_adaptive`]): the first
+    /// units run on the calling thread, timed, and the rest is spread in blocks of about 10 ms of
+    /// work — one unit per block when units are slow, so a handful of slow items uses every
+    /// thread, and a small input of cheap ones never leaves the calling thread. Block verbs and
+    /// folds use `ceil(rows / (4 × threads))` rows per block, at least 64, and the whole input as
+    /// one block run inline when that leaves fewer than two blocks (fewer than 128 rows, or a
+    /// one-thread pool): four blocks per thread let work stealing even out blocks of unequal cost
+    /// while per-block overhead stays negligible. Set it when block boundaries matter to the
+    /// result (block closures that aggregate), or to spread a block verb's few slow items.
     ///
     /// Replaces a [`blocks`](Flock::blocks) set before it. Python Flock's `chunksize=` is a
     /// number of chunks: that is [`blocks`](Flock::blocks).
@@ -316,7 +320,10 @@ impl Flock {
         self
     }
 
-    /// The blocks a call over `rows` rows would run, after checking the options.
+    /// The blocks a call over `rows` rows would run, after checking the options. With the
+    /// automatic size on several threads the plan is [adaptive](ChunkPlan::is_adaptive): row,
+    /// item, group and file verbs refine it as they run; its blocks are those of block verbs and
+    /// folds, and those cheap units end up with.
     ///
     /// # Errors
     ///
@@ -329,6 +336,8 @@ impl Flock {
     /// use polars_flock::{Error, Flock};
     /// let plan = Flock::new().threads(2).plan(1_000_000)?;
     /// assert_eq!(plan.blocks(), 8); // 4 per thread
+    /// assert!(plan.is_adaptive());
+    /// assert!(!Flock::new().threads(2).chunksize(10).plan(1_000_000)?.is_adaptive());
     /// assert!(matches!(
     ///     Flock::new().chunksize(0).plan(10),
     ///     Err(Error::InvalidOption { option: "chunksize", value, .. }) if value == "0"

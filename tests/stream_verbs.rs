@@ -338,3 +338,61 @@ fn a_failing_sink_stops_the_stream_in_order() {
     assert!(err.to_string().contains("disk full"), "{err}");
     assert_eq!(handed, (0..50).map(|b| b * 10).collect::<Vec<_>>());
 }
+
+/// A stream stopped by its token: fail-fast returns `Cancelled` with the batches handed on;
+/// keep-going returns what was handed on, with the stop in the report. Either way the outputs
+/// handed on are the stream's first batches, in order.
+#[test]
+fn a_cancelled_stream_hands_on_a_prefix_and_reports_the_stop() {
+    use polars_flock::CancelToken;
+    let df = df!("x" => (0..2_000i64).collect::<Vec<_>>()).unwrap();
+    for keep_going in [false, true] {
+        let token = CancelToken::new();
+        let flock = Flock::new().threads(2).cancel_token(&token);
+        let firsts = Mutex::new(Vec::new());
+        let stream = Stream::new(batches(&df, 100), |out| {
+            firsts
+                .lock()
+                .unwrap()
+                .push(out.column("x")?.i64()?.get(0).unwrap_or(-1));
+            Ok(())
+        })
+        .window(2);
+        let f = |row: &Row| {
+            let x = row.i64("x")?;
+            if x == 700 {
+                token.cancel();
+            }
+            Ok(x)
+        };
+        let (summary, stopped) = if keep_going {
+            let (summary, report) = flock
+                .on(&stream)
+                .keep_going()
+                .par_apply_rows("y", f)
+                .unwrap();
+            (summary.batches, report.stopped)
+        } else {
+            let err = flock.on(&stream).par_apply_rows("y", f).unwrap_err();
+            let Error::Cancelled {
+                completed_blocks, ..
+            } = err
+            else {
+                panic!("{err}")
+            };
+            (completed_blocks, Some(err))
+        };
+        drop(stream);
+        assert!(
+            matches!(stopped, Some(Error::Cancelled { .. })),
+            "{stopped:?}"
+        );
+        let firsts = firsts.into_inner().unwrap();
+        assert_eq!(firsts.len(), summary);
+        assert!(summary < 20);
+        assert_eq!(
+            firsts,
+            (0..summary as i64).map(|b| b * 100).collect::<Vec<_>>()
+        );
+    }
+}

@@ -12,16 +12,6 @@ use polars_flock::prelude::*;
 use polars_flock::{Error, Flock};
 use proptest::prelude::*;
 
-fn config() -> ProptestConfig {
-    // At least 256 cases per property (CI runs the default); PROPTEST_CASES raises it.
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256)
-        .max(256);
-    ProptestConfig::with_cases(cases)
-}
-
 proptest! {
     #![proptest_config(config())]
 

@@ -67,15 +67,6 @@ fn block(b: DataFrame) -> Result<DataFrame, BoxError> {
     Ok(b.head(Some(b.height().div_ceil(2))))
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256)
-        .max(256);
-    ProptestConfig::with_cases(cases)
-}
-
 proptest! {
     #![proptest_config(config())]
 

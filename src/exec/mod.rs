@@ -875,6 +875,20 @@ impl KeepGoing {
         self.unit(block, row, || Unit::Row(row), f, |e| e)
     }
 
+    /// Runs a whole block as one unit: its output, or `None` with its failure recorded as
+    /// [`Unit::Block`] (its index and rows). `f`'s error already names the block.
+    pub(crate) fn block<U>(
+        &mut self,
+        block: &Block<'_>,
+        f: impl FnOnce() -> Result<U>,
+    ) -> Option<U> {
+        let unit = || Unit::Block {
+            block: block.index,
+            rows: block.rows.clone(),
+        };
+        self.unit(block, block.rows.start, unit, f, |e| e)
+    }
+
     /// Runs one unit with index `index` (a row, a group or file index, or the block's rows'
     /// start for a whole block): its value, or `None` with its error recorded as a failure of
     /// `unit()`, `wrap` adding the unit's context to the error (not to a panic of a row, which

@@ -947,17 +947,9 @@ where
         states,
         |block, state, units: &mut Units| {
             let slice = df.slice(block.rows.start as i64, block.rows.len());
-            let unit = || Unit::Block {
-                block: block.index,
-                rows: block.rows.clone(),
-            };
-            Ok(units.unit(
-                block,
-                block.rows.start,
-                unit,
-                || f(state, slice).map_err(|e| Error::of_block(e, block.index, block.rows.clone())),
-                |e| e,
-            ))
+            Ok(units.block(block, || {
+                f(state, slice).map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
+            }))
         },
         |_| None,
     )?;

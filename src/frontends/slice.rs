@@ -2,7 +2,7 @@
 //! options, a configured view ([`On`]) or in keep-going mode ([`KeepGoing`]).
 
 use crate::concat::concat_vecs;
-use crate::control::{Report, Unit};
+use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{Discarded, StateSource, Stateless, run_blocks_stateful, run_keep_going};
 use crate::flock::Flock;
@@ -499,20 +499,10 @@ where
         &plan,
         states,
         |block, state, units| {
-            let unit = || Unit::Block {
-                block: block.index,
-                rows: block.rows.clone(),
-            };
-            let out = units.unit(
-                block,
-                block.rows.start,
-                unit,
-                || {
-                    f(state, &items[block.rows.clone()])
-                        .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
-                },
-                |e| e,
-            );
+            let out = units.block(block, || {
+                f(state, &items[block.rows.clone()])
+                    .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
+            });
             Ok(out.unwrap_or_default())
         },
         |_| Vec::new(),

@@ -805,17 +805,7 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
     {
         self.keep_going(states, |block, state, batch| {
             let mut units = Units::default();
-            let unit = || Unit::Block {
-                block: block.index,
-                rows: block.rows.clone(),
-            };
-            let out = units.unit(
-                block,
-                block.rows.start,
-                unit,
-                || block_of_batch(block, batch, |b| f(state, b)),
-                |e| e,
-            );
+            let out = units.block(block, || block_of_batch(block, batch, |b| f(state, b)));
             Ok((out, units.into_report()))
         })
     }

@@ -91,6 +91,17 @@ pub fn serial_row_fn(data: &Data) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// The property tests' configuration: at least 256 cases per property (CI runs the default);
+/// `PROPTEST_CASES` raises it.
+pub fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+        .max(256);
+    ProptestConfig::with_cases(cases)
+}
+
 /// A strategy for (rows, seed, pieces).
 pub fn frame_params() -> impl Strategy<Value = (usize, u64, usize)> {
     (0usize..=5_000, any::<u64>(), 1usize..=4)

@@ -265,7 +265,7 @@ configured_items! {
 /// Keep-going verbs on items: each returns its output and a [`Report`].
 impl<T: Sync> KeepGoing<'_, [T]> {
     /// [`SliceParApply::par_apply_rows`] that keeps going: output `i` is `None` if item `i`
-    /// failed (an error or a panic; listed in the report as [`Unit::Row`]) or was skipped by a
+    /// failed (an error or a panic; listed in the report as [`Unit::Row`](crate::Unit::Row)) or was skipped by a
     /// stop.
     ///
     /// # Errors
@@ -329,7 +329,7 @@ impl<T: Sync> KeepGoing<'_, [T]> {
     }
 
     /// [`SliceParApply::par_apply_blocks`] that keeps going: a block that fails or panics is
-    /// left out of the output and listed in the report ([`Unit::Block`], with its items).
+    /// left out of the output and listed in the report ([`Unit::Block`](crate::Unit::Block), with its items).
     ///
     /// # Errors
     ///

@@ -77,98 +77,183 @@ proptest! {
         window in 1usize..=6,
         threads in 1usize..=4,
     ) {
-        let data = Data::generate(n, seed);
-        let df = data.frame(pieces);
-        let flock = Flock::new().threads(threads);
-        // The frame verbs, one block per batch (block verbs' outputs depend on their blocks).
-        let per_batch = Flock::new().threads(threads).chunksize(batch);
-        let expected_rows = df.par_apply_rows("out", row_out).unwrap();
-
-        // Rows.
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        let summary = flock.on(&stream).par_apply_rows("out", row_out).unwrap();
-        drop(stream);
-        prop_assert_eq!(summary.rows_in, n);
-        prop_assert!(summary.max_in_flight <= window);
-        let got = concat(out.into_inner().unwrap(), &expected_rows);
-        prop_assert!(got.equals_missing(&expected_rows));
-
-        // Rows, per worker, init at most once per thread.
-        let inits = AtomicUsize::new(0);
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        let init = || { inits.fetch_add(1, Ordering::Relaxed); Ok(0usize) };
-        flock.on(&stream).par_apply_rows_per_worker("out", init, |seen, r| { *seen += 1; row_out(r) }).unwrap();
-        drop(stream);
-        prop_assert!(inits.load(Ordering::Relaxed) <= threads);
-        prop_assert!(concat(out.into_inner().unwrap(), &expected_rows).equals_missing(&expected_rows));
-
-        // The typed path, fail-fast and keep-going.
-        let typed = |(f, i): (Option<f64>, Option<i64>)| -> Result<Option<f64>, BoxError> {
-            if i.is_some_and(|i| i % 11 == 0) {
-                return Err("eleven".into());
-            }
-            Ok(f.zip(i).map(|(f, i)| f * i as f64))
-        };
-        let (expected, expected_report) = df.keep_going().par_apply_columns("t", ["f", "i"], typed).unwrap();
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        let (_, report) = flock.on(&stream).keep_going().par_apply_columns("t", ["f", "i"], typed).unwrap();
-        drop(stream);
-        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
-        prop_assert_eq!(report.failed_rows().collect::<Vec<_>>(), expected_report.failed_rows().collect::<Vec<_>>());
-        let plain = |(f, i): (Option<f64>, Option<i64>)| f.zip(i).map(|(f, i)| f - i as f64);
-        let expected = df.par_apply_columns("t", ["f", "i"], plain).unwrap();
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        flock.on(&stream).par_apply_columns("t", ["f", "i"], plain).unwrap();
-        drop(stream);
-        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
-
-        // Blocks (a batch is a block) and blocks per worker.
-        let expected_blocks = per_batch.on(&df).par_apply_blocks(block).unwrap();
-        for per_worker in [false, true] {
-            let out = Mutex::new(Vec::new());
-            let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-            if per_worker {
-                flock.on(&stream).par_apply_blocks_per_worker(|| Ok(()), |(), b| block(b)).unwrap();
-            } else {
-                flock.on(&stream).par_apply_blocks(block).unwrap();
-            }
-            drop(stream);
-            let got = concat(out.into_inner().unwrap(), &expected_blocks);
-            prop_assert!(got.equals_missing(&expected_blocks), "per worker: {}", per_worker);
-        }
-
-        // Keep-going rows: the same nulls and the same report as on the frame.
-        let (expected, expected_report) = df.keep_going().par_apply_rows("out", failing_row).unwrap();
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        let (_, report) = flock.on(&stream).keep_going().par_apply_rows("out", failing_row).unwrap();
-        drop(stream);
-        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
-        prop_assert_eq!(report.failed_rows().collect::<Vec<_>>(), expected_report.failed_rows().collect::<Vec<_>>());
-        let errors: Vec<String> = report.failures.iter().map(|f| f.error.to_string()).collect();
-        let expected_errors: Vec<String> = expected_report.failures.iter().map(|f| f.error.to_string()).collect();
-        prop_assert_eq!(errors, expected_errors);
-
-        // Keep-going blocks: a failing batch is left out and reported with its batch and rows.
-        let failing_block = |b: DataFrame| -> Result<DataFrame, BoxError> {
-            if b.column("i")?.i64()?.get(0).is_some_and(|i| i % 3 == 0) {
-                return Err("bad batch".into());
-            }
-            block(b)
-        };
-        let (expected, expected_report) = per_batch.on(&df).keep_going().par_apply_blocks(failing_block).unwrap();
-        let out = Mutex::new(Vec::new());
-        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
-        let (_, report) = flock.on(&stream).keep_going().par_apply_blocks(failing_block).unwrap();
-        drop(stream);
-        prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
-        prop_assert_eq!(&report.failures.iter().map(|f| f.unit.clone()).collect::<Vec<_>>(),
-            &expected_report.failures.iter().map(|f| f.unit.clone()).collect::<Vec<_>>());
+        stream_equals_frame(n, seed, pieces, batch, window, threads)?;
     }
+}
+
+/// The edges the random cases rarely draw: no rows, one row, one batch, one thread.
+#[test]
+fn every_verb_on_an_empty_or_tiny_stream_equals_the_verb_on_its_frame() {
+    for n in [0, 1, 2] {
+        for (batch, window, threads) in [(1, 1, 1), (1, 3, 4), (700, 2, 2)] {
+            stream_equals_frame(n, 7, 1, batch, window, threads).unwrap();
+        }
+    }
+}
+
+fn stream_equals_frame(
+    n: usize,
+    seed: u64,
+    pieces: usize,
+    batch: usize,
+    window: usize,
+    threads: usize,
+) -> Result<(), TestCaseError> {
+    let data = Data::generate(n, seed);
+    let df = data.frame(pieces);
+    let flock = Flock::new().threads(threads);
+    // The frame verbs, one block per batch (block verbs' outputs depend on their blocks).
+    let per_batch = Flock::new().threads(threads).chunksize(batch);
+    let expected_rows = df.par_apply_rows("out", row_out).unwrap();
+
+    // Rows.
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    let summary = flock.on(&stream).par_apply_rows("out", row_out).unwrap();
+    drop(stream);
+    prop_assert_eq!(summary.rows_in, n);
+    prop_assert!(summary.max_in_flight <= window);
+    let got = concat(out.into_inner().unwrap(), &expected_rows);
+    prop_assert!(got.equals_missing(&expected_rows));
+
+    // Rows, per worker, init at most once per thread.
+    let inits = AtomicUsize::new(0);
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    let init = || {
+        inits.fetch_add(1, Ordering::Relaxed);
+        Ok(0usize)
+    };
+    flock
+        .on(&stream)
+        .par_apply_rows_per_worker("out", init, |seen, r| {
+            *seen += 1;
+            row_out(r)
+        })
+        .unwrap();
+    drop(stream);
+    prop_assert!(inits.load(Ordering::Relaxed) <= threads);
+    prop_assert!(concat(out.into_inner().unwrap(), &expected_rows).equals_missing(&expected_rows));
+
+    // The typed path, fail-fast and keep-going.
+    let typed = |(f, i): (Option<f64>, Option<i64>)| -> Result<Option<f64>, BoxError> {
+        if i.is_some_and(|i| i % 11 == 0) {
+            return Err("eleven".into());
+        }
+        Ok(f.zip(i).map(|(f, i)| f * i as f64))
+    };
+    let (expected, expected_report) = df
+        .keep_going()
+        .par_apply_columns("t", ["f", "i"], typed)
+        .unwrap();
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    let (_, report) = flock
+        .on(&stream)
+        .keep_going()
+        .par_apply_columns("t", ["f", "i"], typed)
+        .unwrap();
+    drop(stream);
+    prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+    prop_assert_eq!(
+        report.failed_rows().collect::<Vec<_>>(),
+        expected_report.failed_rows().collect::<Vec<_>>()
+    );
+    let plain = |(f, i): (Option<f64>, Option<i64>)| f.zip(i).map(|(f, i)| f - i as f64);
+    let expected = df.par_apply_columns("t", ["f", "i"], plain).unwrap();
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    flock
+        .on(&stream)
+        .par_apply_columns("t", ["f", "i"], plain)
+        .unwrap();
+    drop(stream);
+    prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+
+    // Blocks (a batch is a block) and blocks per worker.
+    let expected_blocks = per_batch.on(&df).par_apply_blocks(block).unwrap();
+    for per_worker in [false, true] {
+        let out = Mutex::new(Vec::new());
+        let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+        if per_worker {
+            flock
+                .on(&stream)
+                .par_apply_blocks_per_worker(|| Ok(()), |(), b| block(b))
+                .unwrap();
+        } else {
+            flock.on(&stream).par_apply_blocks(block).unwrap();
+        }
+        drop(stream);
+        let got = concat(out.into_inner().unwrap(), &expected_blocks);
+        prop_assert!(
+            got.equals_missing(&expected_blocks),
+            "per worker: {}",
+            per_worker
+        );
+    }
+
+    // Keep-going rows: the same nulls and the same report as on the frame.
+    let (expected, expected_report) = df.keep_going().par_apply_rows("out", failing_row).unwrap();
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    let (_, report) = flock
+        .on(&stream)
+        .keep_going()
+        .par_apply_rows("out", failing_row)
+        .unwrap();
+    drop(stream);
+    prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+    prop_assert_eq!(
+        report.failed_rows().collect::<Vec<_>>(),
+        expected_report.failed_rows().collect::<Vec<_>>()
+    );
+    let errors: Vec<String> = report
+        .failures
+        .iter()
+        .map(|f| f.error.to_string())
+        .collect();
+    let expected_errors: Vec<String> = expected_report
+        .failures
+        .iter()
+        .map(|f| f.error.to_string())
+        .collect();
+    prop_assert_eq!(errors, expected_errors);
+
+    // Keep-going blocks: a failing batch is left out and reported with its batch and rows.
+    let failing_block = |b: DataFrame| -> Result<DataFrame, BoxError> {
+        // (`get(0)` panics on an empty block; the frame has one when it has no rows.)
+        if b.height() > 0 && b.column("i")?.i64()?.get(0).is_some_and(|i| i % 3 == 0) {
+            return Err("bad batch".into());
+        }
+        block(b)
+    };
+    let (expected, expected_report) = per_batch
+        .on(&df)
+        .keep_going()
+        .par_apply_blocks(failing_block)
+        .unwrap();
+    let out = Mutex::new(Vec::new());
+    let stream = Stream::new(batches(&df, batch), collect_into(&out)).window(window);
+    let (_, report) = flock
+        .on(&stream)
+        .keep_going()
+        .par_apply_blocks(failing_block)
+        .unwrap();
+    drop(stream);
+    prop_assert!(concat(out.into_inner().unwrap(), &expected).equals_missing(&expected));
+    prop_assert_eq!(
+        &report
+            .failures
+            .iter()
+            .map(|f| f.unit.clone())
+            .collect::<Vec<_>>(),
+        &expected_report
+            .failures
+            .iter()
+            .map(|f| f.unit.clone())
+            .collect::<Vec<_>>()
+    );
+    Ok(())
 }
 
 #[test]

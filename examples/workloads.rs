@@ -564,6 +564,9 @@ fn w7(
     write_parquet(&input, &frame(n), (n / 40).max(1))?;
     let output = dir.path().join("w7-out.parquet");
     let (input, output) = (&input, &output);
+    let polars_rss = std::cell::Cell::new(0u64);
+    let polars_rss = &polars_rss;
+    let binary = w7_polars_binary();
     let mut g = Group::new("W7");
     g.add("serial", n, 1, move || {
         let mut sink = ParquetSink::create(output).unwrap();
@@ -588,8 +591,55 @@ fn w7(
             sink.finish().unwrap();
         });
     }
+    // Polars' own streaming engine on the same job, if its binary was built (`cargo build
+    // --release -p w7-polars`; not part of this crate's build): timed inside the process, which
+    // runs on Polars' pool with POLARS_MAX_THREADS set to each thread count.
+    match &binary {
+        Some(binary) => {
+            for flock in flocks {
+                let t = flock.plan(1)?.threads();
+                g.add("polars", n, t, move || {
+                    let out = std::process::Command::new(binary)
+                        .arg(input)
+                        .arg(output)
+                        .env("POLARS_MAX_THREADS", t.to_string())
+                        .output()
+                        .expect("w7-polars runs");
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    assert!(
+                        out.status.success(),
+                        "w7-polars: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let rss = stdout
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|r| r.parse().ok());
+                    polars_rss.set(polars_rss.get().max(rss.unwrap_or(0)));
+                });
+            }
+        }
+        None => eprintln!(
+            "  W7 polars: not measured (build it first: `cargo build --release -p w7-polars`)"
+        ),
+    }
     g.run(table, runs);
+    if binary.is_some() {
+        eprintln!(
+            "  W7 polars: a process of its own (its start-up is in the time); its peak RSS: {} MiB \
+             (the table's column is this process's)",
+            polars_rss.get() >> 20
+        );
+    }
     Ok(())
+}
+
+/// The `w7-polars` binary next to this example's directory, if it was built.
+#[cfg(feature = "parquet")]
+fn w7_polars_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let binary = exe.parent()?.parent()?.join("w7-polars");
+    binary.is_file().then_some(binary)
 }
 
 #[cfg(feature = "sqlite")]

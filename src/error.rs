@@ -312,6 +312,16 @@ pub enum Error {
         rows: usize,
     },
 
+    /// A unit of an async call (a row, an item, a block) did not finish within
+    /// [`Flock::unit_timeout`](crate::Flock::unit_timeout): its future was dropped at the deadline
+    /// (a request in flight is abandoned), and the unit failed. It is the `source` of the
+    /// [`Error::Row`] or [`Error::Block`] that names the unit; the call goes on (keep-going) or
+    /// stops (fail-fast) as for any other failure of a unit.
+    UnitTimedOut {
+        /// The per-unit time limit that passed.
+        timeout: Duration,
+    },
+
     /// An Arrow column could not cross between arrow-rs and Polars (feature `arrow`): a data type
     /// one side cannot represent, or a malformed batch.
     ///
@@ -578,6 +588,7 @@ impl Error {
             Error::Init { .. } => "Init",
             Error::Cancelled { .. } => "Cancelled",
             Error::TimedOut { .. } => "TimedOut",
+            Error::UnitTimedOut { .. } => "UnitTimedOut",
             Error::Arrow { .. } => "Arrow",
             Error::InChunk { .. } => "InChunk",
             Error::Remote { .. } => "Remote",
@@ -715,6 +726,10 @@ impl std::fmt::Display for Error {
             } => write!(
                 f,
                 "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
+            ),
+            Error::UnitTimedOut { timeout } => write!(
+                f,
+                "did not finish within the unit timeout of {timeout:?} (its future was dropped)"
             ),
             Error::Arrow { column, source } => write!(f, "Arrow column {column:?}: {source}"),
             Error::InChunk {

@@ -30,6 +30,8 @@ mod sealed;
 use cells::{cell, row, value};
 #[cfg(feature = "arrow")]
 pub use frontends::arrow;
+#[cfg(feature = "async")]
+pub use frontends::io;
 #[cfg(feature = "parquet")]
 pub use frontends::parquet;
 #[cfg(feature = "streaming")]
@@ -46,6 +48,8 @@ pub use polars;
 pub use postgres;
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
+#[cfg(feature = "async")]
+pub use tokio;
 
 pub use crate::cell::{FromCell, FromColumns};
 pub use crate::control::{CancelToken, Failure, Report, Unit};

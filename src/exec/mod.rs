@@ -37,6 +37,8 @@ use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
 
+#[cfg(feature = "async")]
+pub(crate) mod io;
 #[cfg(feature = "streaming")]
 pub(crate) mod source;
 
@@ -55,6 +57,14 @@ impl Panic {
     #[cfg(any(feature = "arrow", feature = "parquet"))]
     pub(crate) fn into_message(self) -> String {
         self.message
+    }
+
+    /// A panic caught elsewhere (an async unit's poll): its payload is read and dropped here.
+    #[cfg(feature = "async")]
+    pub(crate) fn of_payload(payload: Box<dyn Any + Send>) -> Self {
+        Panic {
+            message: message_of(payload),
+        }
     }
 
     /// The panic as an [`Error::Panicked`] of `during`, located at `block` (`rows`) and `row`.
@@ -120,6 +130,12 @@ pub(crate) struct Discarded<T>(Option<T>);
 impl<T> Discarded<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(Some(value))
+    }
+
+    /// The value, still discarded if dropped.
+    #[cfg(feature = "async")]
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("taken only by keep")
     }
 
     /// The value, no longer discarded.

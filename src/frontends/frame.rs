@@ -497,6 +497,30 @@ pub trait DataFrameParApply: Frame {
         let (input, flock) = self.parts();
         KeepGoing { input, flock }
     }
+
+    /// The async view of this frame (feature `async`): the same verbs with async closures, for
+    /// rows that wait on IO; see [`io`](crate::io).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("id" => [1i64, 2])?;
+    /// let out = Flock::new()
+    ///     .concurrency(8)
+    ///     .on(&df)
+    ///     .io()
+    ///     .par_apply_rows("label", async |row| Ok(format!("#{}", row.i64("id")?)))
+    ///     .wait()?;
+    /// assert_eq!(out.column("label")?.str()?.get(1), Some("#2"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    fn io(&self) -> crate::io::Io<'_, DataFrame> {
+        let (input, flock) = self.parts();
+        crate::io::Io { input, flock }
+    }
 }
 
 impl Frame for DataFrame {
@@ -1077,7 +1101,7 @@ fn ensure_new_column(df: &DataFrame, name: &str) -> Result<()> {
 }
 
 /// The new columns' names, checked against the frame's and each other before any work.
-fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSmallStr>> {
+pub(crate) fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSmallStr>> {
     let names = names.names();
     for (i, name) in names.iter().enumerate() {
         ensure_new_column(df, name)?;
@@ -1092,7 +1116,7 @@ fn new_names<U>(df: &DataFrame, names: &impl OutputNames<U>) -> Result<Vec<PlSma
 
 /// `df` with the blocks' output columns appended: `parts[block][column]`, concatenated per
 /// column without a copy (one chunk per block; an adaptive plan's small first blocks merged).
-fn with_new_columns(
+pub(crate) fn with_new_columns(
     df: &DataFrame,
     names: &[PlSmallStr],
     dtypes: Vec<DataType>,

@@ -8,6 +8,8 @@ pub(crate) mod files;
 pub(crate) mod fold;
 pub(crate) mod frame;
 pub(crate) mod group;
+#[cfg(feature = "async")]
+pub mod io;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub(crate) mod slice;

@@ -232,6 +232,25 @@ pub trait SliceParApply<T: Sync>: Items<T> {
         let (input, flock) = self.parts();
         KeepGoing { input, flock }
     }
+
+    /// The async view of these items (feature `async`): the same verbs with async closures, for
+    /// items that wait on IO (URLs, customers, files on a network share); see
+    /// [`io`](crate::io).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let names = vec!["ada", "bob"];
+    /// let out = names.io().par_apply_rows(async |name| Ok(name.len())).wait()?;
+    /// assert_eq!(out, [3, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    fn io(&self) -> crate::io::Io<'_, [T]> {
+        let (input, flock) = self.parts();
+        crate::io::Io { input, flock }
+    }
 }
 
 impl<T> Items<T> for [T] {

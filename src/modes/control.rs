@@ -248,6 +248,41 @@ impl fmt::Debug for Progress {
 }
 
 impl Progress {
+    /// Reports `done` of `total` to the callback and the bar (user code: call it under the
+    /// guard).
+    pub(crate) fn report(&self, done: usize, total: usize) {
+        if let Some(callback) = &self.callback {
+            callback(done, total);
+        }
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    /// A call of `total` rows starts: the bar's length is set up front.
+    pub(crate) fn begin(&self, total: usize) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(0);
+        }
+        let _ = total;
+    }
+
+    /// The call ended: the bar finished (`ok`) or abandoned where it stopped.
+    pub(crate) fn end(&self, ok: bool) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            if ok {
+                bar.finish();
+            } else {
+                bar.abandon();
+            }
+        }
+        let _ = ok;
+    }
+
     /// `Some` when a callback or a bar is set.
     pub(crate) fn active(&self) -> Option<&Self> {
         #[cfg(feature = "progress")]
@@ -284,11 +319,7 @@ pub(crate) struct Reporter<'a> {
 impl<'a> Reporter<'a> {
     /// A call of `total` rows is starting: the bar's length is set up front.
     pub(crate) fn new(progress: &'a Progress, total: usize) -> Self {
-        #[cfg(feature = "progress")]
-        if let Some(bar) = &progress.bar {
-            bar.set_length(total as u64);
-            bar.set_position(0);
-        }
+        progress.begin(total);
         Self {
             progress,
             total: AtomicUsize::new(total),
@@ -358,13 +389,8 @@ impl<'a> Reporter<'a> {
     }
 
     fn report(&self, done: usize) {
-        if let Some(callback) = &self.progress.callback {
-            callback(done, self.total.load(Ordering::Acquire));
-        }
-        #[cfg(feature = "progress")]
-        if let Some(bar) = &self.progress.bar {
-            bar.set_position(done as u64);
-        }
+        self.progress
+            .report(done, self.total.load(Ordering::Acquire));
     }
 
     /// No more blocks will complete: the reporting thread makes its last report and ends.
@@ -376,15 +402,7 @@ impl<'a> Reporter<'a> {
     /// After the reporting thread ended: the bar finished (`ok`) or abandoned where it stopped,
     /// and the callback's panic, if it panicked.
     pub(crate) fn finish(&self, ok: bool) -> Option<Error> {
-        #[cfg(feature = "progress")]
-        if let Some(bar) = &self.progress.bar {
-            if ok {
-                bar.finish();
-            } else {
-                bar.abandon();
-            }
-        }
-        let _ = ok;
+        self.progress.end(ok);
         lock(&self.failure).take()
     }
 }

@@ -48,7 +48,42 @@ pub struct Flock {
     timeout: Option<Duration>,
     cancel: Option<CancelToken>,
     progress: Progress,
+    #[cfg(feature = "async")]
+    io: IoOptions,
 }
+
+/// The limits of an async call (feature `async`): see [`Flock::concurrency`], [`Flock::rate`]
+/// and [`Flock::unit_timeout`].
+#[cfg(feature = "async")]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct IoOptions {
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rate: Option<f64>,
+    pub(crate) unit_timeout: Option<Duration>,
+}
+
+#[cfg(feature = "async")]
+impl IoOptions {
+    /// The first option that is set, by name.
+    fn set(&self) -> Option<&'static str> {
+        (self.concurrency.map(|_| "concurrency"))
+            .or(self.rate.map(|_| "rate"))
+            .or(self.unit_timeout.map(|_| "unit_timeout"))
+    }
+
+    /// The value of option `option`, as written.
+    fn value_of(&self, option: &str) -> String {
+        match option {
+            "concurrency" => format!("{}", self.concurrency.unwrap_or_default()),
+            "rate" => format!("{}", self.rate.unwrap_or_default()),
+            _ => format!("{:?}", self.unit_timeout.unwrap_or_default()),
+        }
+    }
+}
+
+/// Calls in flight of an async call when [`Flock::concurrency`] is not set.
+#[cfg(feature = "async")]
+pub(crate) const DEFAULT_CONCURRENCY: usize = 64;
 
 /// How the input is cut into blocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -250,6 +285,102 @@ impl Flock {
         self
     }
 
+    /// Caps the units (rows, items, blocks) of an async call ([`io`](crate::DataFrameParApply::io),
+    /// feature `async`) that are in flight at once: at most `n` of the call's futures exist at any
+    /// moment, whatever the number of threads. Set it to what the server or API accepts; an API
+    /// with a quota per second also wants a [`rate`](Flock::rate).
+    ///
+    /// Default: 64. `0` is rejected with [`Error::InvalidOption`] when the call runs, and so is
+    /// the option on a synchronous call (its calls in flight are its threads: see
+    /// [`threads`](Flock::threads)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let urls: Vec<String> = (0..100).map(|i| format!("/item/{i}")).collect();
+    /// let lens = Flock::new()
+    ///     .concurrency(16)
+    ///     .on(&urls)
+    ///     .io()
+    ///     .par_apply_rows(async |url| {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(1)).await; // a request
+    ///         Ok(url.len())
+    ///     })
+    ///     .wait()?;
+    /// assert_eq!(lens[99], 9);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.io.concurrency = Some(n);
+        self
+    }
+
+    /// Starts at most `per_second` units of an async call per second (feature `async`), evenly
+    /// spaced: one every `1 / per_second` seconds, so no one-second window ever sees more than
+    /// `per_second` starts. The limit is the call's (one pacer for all its units), whatever the
+    /// [`concurrency`](Flock::concurrency).
+    ///
+    /// Default: no limit. `0`, a negative rate, NaN or infinity is rejected with
+    /// [`Error::InvalidOption`] when the call runs, and so is the option on a synchronous call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use polars_flock::prelude::*;
+    /// let started = Instant::now();
+    /// let out = Flock::new()
+    ///     .rate(100.0)
+    ///     .on(&[1, 2, 3, 4, 5])
+    ///     .io()
+    ///     .par_apply_rows(async |x| Ok(x * 2))
+    ///     .wait()?;
+    /// assert_eq!(out, [2, 4, 6, 8, 10]);
+    /// assert!(started.elapsed().as_millis() >= 40); // 5 starts, 10 ms apart
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.io.rate = Some(per_second);
+        self
+    }
+
+    /// Gives each unit of an async call (feature `async`) at most `timeout` from its start: at
+    /// the deadline its future is dropped (a request in flight is abandoned) and the unit fails
+    /// with [`Error::UnitTimedOut`] as the source of the [`Error::Row`] or [`Error::Block`] that
+    /// names it. Unlike the call's [`timeout`](Flock::timeout), it stops only that unit.
+    ///
+    /// Default: none. `Duration::ZERO` is rejected with [`Error::InvalidOption`] when the call
+    /// runs, and so is the option on a synchronous call (whose closures cannot be interrupted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    /// let (out, report) = Flock::new()
+    ///     .unit_timeout(Duration::from_millis(20))
+    ///     .on(&[1u64, 500, 2])
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_rows(async |&ms| {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await; // a hung request
+    ///         Ok(ms)
+    ///     })
+    ///     .wait()?;
+    /// assert_eq!(out, [Some(1), None, Some(2)]);
+    /// let Error::Row { row: 1, source } = &report.failures[0].error else { panic!() };
+    /// assert!(matches!(source.downcast_ref(), Some(Error::UnitTimedOut { .. })));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn unit_timeout(mut self, timeout: Duration) -> Self {
+        self.io.unit_timeout = Some(timeout);
+        self
+    }
+
     /// Calls `callback(done, total)` as blocks complete, with the rows (or items) done
     /// so far and the call's total (known up front), for logs and notebooks.
     ///
@@ -345,6 +476,20 @@ impl Flock {
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
     pub fn plan(&self, rows: usize) -> Result<ChunkPlan> {
+        #[cfg(feature = "async")]
+        if let Some(option) = self.io.set() {
+            return Err(Error::InvalidOption {
+                option,
+                value: self.io.value_of(option),
+                reason: "a limit of async calls (the `io()` view): a synchronous call has one call \
+                         in flight per thread (see `threads`) and cannot interrupt a closure",
+            });
+        }
+        self.layout(rows)
+    }
+
+    /// The plan of the call's blocks, whatever kind of call it is (async calls cut blocks too).
+    pub(crate) fn layout(&self, rows: usize) -> Result<ChunkPlan> {
         self.validate()?;
         let threads = self.pool_threads();
         Ok(match self.chunking {
@@ -397,6 +542,33 @@ impl Flock {
             PoolChoice::Owned { threads, .. } => *threads,
             PoolChoice::Given(pool) => pool.current_num_threads(),
         }
+    }
+
+    /// The limits of an async call, checked.
+    #[cfg(feature = "async")]
+    pub(crate) fn io_options(&self) -> Result<IoOptions> {
+        let io = self.io;
+        let invalid = |option: &'static str, reason: &'static str| Error::InvalidOption {
+            option,
+            value: io.value_of(option),
+            reason,
+        };
+        if io.concurrency == Some(0) {
+            return Err(invalid(
+                "concurrency",
+                "at least one call must be in flight",
+            ));
+        }
+        if io.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err(invalid(
+                "rate",
+                "a positive, finite number of starts per second",
+            ));
+        }
+        if io.unit_timeout == Some(Duration::ZERO) {
+            return Err(invalid("unit_timeout", "a unit needs some time to run"));
+        }
+        Ok(io)
     }
 
     pub(crate) fn progress(&self) -> &Progress {

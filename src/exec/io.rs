@@ -1,0 +1,358 @@
+//! The executor of async calls (feature `async`): one driver future per call that starts the
+//! call's units in input order, at most `concurrency` in flight and at most `rate` starts per
+//! second, and polls them all on the thread that polls the driver. Nothing is spawned, so a unit's
+//! future may borrow the input and the closure (a row across `.await`), and dropping the driver
+//! drops every unit in flight: no request outlives the call.
+//!
+//! Containment is the synchronous executor's: a panic while polling a unit is that unit's
+//! [`Error::Panicked`]; the call's timeout and token stop it (the units in flight are dropped);
+//! fail-fast calls return the first failed unit in input order (units after it are dropped, units
+//! before it finish, since they might fail too); keep-going calls collect every failure.
+
+use std::future::{Future, poll_fn};
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+
+use crate::control::{Failure, Report, Stop, Unit, with_counts};
+use crate::error::{Error, Result, UserCode};
+use crate::exec::{Panic, contain, discard};
+use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
+
+/// What the units of a call are: rows (or items), or blocks of rows.
+pub(crate) enum Units<'p> {
+    /// One unit per row (or item).
+    Rows(usize),
+    /// The blocks of a plan.
+    Blocks(&'p crate::plan::ChunkPlan),
+}
+
+impl Units<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Units::Rows(n) => *n,
+            Units::Blocks(plan) => plan.blocks(),
+        }
+    }
+
+    fn rows(&self, unit: usize) -> Range<usize> {
+        match self {
+            Units::Rows(_) => unit..unit + 1,
+            Units::Blocks(plan) => plan.block_rows(unit),
+        }
+    }
+
+    fn total_rows(&self) -> usize {
+        match self {
+            Units::Rows(n) => *n,
+            Units::Blocks(plan) => plan.rows(),
+        }
+    }
+
+    fn unit(&self, unit: usize) -> Unit {
+        match self {
+            Units::Rows(_) => Unit::Row(unit),
+            Units::Blocks(_) => Unit::Block {
+                block: unit,
+                rows: self.rows(unit),
+            },
+        }
+    }
+
+    /// `error` (a timeout) as the error of unit `unit`.
+    fn wrap(&self, unit: usize, error: Error) -> Error {
+        match self {
+            Units::Rows(_) => Error::Row {
+                row: unit,
+                source: Box::new(error),
+            },
+            Units::Blocks(_) => Error::of_block(Box::new(error), unit, self.rows(unit)),
+        }
+    }
+
+    fn panicked(&self, unit: usize, panic: Panic) -> Error {
+        let row = matches!(self, Units::Rows(_)).then_some(unit);
+        panic.at(UserCode::Closure, unit, self.rows(unit), row)
+    }
+}
+
+/// How a unit ended, before it is located.
+enum Ended<R> {
+    Done(Result<R>),
+    Panicked(Panic),
+    TimedOut(Duration),
+}
+
+/// A unit in flight, with its index (so that units after a failure can be dropped).
+struct InFlight<F> {
+    index: usize,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InFlight<F> {
+    type Output = (usize, F::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let index = self.index;
+        self.future.as_mut().poll(cx).map(|out| (index, out))
+    }
+}
+
+/// Unit `future` under the guard: its panics caught, its time limited.
+async fn guarded<R>(
+    future: impl Future<Output = Result<R>>,
+    timeout: Option<Duration>,
+) -> Ended<R> {
+    let caught = AssertUnwindSafe(future).catch_unwind();
+    let outcome = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, caught).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Ended::TimedOut(limit),
+        },
+        None => caught.await,
+    };
+    match outcome {
+        Ok(result) => Ended::Done(result),
+        Err(payload) => Ended::Panicked(Panic::of_payload(payload)),
+    }
+}
+
+/// What woke the driver.
+enum Event<R> {
+    Ended(usize, Ended<R>),
+    Stopped(Error),
+    Finished,
+}
+
+/// Runs every unit (`start(i)` makes unit `i`'s future) and returns the outputs by unit, `None`
+/// for a unit that failed or never completed (keep-going), with the report. Fail-fast calls
+/// return the first failure in input order instead.
+pub(crate) async fn drive<R, F>(
+    flock: &Flock,
+    units: Units<'_>,
+    keep_going: bool,
+    start: impl FnMut(usize) -> F,
+) -> Result<(Vec<Option<R>>, Report)>
+where
+    F: Future<Output = Result<R>>,
+{
+    let progress = flock.progress().active();
+    if let Some(progress) = progress {
+        progress.begin(units.total_rows());
+    }
+    let result = drive_units(flock, units, keep_going, start).await;
+    if let Some(progress) = progress {
+        progress.end(
+            result
+                .as_ref()
+                .is_ok_and(|(_, report)| report.stopped.is_none()),
+        );
+    }
+    result
+}
+
+async fn drive_units<R, F>(
+    flock: &Flock,
+    units: Units<'_>,
+    keep_going: bool,
+    mut start: impl FnMut(usize) -> F,
+) -> Result<(Vec<Option<R>>, Report)>
+where
+    F: Future<Output = Result<R>>,
+{
+    let IoOptions {
+        concurrency,
+        rate,
+        unit_timeout,
+    } = flock.io_options()?;
+    // The other options are checked too (a `chunksize(0)` is wrong whatever the verb).
+    flock.layout(0)?;
+    let cap = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let n = units.len();
+    let stop = Stop::start(flock.cancel(), flock.timeout_option());
+    // Timers that only wake the driver: the call's deadline, and a look at the token every
+    // 5 ms while there is one (a token has no waker).
+    let mut deadline: Option<Pin<Box<Sleep>>> = flock
+        .timeout_option()
+        .and_then(|t| Instant::now().checked_add(t))
+        .map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let mut token_watch = flock.cancel().map(|_| ticker(Duration::from_millis(5)));
+    let mut pacer = rate.map(|r| Pacer::new(Duration::from_secs_f64(1.0 / r)));
+
+    let mut outputs = crate::exec::Discarded::new((0..n).map(|_| None).collect::<Vec<_>>());
+    let mut report = Report::default();
+    let mut completed = vec![false; n];
+    let (mut done_units, mut done_rows) = (0, 0);
+    let total_rows = units.total_rows();
+    let mut first_failure: Option<(usize, Error)> = None;
+    let mut next = 0;
+    let mut limit = n;
+    let mut in_flight = FuturesUnordered::new();
+
+    let stopped = loop {
+        let event = poll_fn(|cx| {
+            if let Some(d) = &mut deadline {
+                let _ = d.as_mut().poll(cx);
+            }
+            if let Some(w) = &mut token_watch {
+                while w.poll_tick(cx).is_ready() {}
+            }
+            if let Some(error) = stop.check() {
+                return Poll::Ready(Event::Stopped(error));
+            }
+            while next < limit && in_flight.len() < cap {
+                if let Some(p) = &mut pacer
+                    && p.poll_start(cx).is_pending()
+                {
+                    break;
+                }
+                in_flight.push(InFlight {
+                    index: next,
+                    future: Box::pin(guarded(start(next), unit_timeout)),
+                });
+                next += 1;
+            }
+            match in_flight.poll_next_unpin(cx) {
+                Poll::Ready(Some((index, ended))) => Poll::Ready(Event::Ended(index, ended)),
+                Poll::Ready(None) if next >= limit => Poll::Ready(Event::Finished),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        match event {
+            Event::Finished => break None,
+            Event::Stopped(error) => break Some(error),
+            Event::Ended(index, ended) => {
+                completed[index] = true;
+                done_units += 1;
+                done_rows += units.rows(index).len();
+                let result = match ended {
+                    Ended::Done(result) => result,
+                    Ended::Panicked(panic) => Err(units.panicked(index, panic)),
+                    Ended::TimedOut(timeout) => {
+                        Err(units.wrap(index, Error::UnitTimedOut { timeout }))
+                    }
+                };
+                match result {
+                    Ok(value) => outputs.get_mut()[index] = Some(value),
+                    Err(error) if keep_going => report.failures.push(Failure {
+                        unit: units.unit(index),
+                        error,
+                    }),
+                    Err(error) => {
+                        // Units before it go on (one of them may fail too); units after it stop.
+                        limit = next;
+                        let keep = std::mem::take(&mut in_flight);
+                        for unit in keep {
+                            if unit.index < index {
+                                in_flight.push(unit);
+                            } else {
+                                discard(unit);
+                            }
+                        }
+                        if first_failure
+                            .as_ref()
+                            .is_none_or(|(first, _)| index < *first)
+                        {
+                            first_failure = Some((index, error));
+                        }
+                    }
+                }
+                if let Some(error) = progress(flock, done_rows, total_rows, index, &units) {
+                    discard(std::mem::take(&mut in_flight));
+                    return Err(error);
+                }
+            }
+        }
+    };
+    // Units still in flight (a stop) are dropped here, under the guard.
+    discard(in_flight);
+    if let Some((_, error)) = first_failure {
+        return Err(error);
+    }
+    if let Some(error) = stopped {
+        let error = with_counts(error, done_units, n, done_rows, total_rows);
+        if !keep_going {
+            return Err(error);
+        }
+        report.stopped = Some(error);
+        report.skipped = skipped(&completed, &units);
+    }
+    report.failures.sort_by_key(|f| f.unit.index());
+    Ok((outputs.keep(), report))
+}
+
+/// A ticker whose first tick is at once and whose later ticks are at least `period` apart.
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The rate limit: starts at least `period` apart, measured between the starts themselves (not
+/// a schedule a late start could catch up with), so that no window of `1 s` holds more than
+/// `1 s / period` starts.
+struct Pacer {
+    period: Duration,
+    last: Option<Instant>,
+    wait: Pin<Box<Sleep>>,
+}
+
+impl Pacer {
+    fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            wait: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// Ready when a unit may start now (and counts it as started); pending until then.
+    fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(last) = self.last {
+            let next = last + self.period;
+            if Instant::now() < next {
+                self.wait.as_mut().reset(next);
+                if self.wait.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.last = Some(Instant::now());
+        Poll::Ready(())
+    }
+}
+
+/// Reports progress after unit `unit` ended, under the guard: a panicking callback stops the
+/// call with its error.
+fn progress(
+    flock: &Flock,
+    done: usize,
+    total: usize,
+    unit: usize,
+    units: &Units<'_>,
+) -> Option<Error> {
+    let progress = flock.progress().active()?;
+    contain(|| progress.report(done, total))
+        .err()
+        .map(|panic| panic.at(UserCode::Progress, unit, units.rows(unit), None))
+}
+
+/// The rows of the units that did not complete, as ranges in input order.
+fn skipped(completed: &[bool], units: &Units<'_>) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for (unit, _) in completed.iter().enumerate().filter(|(_, done)| !**done) {
+        let rows = units.rows(unit);
+        match ranges.last_mut() {
+            Some(last) if last.end == rows.start => last.end = rows.end,
+            _ => ranges.push(rows),
+        }
+    }
+    ranges
+}

@@ -1,0 +1,669 @@
+//! Async work for IO-bound units (feature `async`, on tokio): rows, items and blocks whose
+//! closures wait on the network or a database, thousands in flight on one thread.
+//!
+//! [`io`](crate::DataFrameParApply::io) turns a frame or a slice (plain, or configured with
+//! `flock.on(..)`) into an [`Io`] view whose verbs take **async closures** (`async |row| { .. }`,
+//! borrowing the row across `.await`). A call starts its units in input order, at most
+//! [`Flock::concurrency`] in flight (default 64) and at most [`Flock::rate`] starts per second,
+//! and gives the results back in input order. Every verb returns an [`IoCall`]: `.await` it inside
+//! an async application (nothing blocks a runtime thread), or [`wait`](IoCall::wait) for it in
+//! synchronous code (the crate drives its own tokio runtime, or the caller's multi-thread runtime).
+//!
+//! The units' futures are polled on the task that awaits the call (or the thread that waits for
+//! it): nothing is spawned, so no `'static` or `Send` bound, and dropping the call drops every
+//! request in flight. A unit's CPU work runs on that thread too and delays the others' polling:
+//! move heavy work out with `tokio::task::spawn_blocking`, or run it afterwards with a
+//! synchronous verb on the pool. Errors, panics, keep-going, progress, [`Flock::timeout`] and
+//! [`CancelToken`](crate::CancelToken) work as in the synchronous verbs; a stop drops the units
+//! in flight at once. [`Flock::unit_timeout`] limits each unit.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use polars_flock::polars::prelude::*;
+//! use polars_flock::prelude::*;
+//!
+//! let df = df!("user" => ["ada", "bob", "cy"])?;
+//! // Three "requests" of 50 ms each, in flight together: about 50 ms in all.
+//! let out = Flock::new()
+//!     .concurrency(100)
+//!     .on(&df)
+//!     .io()
+//!     .par_apply_rows("greeting", async |row| {
+//!         let user = row.str("user")?; // borrowed across the await
+//!         tokio::time::sleep(Duration::from_millis(50)).await;
+//!         Ok(format!("hello {user}"))
+//!     })
+//!     .wait()?;
+//! assert_eq!(out.column("greeting")?.str()?.get(2), Some("hello cy"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::sync::OnceLock;
+
+use polars::prelude::*;
+use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+
+use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
+use crate::control::{Failure, Report, Unit};
+use crate::error::{BoxError, Error, Result};
+use crate::exec::io::{Units, drive};
+use crate::flock::Flock;
+use crate::frame::{new_names, with_new_columns};
+use crate::plan::ChunkPlan;
+use crate::row::{Row, RowSegment};
+use crate::value::rows_sealed::Sealed as Outputs;
+use crate::value::{OutputNames, RowOutput};
+
+/// The async view of a frame or a slice (feature `async`): verbs that take async closures. Made
+/// by [`DataFrameParApply::io`](crate::DataFrameParApply::io) or
+/// [`SliceParApply::io`](crate::SliceParApply::io); see the [module](self) for how calls run.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// let ids = vec![3u32, 1, 2];
+/// let out = ids.io().par_apply_rows(async |&id| Ok(id * 10)).wait()?;
+/// assert_eq!(out, [30, 10, 20]);
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+pub struct Io<'a, T: ?Sized> {
+    pub(crate) input: &'a T,
+    pub(crate) flock: &'a Flock,
+}
+
+/// The keep-going form of [`Io`] (made by [`Io::keep_going`]): each verb returns its output and a
+/// [`Report`]; failed rows are null (`None`), failed blocks left out, as in
+/// [`KeepGoing`](crate::KeepGoing).
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// let (out, report) = ["1", "x", "3"]
+///     .io()
+///     .keep_going()
+///     .par_apply_rows(async |s| Ok(s.parse::<i32>()?))
+///     .wait()?;
+/// assert_eq!(out, [Some(1), None, Some(3)]);
+/// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1]);
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+pub struct IoKeepGoing<'a, T: ?Sized> {
+    input: &'a T,
+    flock: &'a Flock,
+}
+
+macro_rules! view_traits {
+    ($($view:ident)*) => {$(
+        impl<T: ?Sized> Clone for $view<'_, T> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+
+        impl<T: ?Sized> Copy for $view<'_, T> {}
+
+        impl<T: ?Sized> fmt::Debug for $view<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($view))
+                    .field("input", &std::any::type_name::<T>())
+                    .field("flock", self.flock)
+                    .finish()
+            }
+        }
+    )*};
+}
+
+view_traits!(Io IoKeepGoing);
+
+impl<'a, T: ?Sized> Io<'a, T> {
+    /// The keep-going form of this view: failures are collected in a [`Report`] instead of
+    /// stopping the call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let (out, report) = [1, 0, 2]
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_rows(async |&x| if x == 0 { Err("zero".into()) } else { Ok(10 / x) })
+    ///     .wait()?;
+    /// assert_eq!(out, [Some(10), None, Some(5)]);
+    /// assert!(matches!(report.failures[0].error, Error::Row { row: 1, .. }));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn keep_going(self) -> IoKeepGoing<'a, T> {
+        IoKeepGoing {
+            input: self.input,
+            flock: self.flock,
+        }
+    }
+}
+
+/// A call of an [`Io`] view, not yet run: `.await` it in async code, or
+/// [`wait`](IoCall::wait) for it in synchronous code. Nothing runs until then; dropping it
+/// (or the future it becomes) drops every unit in flight.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::prelude::*;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), polars_flock::Error> {
+/// // Inside a tokio application: await it (a current-thread runtime is not blocked).
+/// let out = [1, 2, 3].io().par_apply_rows(async |x| Ok(x + 1)).await?;
+/// assert_eq!(out, [2, 3, 4]);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "an IoCall does nothing until it is awaited or waited for"]
+pub struct IoCall<F> {
+    future: F,
+}
+
+impl<F> fmt::Debug for IoCall<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoCall").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> IntoFuture for IoCall<F> {
+    type Output = F::Output;
+    type IntoFuture = F;
+
+    fn into_future(self) -> F {
+        self.future
+    }
+}
+
+impl<T, F: Future<Output = Result<T>>> IoCall<F> {
+    fn new(future: F) -> Self {
+        Self { future }
+    }
+
+    /// Runs the call to its end on this thread and returns its result: on the crate's own tokio
+    /// runtime (started on first use, two threads that only wait on IO and timers), or, when
+    /// called on a thread of a multi-thread tokio runtime, on that runtime (the thread is handed
+    /// over with `block_in_place`, so its other tasks move to the runtime's other threads).
+    ///
+    /// # Errors
+    ///
+    /// The call's errors; [`Error::InvalidOption`] (option `"wait"`) when called on the thread of
+    /// a current-thread tokio runtime, which cannot be blocked without stalling it: `.await` the
+    /// call there. [`Error::Io`] if the crate's runtime cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let out = [1, 2, 3].io().par_apply_rows(async |x| Ok(x * x)).wait()?;
+    /// assert_eq!(out, [1, 4, 9]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn wait(self) -> Result<T> {
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(self.future))
+            }
+            Ok(_) => Err(Error::InvalidOption {
+                option: "wait",
+                value: "on a current-thread tokio runtime".into(),
+                reason: "blocking this thread would stall its runtime: `.await` the call instead",
+            }),
+            Err(_) => runtime()?.block_on(self.future),
+        }
+    }
+}
+
+/// The crate's own runtime for [`IoCall::wait`] outside any runtime: two threads that drive IO
+/// and timers and run what user code spawns (a database connection's task); the calls' units
+/// are polled on the waiting thread.
+fn runtime() -> Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("polars-flock-io")
+        .enable_all()
+        .build()
+        .map_err(Error::Io)?;
+    // Two first calls may race: one runtime is kept, the other dropped (on this thread, outside
+    // any runtime, where dropping one is allowed).
+    Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+/// Row `row` of `df` as a unit: the row closure's future, with its error named by the row.
+async fn row_unit<U, F>(df: &DataFrame, row: usize, f: &F) -> Result<U>
+where
+    F: AsyncFn(&Row<'_>) -> Result<U, BoxError>,
+{
+    // A segment per row: rows in flight together never share a getter's error flag.
+    let segment = RowSegment::new(df, row..row + 1);
+    let view = segment.row(0);
+    f(&view).await.map_err(|e| view.attribute(e))
+}
+
+/// Block `block` of `df` as a unit.
+async fn block_unit<F>(df: &DataFrame, plan: &ChunkPlan, block: usize, f: &F) -> Result<DataFrame>
+where
+    F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError>,
+{
+    let rows = plan.block_rows(block);
+    let slice = df.slice(rows.start as i64, rows.len());
+    f(slice).await.map_err(|e| Error::of_block(e, block, rows))
+}
+
+fn block_plan(flock: &Flock, rows: usize) -> Result<ChunkPlan> {
+    Ok(flock.layout(rows)?.fixed())
+}
+
+/// Async verbs on a frame.
+impl<'a> Io<'a, DataFrame> {
+    /// [`par_apply_rows`](crate::DataFrameParApply::par_apply_rows) with an async closure: one
+    /// unit per row, at most [`concurrency`](Flock::concurrency) rows in flight, the new columns
+    /// in row order.
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: the first failing row in input order ([`Error::Row`], a getter's
+    /// error, [`Error::Panicked`]), [`Error::TimedOut`] / [`Error::Cancelled`], and the options'
+    /// errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("x" => [1i64, 2, 3])?;
+    /// let out = df.io().par_apply_rows("y", async |row| Ok(row.i64("x")? * 2)).wait()?;
+    /// assert_eq!(out.column("y")?.i64()?.get(2), Some(6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_rows<U, N, F>(
+        self,
+        names: N,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<DataFrame>> + 'a>
+    where
+        U: RowOutput + 'a,
+        N: OutputNames<U> + 'a,
+        F: AsyncFn(&Row<'_>) -> Result<U, BoxError> + 'a,
+    {
+        let Io { input: df, flock } = self;
+        IoCall::new(async move {
+            let names = new_names(df, &names)?;
+            let units = Units::Rows(df.height());
+            let (values, _) = drive(flock, units, false, |row| row_unit(df, row, &f)).await?;
+            let mut out = U::builders(values.len());
+            U::extend(&mut out, values.into_iter().flatten());
+            one_part(df, &names, U::dtypes(), U::finish(out, &names))
+        })
+    }
+
+    /// [`par_apply_blocks`](crate::DataFrameParApply::par_apply_blocks) with an async closure:
+    /// blocks cut as the synchronous verb cuts them ([`chunksize`](Flock::chunksize),
+    /// [`blocks`](Flock::blocks)), at most [`concurrency`](Flock::concurrency) in flight, the
+    /// outputs concatenated in block order (one schema). For a bulk request per block.
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: [`Error::Block`], [`Error::SchemaMismatch`],
+    /// [`Error::Panicked`], the stops and the options' errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("x" => (0..10i64).collect::<Vec<_>>())?;
+    /// let out = Flock::new()
+    ///     .chunksize(4)
+    ///     .on(&df)
+    ///     .io()
+    ///     .par_apply_blocks(async |block| Ok(block.head(Some(1))))
+    ///     .wait()?;
+    /// assert_eq!(out.column("x")?.i64()?.to_vec(), [Some(0), Some(4), Some(8)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_blocks<F>(self, f: F) -> IoCall<impl Future<Output = Result<DataFrame>> + 'a>
+    where
+        F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
+    {
+        let Io { input: df, flock } = self;
+        IoCall::new(async move {
+            let plan = block_plan(flock, df.height())?.with_empty_block();
+            let units = Units::Blocks(&plan);
+            let (parts, _) = drive(flock, units, false, |b| block_unit(df, &plan, b, &f)).await?;
+            let mut first = FirstSchema::default();
+            for (block, out) in parts.iter().flatten().enumerate() {
+                first
+                    .check(out.schema())
+                    .map_err(|expected| Error::SchemaMismatch {
+                        block,
+                        rows: plan.block_rows(block),
+                        expected,
+                        found: out.schema().clone(),
+                    })?;
+            }
+            Ok(vstack_all(parts.into_iter().flatten())?.unwrap_or_else(|| df.clear()))
+        })
+    }
+}
+
+/// Keep-going async verbs on a frame.
+impl<'a> IoKeepGoing<'a, DataFrame> {
+    /// [`Io::par_apply_rows`] that keeps going: a failed row's outputs are null and the row is in
+    /// the [`Report`].
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("s" => ["1", "x"])?;
+    /// let (out, report) = df
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_rows("n", async |row| Ok(row.str("s")?.parse::<i64>()?))
+    ///     .wait()?;
+    /// assert_eq!(out.column("n")?.null_count(), 1);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_rows<U, N, F>(
+        self,
+        names: N,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(DataFrame, Report)>> + 'a>
+    where
+        U: RowOutput + 'a,
+        N: OutputNames<U> + 'a,
+        F: AsyncFn(&Row<'_>) -> Result<U, BoxError> + 'a,
+    {
+        let IoKeepGoing { input: df, flock } = self;
+        IoCall::new(async move {
+            let names = new_names(df, &names)?;
+            let units = Units::Rows(df.height());
+            let (values, report) = drive(flock, units, true, |row| row_unit(df, row, &f)).await?;
+            let mut out = <U::Nullable as Outputs>::builders(values.len());
+            <U::Nullable as Outputs>::extend(
+                &mut out,
+                values.into_iter().map(|v| v.map_or_else(U::null, U::some)),
+            );
+            let columns = <U::Nullable as Outputs>::finish(out, &names);
+            Ok((one_part(df, &names, U::dtypes(), columns)?, report))
+        })
+    }
+
+    /// [`Io::par_apply_blocks`] that keeps going: a failed block (or one whose schema differs
+    /// from the first good block's) is left out and reported.
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("x" => [1i64, 2, 3, 4])?;
+    /// let (out, report) = Flock::new()
+    ///     .chunksize(2)
+    ///     .on(&df)
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_blocks(async |b| {
+    ///         if b.column("x")?.i64()?.get(0) == Some(3) { return Err("bad block".into()) }
+    ///         Ok(b)
+    ///     })
+    ///     .wait()?;
+    /// assert_eq!(out.height(), 2);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_blocks<F>(
+        self,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(DataFrame, Report)>> + 'a>
+    where
+        F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
+    {
+        let IoKeepGoing { input: df, flock } = self;
+        IoCall::new(async move {
+            let plan = block_plan(flock, df.height())?.with_empty_block();
+            let units = Units::Blocks(&plan);
+            let (parts, mut report) =
+                drive(flock, units, true, |b| block_unit(df, &plan, b, &f)).await?;
+            let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
+            let kept = keep_same_schema(outputs, &mut report, |index, expected, out| {
+                let rows = plan.block_rows(index);
+                Failure {
+                    error: Error::SchemaMismatch {
+                        block: index,
+                        rows: rows.clone(),
+                        expected,
+                        found: out.schema().clone(),
+                    },
+                    unit: Unit::Block { block: index, rows },
+                }
+            });
+            Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
+        })
+    }
+}
+
+/// `df` with the new columns of a row verb (one part: a single chunk per column).
+fn one_part(
+    df: &DataFrame,
+    names: &[PlSmallStr],
+    dtypes: Vec<DataType>,
+    columns: Vec<Series>,
+) -> Result<DataFrame> {
+    let plan = ChunkPlan::new(df.height(), Some(df.height().max(1)), 1);
+    with_new_columns(df, names, dtypes, vec![columns], &plan)
+}
+
+/// Item `item` of `items` as a unit.
+async fn item_unit<T, U, F>(items: &[T], item: usize, f: &F) -> Result<U>
+where
+    F: AsyncFn(&T) -> Result<U, BoxError>,
+{
+    f(&items[item])
+        .await
+        .map_err(|e| Error::of_row(e, item, false))
+}
+
+/// Block `block` of `items` as a unit.
+async fn items_block_unit<T, U, F>(items: &[T], plan: &ChunkPlan, block: usize, f: &F) -> Result<U>
+where
+    F: AsyncFn(&[T]) -> Result<U, BoxError>,
+{
+    let rows = plan.block_rows(block);
+    f(&items[rows.clone()])
+        .await
+        .map_err(|e| Error::of_block(e, block, rows))
+}
+
+/// Async verbs on a slice (a `Vec`, an array).
+impl<'a, T: 'a> Io<'a, [T]> {
+    /// [`par_apply_rows`](crate::SliceParApply::par_apply_rows) with an async closure: one unit
+    /// per item, at most [`concurrency`](Flock::concurrency) in flight, outputs in item order.
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: the first failing item in input order ([`Error::Row`],
+    /// [`Error::Panicked`]), the stops and the options' errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    /// // 17 "pages" of 100 ms each, all in flight: about 100 ms, not 1.7 s.
+    /// let urls: Vec<String> = (0..17).map(|i| format!("https://example.com/{i}")).collect();
+    /// let started = std::time::Instant::now();
+    /// let sizes = urls.io().par_apply_rows(async |url| {
+    ///     tokio::time::sleep(Duration::from_millis(100)).await;
+    ///     Ok(url.len())
+    /// }).wait()?;
+    /// assert_eq!(sizes.len(), 17);
+    /// assert!(started.elapsed() < Duration::from_millis(1_000));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_rows<U, F>(self, f: F) -> IoCall<impl Future<Output = Result<Vec<U>>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&T) -> Result<U, BoxError> + 'a,
+    {
+        let Io {
+            input: items,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let units = Units::Rows(items.len());
+            let (values, _) = drive(flock, units, false, |i| item_unit(items, i, &f)).await?;
+            Ok(values.into_iter().flatten().collect())
+        })
+    }
+
+    /// [`par_apply_blocks`](crate::SliceParApply::par_apply_blocks) with an async closure: the
+    /// `Vec`s the blocks return, concatenated in block order (a bulk request per block, its
+    /// answers per item).
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: [`Error::Block`], [`Error::Panicked`], the stops and the
+    /// options' errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let ids: Vec<u32> = (0..10).collect();
+    /// let sums = Flock::new()
+    ///     .chunksize(4)
+    ///     .on(&ids)
+    ///     .io()
+    ///     .par_apply_blocks(async |block| Ok(vec![block.iter().sum::<u32>()]))
+    ///     .wait()?;
+    /// assert_eq!(sums, [6, 22, 17]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_blocks<U, F>(self, f: F) -> IoCall<impl Future<Output = Result<Vec<U>>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&[T]) -> Result<Vec<U>, BoxError> + 'a,
+    {
+        let Io {
+            input: items,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let plan = block_plan(flock, items.len())?;
+            let units = Units::Blocks(&plan);
+            let (values, _) = drive(flock, units, false, |b| {
+                items_block_unit(items, &plan, b, &f)
+            })
+            .await?;
+            Ok(values.into_iter().flatten().flatten().collect())
+        })
+    }
+}
+
+/// Keep-going async verbs on a slice.
+impl<'a, T: 'a> IoKeepGoing<'a, [T]> {
+    /// [`Io::par_apply_rows`] on items that keeps going: output `i` is `None` if item `i` failed
+    /// (or a stop skipped it).
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let (out, report) = ["1", "x"].io().keep_going().par_apply_rows(async |s| Ok(s.parse::<u8>()?)).wait()?;
+    /// assert_eq!(out, [Some(1), None]);
+    /// assert_eq!(report.failures.len(), 1);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_rows<U, F>(
+        self,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(Vec<Option<U>>, Report)>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&T) -> Result<U, BoxError> + 'a,
+    {
+        let IoKeepGoing {
+            input: items,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let units = Units::Rows(items.len());
+            drive(flock, units, true, |i| item_unit(items, i, &f)).await
+        })
+    }
+
+    /// [`Io::par_apply_blocks`] on items that keeps going: a failed block's outputs are left
+    /// out and the block reported.
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let (sums, report) = Flock::new()
+    ///     .chunksize(2)
+    ///     .on(&[1, 2, 0, 4])
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_blocks(async |b| {
+    ///         if b.contains(&0) { return Err("zero".into()) }
+    ///         Ok(vec![b.iter().sum::<i32>()])
+    ///     })
+    ///     .wait()?;
+    /// assert_eq!(sums, [3]);
+    /// assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2, 3]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply_blocks<U, F>(
+        self,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(Vec<U>, Report)>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&[T]) -> Result<Vec<U>, BoxError> + 'a,
+    {
+        let IoKeepGoing {
+            input: items,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let plan = block_plan(flock, items.len())?;
+            let units = Units::Blocks(&plan);
+            let (values, report) = drive(flock, units, true, |b| {
+                items_block_unit(items, &plan, b, &f)
+            })
+            .await?;
+            Ok((values.into_iter().flatten().flatten().collect(), report))
+        })
+    }
+}

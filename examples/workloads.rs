@@ -25,6 +25,9 @@
 //! is the process's high-water mark during that method's runs (reset before each method), so it
 //! includes the input.
 
+#[cfg(feature = "async")]
+#[path = "../tests/common/http.rs"]
+mod http;
 #[cfg(feature = "postgres")]
 #[path = "../tests/common/pg.rs"]
 mod pg;
@@ -478,6 +481,11 @@ fn main() -> Result<(), BoxError> {
         w8(&mut table, args.scale, args.runs)?;
     }
 
+    #[cfg(feature = "async")]
+    if wanted("W9") {
+        w9(&mut table, args.scale, args.runs)?;
+    }
+
     #[cfg(feature = "parquet")]
     if wanted("W7") {
         w7(&mut table, &flocks, args.scale, args.runs)?;
@@ -740,6 +748,8 @@ fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError
             .into_iter()
             .map(|f| (f, Flock::new().threads(cores * f), Workers::new(connect)))
             .collect();
+        #[cfg(feature = "async")]
+        let connections = AsyncConnections::open(&url, 64)?;
         let mut g = Group::new(workload);
         let cores_pool = &pools[0].1;
         g.add("per_row", sample.height(), cores, || {
@@ -763,8 +773,131 @@ fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError
                     .unwrap()
             });
         }
+        // Async: one call with 256 queries in flight over 64 connections shared by the call
+        // (a connection runs one query at a time on the server; each pipelines its share).
+        #[cfg(feature = "async")]
+        {
+            let (io, clients) = (Flock::new().concurrency(256), &connections.clients);
+            g.add("async", n, 1, move || {
+                io.on(df)
+                    .io()
+                    .par_apply_rows("out", async |row| {
+                        let client = &clients[row.index() % clients.len()];
+                        let label: String = client.query_one(sql, &[&row.i64("k")?]).await?.get(0);
+                        Ok(label.len() as i64)
+                    })
+                    .wait()
+                    .unwrap()
+            });
+        }
         g.run(table, runs);
     }
+    Ok(())
+}
+
+/// `n` tokio-postgres connections whose connection tasks run on a runtime of their own (the
+/// clients talk to them over channels, so calls on any runtime can use them).
+#[cfg(all(feature = "postgres", feature = "async"))]
+struct AsyncConnections {
+    clients: Vec<tokio_postgres::Client>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[cfg(all(feature = "postgres", feature = "async"))]
+impl AsyncConnections {
+    fn open(url: &str, n: usize) -> Result<Self, BoxError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let clients = runtime.block_on(async {
+            let mut clients = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (client, connection) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                clients.push(client);
+            }
+            Ok::<_, BoxError>(clients)
+        })?;
+        Ok(Self {
+            clients,
+            _runtime: runtime,
+        })
+    }
+}
+
+/// W9: HTTP lookups against a local server (started here, 5 ms latency per request, keep-alive):
+/// a thread pool of 4x, 8x and 16x cores with a connection per worker (`threads_4x`, ...), the
+/// async view with 256 requests in flight on one shared client (`async`), and the same client in
+/// a bare loop of 256 futures with no crate in between (`bare`, the ceiling of client and server
+/// on this machine).
+#[cfg(feature = "async")]
+fn w9(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError> {
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    let n = scaled(20_000, scale);
+    let server = http::Server::start(Duration::from_millis(5));
+    let addr = server.addr;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = &ids;
+    let client = http::Client::new(addr);
+    let client = &client;
+    let pools: Vec<(usize, Flock, Workers<'_, http::BlockingClient>)> = [4, 8, 16]
+        .into_iter()
+        .map(|f| {
+            let workers = Workers::new(move || Ok(http::BlockingClient::new(addr)));
+            (f, Flock::new().threads(cores * f), workers)
+        })
+        .collect();
+    let bare_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bare_runtime = &bare_runtime;
+    let io = Flock::new().concurrency(256);
+    let io = &io;
+    let mut g = Group::new("W9");
+    for (factor, flock, workers) in &pools {
+        let method = match factor {
+            4 => "threads_4x",
+            8 => "threads_8x",
+            _ => "threads_16x",
+        };
+        g.add(method, n, cores * factor, move || {
+            flock
+                .on(ids)
+                .par_apply_rows_per_worker(workers, |c, i| c.get(&format!("/echo/{i}")))
+                .unwrap()
+        });
+    }
+    g.add("async", n, 1, move || {
+        io.on(ids)
+            .io()
+            .par_apply_rows(async |i| client.get(&format!("/echo/{i}")).await)
+            .wait()
+            .unwrap()
+    });
+    g.add("bare", n, 1, move || {
+        bare_runtime.block_on(
+            futures_util::stream::iter(ids)
+                .map(|i| async move { client.get(&format!("/echo/{i}")).await.unwrap() })
+                .buffered(256)
+                .collect::<Vec<_>>(),
+        )
+    });
+    g.run(table, runs);
+    eprintln!(
+        "  W9 server: {} requests, at most {} in flight",
+        server
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        server
+            .stats
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     Ok(())
 }
 
@@ -817,6 +950,7 @@ fn reference(workload: &str) -> &'static str {
         "W4" => "serial_blocks",
         "W6" | "W8" => "per_row",
         "W8+1ms" => "per_worker",
+        "W9" => "bare",
         _ => "rayon",
     }
 }

@@ -167,6 +167,32 @@ fn a_rate_limit_is_never_exceeded_in_any_one_second_window_at_the_server() {
 }
 
 #[test]
+fn a_rate_beyond_the_timers_millisecond_is_reached_and_kept() {
+    let server = Server::start(Duration::ZERO);
+    let client = Client::new(server.addr);
+    let ids: Vec<usize> = (0..1_500).collect();
+    let started = Instant::now();
+    Flock::new()
+        .rate(2_000.0)
+        .concurrency(100)
+        .on(&ids)
+        .io()
+        .par_apply_rows(async |i| client.get(&format!("/echo/{i}")).await)
+        .wait()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(740), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1_400),
+        "the rate is reached: {elapsed:?}"
+    );
+    // Spread over the second, not a burst: about 200 in any 100 ms (jitter at the server aside).
+    let most = server.stats.max_in_window(Duration::from_millis(100));
+    assert!(most <= 220, "{most} requests in 100 ms");
+    assert!(server.stats.max_in_window(Duration::from_secs(1)) <= 2_000);
+}
+
+#[test]
 fn a_unit_timeout_drops_a_hung_request_and_names_its_row() {
     let server = Server::start(Duration::from_millis(5));
     let client = Client::new(server.addr);

@@ -183,7 +183,7 @@ where
         .and_then(|t| Instant::now().checked_add(t))
         .map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut token_watch = flock.cancel().map(|_| ticker(Duration::from_millis(5)));
-    let mut pacer = rate.map(|r| Pacer::new(Duration::from_secs_f64(1.0 / r)));
+    let mut pacer = rate.map(Pacer::new);
 
     let mut outputs = crate::exec::Discarded::new((0..n).map(|_| None).collect::<Vec<_>>());
     let mut report = Report::default();
@@ -295,36 +295,52 @@ fn ticker(period: Duration) -> Interval {
     ticker
 }
 
-/// The rate limit: starts at least `period` apart, measured between the starts themselves (not
-/// a schedule a late start could catch up with), so that no window of `1 s` holds more than
-/// `1 s / period` starts.
+/// The rate limit, as a GCRA pacer: a start is allowed once `now >= tat - tolerance` (`tat`, the
+/// theoretical time of the next start, moves `step` past each start). Any `m + 1` starts then
+/// span at least `m × step - tolerance`; with `step = (1 s + tolerance + 5 ms) / ⌊rate⌋` no
+/// window of one second ever holds more than `⌊rate⌋` starts (5 ms to spare for the jitter
+/// between here and the server), while a wake-up of the millisecond timer may start the few that
+/// fell due together, so that rates beyond 1,000/s are reached. A rate below 1 starts one unit
+/// every `1 / rate` seconds.
 struct Pacer {
-    period: Duration,
-    last: Option<Instant>,
+    step: Duration,
+    tolerance: Duration,
+    tat: Option<Instant>,
     wait: Pin<Box<Sleep>>,
 }
 
 impl Pacer {
-    fn new(period: Duration) -> Self {
+    fn new(rate: f64) -> Self {
+        let whole = rate.floor();
+        let (step, tolerance) = if whole >= 1.0 {
+            let tolerance = Duration::from_millis(2);
+            let window = Duration::from_secs(1) + tolerance + Duration::from_millis(5);
+            (window.div_f64(whole), tolerance)
+        } else {
+            (Duration::from_secs_f64(1.0 / rate), Duration::ZERO)
+        };
         Self {
-            period,
-            last: None,
+            step,
+            tolerance,
+            tat: None,
             wait: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
     }
 
     /// Ready when a unit may start now (and counts it as started); pending until then.
     fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(last) = self.last {
-            let next = last + self.period;
-            if Instant::now() < next {
-                self.wait.as_mut().reset(next);
+        if let Some(tat) = self.tat {
+            let allowed = tat.checked_sub(self.tolerance).unwrap_or(tat);
+            if Instant::now() < allowed {
+                self.wait.as_mut().reset(allowed);
                 if self.wait.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
             }
         }
-        self.last = Some(Instant::now());
+        let now = Instant::now();
+        let tat = self.tat.map_or(now, |tat| tat.max(now));
+        self.tat = Some(tat + self.step);
         Poll::Ready(())
     }
 }

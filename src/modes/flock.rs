@@ -317,10 +317,13 @@ impl Flock {
         self
     }
 
-    /// Starts at most `per_second` units of an async call per second (feature `async`), evenly
-    /// spaced: one every `1 / per_second` seconds, so no one-second window ever sees more than
-    /// `per_second` starts. The limit is the call's (one pacer for all its units), whatever the
-    /// [`concurrency`](Flock::concurrency).
+    /// Starts at most `per_second` units of an async call per second (feature `async`): no
+    /// window of one second ever sees more than `⌊per_second⌋` starts, and the starts are spread
+    /// evenly over the second (about one every `1 / per_second` seconds, no burst at the start),
+    /// so that an API with a quota per second never sees more; a rate below 1 starts one unit
+    /// every `1 / per_second` seconds. The limit is the call's (one pacer for all its units),
+    /// whatever the [`concurrency`](Flock::concurrency); rates beyond the timer's millisecond are
+    /// reached.
     ///
     /// Default: no limit. `0`, a negative rate, NaN or infinity is rejected with
     /// [`Error::InvalidOption`] when the call runs, and so is the option on a synchronous call.

@@ -8,7 +8,8 @@
 //! `postgresql` package), fills a lookup table, then looks up one key per row: a connection per
 //! row, a connection per worker on a cores-sized pool, and on pools of 4x, 8x and 16x cores; once
 //! plain, once with a 1 ms server-side wait (`pg_sleep(0.001)`), which stands for a remote
-//! database's network and disk latency without using this machine's cores.
+//! database's network and disk latency without using this machine's cores. With the `async`
+//! feature too, an async column: the same lookups with 256 queries in flight on one thread.
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
@@ -75,6 +76,30 @@ fn main() -> Result<(), BoxError> {
             println!(
                 "  connection per worker, {threads} threads ({factor}x cores): {rate:.0} rows/s ({:.1}x per row, {:.2}x the cores-sized pool)",
                 rate / per_row,
+                rate / base
+            );
+        }
+        // The async column (feature `async`): 256 queries in flight from one thread, over 32
+        // tokio-postgres connections shared by the call (each pipelines its rows' queries).
+        #[cfg(feature = "async")]
+        {
+            let async_clients = pg::AsyncClients::open(&url, 32)?;
+            let clients = &async_clients.clients;
+            let t = Instant::now();
+            let out = Flock::new()
+                .concurrency(256)
+                .on(&many)
+                .io()
+                .par_apply_rows("label", async |row| {
+                    let client = &clients[row.index() % clients.len()];
+                    let label: String = client.query_one(sql, &[&row.i64("k")?]).await?.get(0);
+                    Ok(label)
+                })
+                .wait()?;
+            assert_eq!(out.height(), many.height());
+            let rate = many.height() as f64 / t.elapsed().as_secs_f64();
+            println!(
+                "  async, 256 in flight over 32 connections, one thread: {rate:.0} rows/s ({:.2}x the cores-sized pool)",
                 rate / base
             );
         }

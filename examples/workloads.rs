@@ -1,4 +1,4 @@
-//! The standard workloads (W0–W8) measured every applicable way in one process, printed as a
+//! The standard workloads (W0–W9) measured every applicable way in one process, printed as a
 //! Markdown table (and optionally CSV).
 //!
 //! Run with `cargo run --release --example workloads --features sqlite,parquet,postgres` (W6
@@ -19,8 +19,11 @@
 //! function in parallel / in a serial loop over the same blocks), `vec` (a Vec apply), and
 //! `per_worker` / `per_row` (a SQLite connection per worker / per row), and for W7 `serial` (row
 //! groups decoded one at a time on the calling thread) / `stream` (decoded in the workers) /
-//! `workers` (encoded and compressed in the workers too), and for W0 `serial` / `default` (the
-//! verbs with default options). `ratio` is throughput
+//! `workers` (encoded and compressed in the workers too) / `polars` (Polars' own streaming engine,
+//! when `cargo build --release -p w7-polars` has built it), for W0 `serial` / `default` (the
+//! verbs with default options), and for W8 and W9 (feature `async`; W9 needs no server binaries)
+//! `async` (the `io()` view), W9's `threads_4x` … (thread pools, a connection per worker) and
+//! `bare` (the same async client in a loop without the crate). `ratio` is throughput
 //! relative to the workload's reference method (marked `ref`), measured in the same run. Peak RSS
 //! is the process's high-water mark during that method's runs (reset before each method), so it
 //! includes the input.
@@ -749,7 +752,7 @@ fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError
             .map(|f| (f, Flock::new().threads(cores * f), Workers::new(connect)))
             .collect();
         #[cfg(feature = "async")]
-        let connections = AsyncConnections::open(&url, 64)?;
+        let connections = pg::AsyncClients::open(&url, 64)?;
         let mut g = Group::new(workload);
         let cores_pool = &pools[0].1;
         g.add("per_row", sample.height(), cores, || {
@@ -793,38 +796,6 @@ fn w8(table: &mut Vec<Measured>, scale: f64, runs: usize) -> Result<(), BoxError
         g.run(table, runs);
     }
     Ok(())
-}
-
-/// `n` tokio-postgres connections whose connection tasks run on a runtime of their own (the
-/// clients talk to them over channels, so calls on any runtime can use them).
-#[cfg(all(feature = "postgres", feature = "async"))]
-struct AsyncConnections {
-    clients: Vec<tokio_postgres::Client>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-#[cfg(all(feature = "postgres", feature = "async"))]
-impl AsyncConnections {
-    fn open(url: &str, n: usize) -> Result<Self, BoxError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        let clients = runtime.block_on(async {
-            let mut clients = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (client, connection) =
-                    tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                clients.push(client);
-            }
-            Ok::<_, BoxError>(clients)
-        })?;
-        Ok(Self {
-            clients,
-            _runtime: runtime,
-        })
-    }
 }
 
 /// W9: HTTP lookups against a local server (started here, 5 ms latency per request, keep-alive):

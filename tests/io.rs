@@ -17,7 +17,7 @@ use common::*;
 use http::{Client, Server, Status};
 use polars_flock::polars::prelude::*;
 use polars_flock::prelude::*;
-use polars_flock::{CancelToken, Error, Unit};
+use polars_flock::{CancelToken, Error, Files, Report, Unit};
 use proptest::prelude::*;
 
 fn splitmix(state: &mut u64) -> u64 {
@@ -617,5 +617,136 @@ proptest! {
             sum(b)
         }).wait().unwrap();
         prop_assert_eq!(got, expected);
+
+        // Groups (keys in the order they first appear), fail-fast and keep-going.
+        let group = |g: DataFrame| -> Result<DataFrame, BoxError> {
+            if g.height() % 7 == 3 { return Err("seven".into()) }
+            Ok(g.head(Some(2)))
+        };
+        let expected = sync.on(&df).par_apply_groups(&["b"], group);
+        let got = flock.on(&df).io().par_apply_groups(&["b"], async |g| {
+            shuffle(g.height() as u64 ^ seed).await;
+            group(g)
+        }).wait();
+        match (expected, got) {
+            (Ok(e), Ok(g)) => prop_assert!(e.equals_missing(&g)),
+            (Err(e), Err(g)) => prop_assert_eq!(e.to_string(), g.to_string()),
+            (e, g) => prop_assert!(false, "{:?} vs {:?}", e.map(|_| ()), g.map(|_| ())),
+        }
+        let (expected, expected_report) = sync.on(&df).keep_going().par_apply_groups(&["s"], group).unwrap();
+        let (got, report) = flock.on(&df).io().keep_going().par_apply_groups(&["s"], async |g| {
+            shuffle(g.height() as u64).await;
+            group(g)
+        }).wait().unwrap();
+        prop_assert!(expected.equals_missing(&got));
+        prop_assert_eq!(
+            report.failures.iter().map(|f| f.unit.clone()).collect::<Vec<_>>(),
+            expected_report.failures.iter().map(|f| f.unit.clone()).collect::<Vec<_>>()
+        );
+
+        // Files (names only), keep-going.
+        let files = Files::new(items.iter().take(50).map(|x| format!("{}.part", x % 23)));
+        let file = |p: &std::path::Path| -> Result<usize, BoxError> {
+            let stem: u64 = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().parse()?;
+            if stem == 5 { return Err("five".into()) }
+            Ok(stem as usize * 2)
+        };
+        let (expected, expected_report) = sync.on(&files).keep_going().par_apply(file).unwrap();
+        let (got, report) = flock.on(&files).io().keep_going().par_apply(async |p| {
+            shuffle(p.as_os_str().len() as u64).await;
+            file(p)
+        }).wait().unwrap();
+        prop_assert_eq!(got, expected);
+        let errors = |r: &Report| r.failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>();
+        prop_assert_eq!(errors(&report), errors(&expected_report));
     }
+}
+
+#[test]
+fn groups_and_files_fail_with_their_key_and_path_on_a_timeout_or_a_panic() {
+    let df = df!("customer" => ["a", "b", "c"], "n" => [1i64, 2, 3]).unwrap();
+    let (out, report) = Flock::new()
+        .unit_timeout(Duration::from_millis(50))
+        .on(&df)
+        .io()
+        .keep_going()
+        .par_apply_groups(&["customer"], async |g| {
+            match g.column("customer")?.str()?.get(0) {
+                Some("b") => tokio::time::sleep(Duration::from_secs(10)).await,
+                Some("c") => panic!("bad customer"),
+                _ => {}
+            }
+            Ok(g)
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(out.height(), 1);
+    let Error::InGroup { key, source, .. } = &report.failures[0].error else {
+        panic!()
+    };
+    assert_eq!(key, "customer=\"b\"");
+    assert!(matches!(**source, Error::UnitTimedOut { .. }));
+    let Error::InGroup { source, .. } = &report.failures[1].error else {
+        panic!()
+    };
+    assert!(matches!(&**source, Error::Panicked { message, .. } if message == "bad customer"));
+
+    let files = Files::new(["ok", "slow", "boom"]);
+    let err = Flock::new()
+        .unit_timeout(Duration::from_millis(50))
+        .on(&files)
+        .io()
+        .par_apply(async |p| {
+            if p.ends_with("slow") {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+            Ok(p.to_path_buf())
+        })
+        .wait()
+        .unwrap_err();
+    let Error::InFile { path, source } = &err else {
+        panic!("{err}")
+    };
+    assert!(path.ends_with("slow"));
+    assert!(matches!(**source, Error::UnitTimedOut { .. }));
+}
+
+#[test]
+fn nested_calls_work_awaited_waited_for_and_from_synchronous_closures() {
+    let outer = [1u32, 2, 3];
+    // Awaited inside an async closure (the recommended way).
+    let awaited = outer
+        .io()
+        .par_apply_rows(async |&x| {
+            let inner = [x, x + 1].io().par_apply_rows(async |&y| Ok(y * 3)).await?;
+            Ok(inner.iter().sum::<u32>())
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(awaited, [9, 15, 21]);
+    // Waited for inside an async closure: on the crate's runtime, which is multi-thread.
+    let waited = outer
+        .io()
+        .par_apply_rows(async |&x| {
+            let inner = [x, x + 1]
+                .io()
+                .par_apply_rows(async |&y| Ok(y * 2))
+                .wait()?;
+            Ok(inner.iter().sum::<u32>())
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(waited, [6, 10, 14]);
+    // An async call inside a synchronous verb's closure, and a synchronous verb inside an async
+    // closure.
+    let mixed = outer
+        .par_apply_rows(|&x| Ok([x].io().par_apply_rows(async |&y| Ok(y + 1)).wait()?[0]))
+        .unwrap();
+    assert_eq!(mixed, [2, 3, 4]);
+    let mixed = outer
+        .io()
+        .par_apply_rows(async |&x| Ok([x, x].par_apply_rows(|&y| Ok(y * y))?.iter().sum::<u32>()))
+        .wait()
+        .unwrap();
+    assert_eq!(mixed, [2, 8, 18]);
 }

@@ -12,6 +12,7 @@
 use std::future::{Future, poll_fn};
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,12 +26,16 @@ use crate::error::{Error, Result, UserCode};
 use crate::exec::{Panic, contain, discard};
 use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
 
-/// What the units of a call are: rows (or items), or blocks of rows.
+/// What the units of a call are: rows (or items), blocks of rows, groups or files.
 pub(crate) enum Units<'p> {
     /// One unit per row (or item).
     Rows(usize),
     /// The blocks of a plan.
     Blocks(&'p crate::plan::ChunkPlan),
+    /// The groups of a frame.
+    Groups(&'p crate::group::Groups<'p>),
+    /// Files, by path.
+    Files(&'p [PathBuf]),
 }
 
 impl Units<'_> {
@@ -38,20 +43,23 @@ impl Units<'_> {
         match self {
             Units::Rows(n) => *n,
             Units::Blocks(plan) => plan.blocks(),
+            Units::Groups(groups) => groups.len(),
+            Units::Files(paths) => paths.len(),
         }
     }
 
+    /// The rows a unit covers (a group or a file counts as one), for progress and errors.
     fn rows(&self, unit: usize) -> Range<usize> {
         match self {
-            Units::Rows(_) => unit..unit + 1,
             Units::Blocks(plan) => plan.block_rows(unit),
+            _ => unit..unit + 1,
         }
     }
 
     fn total_rows(&self) -> usize {
         match self {
-            Units::Rows(n) => *n,
             Units::Blocks(plan) => plan.rows(),
+            _ => self.len(),
         }
     }
 
@@ -62,10 +70,18 @@ impl Units<'_> {
                 block: unit,
                 rows: self.rows(unit),
             },
+            Units::Groups(groups) => Unit::Group {
+                group: unit,
+                key: groups.key(unit),
+            },
+            Units::Files(paths) => Unit::File {
+                file: unit,
+                path: paths[unit].clone(),
+            },
         }
     }
 
-    /// `error` (a timeout) as the error of unit `unit`.
+    /// `error` (a timeout, a panic) as the error of unit `unit`, in its context.
     fn wrap(&self, unit: usize, error: Error) -> Error {
         match self {
             Units::Rows(_) => Error::Row {
@@ -73,12 +89,18 @@ impl Units<'_> {
                 source: Box::new(error),
             },
             Units::Blocks(_) => Error::of_block(Box::new(error), unit, self.rows(unit)),
+            Units::Groups(groups) => groups.error(unit, error),
+            Units::Files(paths) => Error::in_file(&paths[unit], error),
         }
     }
 
     fn panicked(&self, unit: usize, panic: Panic) -> Error {
-        let row = matches!(self, Units::Rows(_)).then_some(unit);
-        panic.at(UserCode::Closure, unit, self.rows(unit), row)
+        let row = (!matches!(self, Units::Blocks(_))).then_some(unit);
+        let error = panic.at(UserCode::Closure, unit, self.rows(unit), row);
+        match self {
+            Units::Rows(_) | Units::Blocks(_) => error,
+            _ => self.wrap(unit, error),
+        }
     }
 }
 

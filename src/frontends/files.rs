@@ -308,6 +308,27 @@ impl Files {
         }
     }
 
+    /// The async view of these files (feature `async`): [`par_apply`](crate::io::Io::par_apply)
+    /// with an async closure, for files that wait on a network share or an object store; see
+    /// [`io`](crate::io).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let files = Files::new(["a.csv", "b.csv"]);
+    /// let names = files.io().par_apply(async |p| Ok(p.display().to_string())).wait()?;
+    /// assert_eq!(names, ["a.csv", "b.csv"]);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn io(&self) -> crate::io::Io<'_, Files> {
+        crate::io::Io {
+            input: self,
+            flock: default_flock(),
+        }
+    }
+
     /// Runs `f` on file `index` with its worker's `state`, under the guard: its output, or its
     /// error in the file's context (a panic poisons the state).
     fn file<S, U>(
@@ -321,17 +342,7 @@ impl Files {
         block.enter_row(index);
         match contain(|| f(state, path)) {
             Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(match Error::of_closure(e) {
-                // Already named (e.g. by `parquet::read_parquet`): not wrapped twice.
-                Error::InFile {
-                    path: named,
-                    source,
-                } if named == *path => Error::InFile {
-                    path: named,
-                    source,
-                },
-                other => Error::in_file(path, other),
-            }),
+            Ok(Err(e)) => Err(file_error(path, e)),
             Err(panic) => {
                 block.poison();
                 Err(Error::in_file(
@@ -357,6 +368,21 @@ impl Files {
             file: index,
             path: self.paths[index].clone(),
         }
+    }
+}
+
+/// A file closure's error in the file's context: one already naming this file (e.g. from
+/// `parquet::read_parquet`) is not wrapped twice.
+pub(crate) fn file_error(path: &Path, error: BoxError) -> Error {
+    match Error::of_closure(error) {
+        Error::InFile {
+            path: named,
+            source,
+        } if named == *path => Error::InFile {
+            path: named,
+            source,
+        },
+        other => Error::in_file(path, other),
     }
 }
 
@@ -502,6 +528,30 @@ impl On<'_, Files> {
     /// ```
     pub fn keep_going(&self) -> KeepGoing<'_, Files> {
         KeepGoing {
+            input: self.input,
+            flock: self.flock,
+        }
+    }
+
+    /// [`Files::io`] with these options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let files = Files::new((0..100).map(|i| format!("{i}.parquet")));
+    /// let lens = Flock::new()
+    ///     .concurrency(10)
+    ///     .on(&files)
+    ///     .io()
+    ///     .par_apply(async |p| Ok(p.as_os_str().len()))
+    ///     .wait()?;
+    /// assert_eq!(lens[99], 10);
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn io(&self) -> crate::io::Io<'_, Files> {
+        crate::io::Io {
             input: self.input,
             flock: self.flock,
         }

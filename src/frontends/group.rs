@@ -12,7 +12,7 @@ use crate::flock::Flock;
 use crate::plan::ChunkPlan;
 
 /// A frame's groups, ready to run: the plan counts groups.
-struct Groups<'a> {
+pub(crate) struct Groups<'a> {
     df: &'a DataFrame,
     by: &'a [&'a str],
     groups: GroupPositions,
@@ -21,6 +21,26 @@ struct Groups<'a> {
 
 impl<'a> Groups<'a> {
     fn new(df: &'a DataFrame, flock: &Flock, by: &'a [&'a str]) -> Result<Self> {
+        Self::planned(df, by, |groups| flock.plan(groups))
+    }
+
+    /// The groups of an async call (its options checked as an async call's).
+    #[cfg(feature = "async")]
+    pub(crate) fn for_io(df: &'a DataFrame, flock: &Flock, by: &'a [&'a str]) -> Result<Self> {
+        Self::planned(df, by, |groups| flock.layout(groups))
+    }
+
+    /// How many groups.
+    #[cfg(feature = "async")]
+    pub(crate) fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn planned(
+        df: &'a DataFrame,
+        by: &'a [&'a str],
+        plan: impl FnOnce(usize) -> Result<ChunkPlan>,
+    ) -> Result<Self> {
         if by.is_empty() {
             return Err(Error::InvalidOption {
                 option: "by",
@@ -39,7 +59,7 @@ impl<'a> Groups<'a> {
         // Stable: groups in the order their key first appears, rows of a group in frame order.
         let grouped = df.group_by_stable(by.iter().copied())?;
         let groups = grouped.get_groups().clone();
-        let plan = flock.plan(groups.len())?;
+        let plan = plan(groups.len())?;
         Ok(Groups {
             df,
             by,
@@ -49,7 +69,7 @@ impl<'a> Groups<'a> {
     }
 
     /// Group `group`'s rows: slice groups (sorted keys) are zero-copy; index groups are gathered.
-    fn frame(&self, group: usize) -> Result<DataFrame> {
+    pub(crate) fn frame(&self, group: usize) -> Result<DataFrame> {
         Ok(match self.groups.get(group) {
             GroupsIndicator::Slice([first, len]) => self.df.slice(first as i64, len as usize),
             GroupsIndicator::Idx((_, idx)) => self
@@ -58,7 +78,7 @@ impl<'a> Groups<'a> {
         })
     }
 
-    fn key(&self, group: usize) -> String {
+    pub(crate) fn key(&self, group: usize) -> String {
         let row = self.groups.get(group).first() as usize;
         self.by
             .iter()
@@ -71,7 +91,7 @@ impl<'a> Groups<'a> {
     }
 
     /// `source` in group `group`'s context.
-    fn error(&self, group: usize, source: Error) -> Error {
+    pub(crate) fn error(&self, group: usize, source: Error) -> Error {
         Error::InGroup {
             group,
             key: self.key(group),
@@ -99,7 +119,7 @@ impl<'a> Groups<'a> {
         }
     }
 
-    fn mismatch(&self, group: usize, expected: SchemaRef, out: &DataFrame) -> Error {
+    pub(crate) fn mismatch(&self, group: usize, expected: SchemaRef, out: &DataFrame) -> Error {
         let mismatch = Error::SchemaMismatch {
             block: group,
             rows: group..group + 1,
@@ -111,7 +131,7 @@ impl<'a> Groups<'a> {
 
     /// The outputs concatenated; no groups (the closure never ran, so its schema is unknown):
     /// the input's (empty) frame, the honest answer.
-    fn concat(&self, outputs: impl IntoIterator<Item = DataFrame>) -> Result<DataFrame> {
+    pub(crate) fn concat(&self, outputs: impl IntoIterator<Item = DataFrame>) -> Result<DataFrame> {
         Ok(vstack_all(outputs)?.unwrap_or_else(|| self.df.clear()))
     }
 }

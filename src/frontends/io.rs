@@ -1,9 +1,10 @@
 //! Async work for IO-bound units (feature `async`, on tokio): rows, items and blocks whose
 //! closures wait on the network or a database, thousands in flight on one thread.
 //!
-//! [`io`](crate::DataFrameParApply::io) turns a frame or a slice (plain, or configured with
-//! `flock.on(..)`) into an [`Io`] view whose verbs take **async closures** (`async |row| { .. }`,
-//! borrowing the row across `.await`). A call starts its units in input order, at most
+//! [`io`](crate::DataFrameParApply::io) turns a frame, a slice or [`Files`] (plain, or configured
+//! with `flock.on(..)`) into an [`Io`] view whose verbs take **async closures** (`async |row| {
+//! .. }`, borrowing the row across `.await`): rows and blocks of a frame, its groups, items and
+//! blocks of a slice, files. A call starts its units in input order, at most
 //! [`Flock::concurrency`] in flight (default 64) and at most [`Flock::rate`] starts per second,
 //! and gives the results back in input order. Every verb returns an [`IoCall`]: `.await` it inside
 //! an async application (nothing blocks a runtime thread), or [`wait`](IoCall::wait) for it in
@@ -42,6 +43,7 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use polars::prelude::*;
@@ -51,16 +53,19 @@ use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::io::{Units, drive};
+use crate::files::{Files, file_error};
 use crate::flock::Flock;
 use crate::frame::{new_names, with_new_columns};
+use crate::group::Groups;
 use crate::plan::ChunkPlan;
 use crate::row::{Row, RowSegment};
 use crate::value::rows_sealed::Sealed as Outputs;
 use crate::value::{OutputNames, RowOutput};
 
-/// The async view of a frame or a slice (feature `async`): verbs that take async closures. Made
-/// by [`DataFrameParApply::io`](crate::DataFrameParApply::io) or
-/// [`SliceParApply::io`](crate::SliceParApply::io); see the [module](self) for how calls run.
+/// The async view of a frame, a slice or [`Files`] (feature `async`): verbs that take async
+/// closures. Made by [`DataFrameParApply::io`](crate::DataFrameParApply::io),
+/// [`SliceParApply::io`](crate::SliceParApply::io) or [`Files::io`]; see the [module](self) for
+/// how calls run.
 ///
 /// # Examples
 ///
@@ -358,6 +363,66 @@ impl<'a> Io<'a, DataFrame> {
     }
 }
 
+/// Group `group` as a unit.
+async fn group_unit<F>(groups: &Groups<'_>, group: usize, f: &F) -> Result<DataFrame>
+where
+    F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError>,
+{
+    let rows = groups.frame(group)?;
+    f(rows)
+        .await
+        .map_err(|e| groups.error(group, Error::of_closure(e)))
+}
+
+/// Async group-wise apply on a frame.
+impl<'a> Io<'a, DataFrame> {
+    /// [`par_apply_groups`](crate::DataFrameParApply::par_apply_groups) with an async closure: one
+    /// unit per group (in the order groups first appear), at most
+    /// [`concurrency`](Flock::concurrency) in flight, the outputs concatenated in that order. One
+    /// call per customer, say.
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: [`Error::InGroup`] naming the group and its key, around the
+    /// closure's error, a timeout or a panic; the stops and the options' errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("customer" => ["a", "b", "a"], "amount" => [1i64, 2, 3])?;
+    /// let out = df
+    ///     .io()
+    ///     .par_apply_groups(&["customer"], async |orders| Ok(orders.head(Some(1))))
+    ///     .wait()?;
+    /// assert_eq!(out.column("amount")?.i64()?.to_vec(), [Some(1), Some(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_groups<F>(
+        self,
+        by: &'a [&'a str],
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<DataFrame>> + 'a>
+    where
+        F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
+    {
+        let Io { input: df, flock } = self;
+        IoCall::new(async move {
+            flock.io_options()?;
+            let groups = Groups::for_io(df, flock, by)?;
+            let units = Units::Groups(&groups);
+            let (parts, _) = drive(flock, units, false, |g| group_unit(&groups, g, &f)).await?;
+            let mut first = FirstSchema::default();
+            for (group, out) in parts.iter().flatten().enumerate() {
+                (first.check(out.schema()))
+                    .map_err(|expected| groups.mismatch(group, expected, out))?;
+            }
+            groups.concat(parts.into_iter().flatten())
+        })
+    }
+}
+
 /// Keep-going async verbs on a frame.
 impl<'a> IoKeepGoing<'a, DataFrame> {
     /// [`Io::par_apply_rows`] that keeps going: a failed row's outputs are null and the row is in
@@ -461,6 +526,160 @@ impl<'a> IoKeepGoing<'a, DataFrame> {
                 }
             });
             Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
+        })
+    }
+}
+
+impl<'a> IoKeepGoing<'a, DataFrame> {
+    /// [`Io::par_apply_groups`] that keeps going: a failed group (or one whose schema differs
+    /// from the first good group's) is left out and reported as [`Unit::Group`] with its key.
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a missing key column, a
+    /// panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// let df = df!("customer" => ["a", "b", "a"], "amount" => [1i64, 2, 3])?;
+    /// let (out, report) = df
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply_groups(&["customer"], async |orders| {
+    ///         if orders.height() > 1 { return Err("too many orders".into()) }
+    ///         Ok(orders)
+    ///     })
+    ///     .wait()?;
+    /// assert_eq!(out.height(), 1);
+    /// assert!(matches!(&report.failures[0].unit, Unit::Group { key, .. } if key == "customer=\"a\""));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply_groups<F>(
+        self,
+        by: &'a [&'a str],
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(DataFrame, Report)>> + 'a>
+    where
+        F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
+    {
+        let IoKeepGoing { input: df, flock } = self;
+        IoCall::new(async move {
+            flock.io_options()?;
+            let groups = Groups::for_io(df, flock, by)?;
+            let units = Units::Groups(&groups);
+            let (parts, mut report) =
+                drive(flock, units, true, |g| group_unit(&groups, g, &f)).await?;
+            let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
+            let kept = keep_same_schema(outputs, &mut report, |group, expected, out| Failure {
+                error: groups.mismatch(group, expected, out),
+                unit: Unit::Group {
+                    group,
+                    key: groups.key(group),
+                },
+            });
+            Ok((groups.concat(kept)?, report))
+        })
+    }
+}
+
+/// File `file` as a unit.
+async fn file_unit<U, F>(paths: &[PathBuf], file: usize, f: &F) -> Result<U>
+where
+    F: AsyncFn(&Path) -> Result<U, BoxError>,
+{
+    let path = &paths[file];
+    f(path).await.map_err(|e| file_error(path, e))
+}
+
+/// Async verbs on [`Files`].
+impl<'a> Io<'a, Files> {
+    /// [`Files::par_apply`] with an async closure: one unit per file, at most
+    /// [`concurrency`](Flock::concurrency) in flight, outputs in file order (files on a network
+    /// share, objects in a bucket).
+    ///
+    /// # Errors
+    ///
+    /// As the synchronous verb: [`Error::InFile`] naming the file, around the closure's error,
+    /// a timeout or a panic; the stops and the options' errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let dir = tempfile::tempdir()?;
+    /// for i in 0..3 {
+    ///     std::fs::write(dir.path().join(format!("{i}.txt")), "x".repeat(i))?;
+    /// }
+    /// let files = Files::in_dir(dir.path(), Some("txt"))?;
+    /// let sizes = files
+    ///     .io()
+    ///     .par_apply(async |path| Ok(tokio::fs::read(path).await?.len()))
+    ///     .wait()?;
+    /// assert_eq!(sizes, [0, 1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn par_apply<U, F>(self, f: F) -> IoCall<impl Future<Output = Result<Vec<U>>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&Path) -> Result<U, BoxError> + 'a,
+    {
+        let Io {
+            input: files,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let paths = files.paths();
+            let units = Units::Files(paths);
+            let (values, _) = drive(flock, units, false, |i| file_unit(paths, i, &f)).await?;
+            Ok(values.into_iter().flatten().collect())
+        })
+    }
+}
+
+/// Keep-going async verbs on [`Files`].
+impl<'a> IoKeepGoing<'a, Files> {
+    /// [`Io::par_apply`] on files that keeps going: `None` for a file that failed, listed in the
+    /// [`Report`] as [`Unit::File`] with its path.
+    ///
+    /// # Errors
+    ///
+    /// Only what fails the call as a whole: the options' errors, a panicking progress callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    /// let files = Files::new(["1", "x"]);
+    /// let (out, report) = files
+    ///     .io()
+    ///     .keep_going()
+    ///     .par_apply(async |p| Ok(p.to_str().unwrap_or_default().parse::<i32>()?))
+    ///     .wait()?;
+    /// assert_eq!(out, [Some(1), None]);
+    /// assert!(matches!(report.failures[0].error, Error::InFile { .. }));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn par_apply<U, F>(
+        self,
+        f: F,
+    ) -> IoCall<impl Future<Output = Result<(Vec<Option<U>>, Report)>> + 'a>
+    where
+        U: 'a,
+        F: AsyncFn(&Path) -> Result<U, BoxError> + 'a,
+    {
+        let IoKeepGoing {
+            input: files,
+            flock,
+        } = self;
+        IoCall::new(async move {
+            let paths = files.paths();
+            drive(flock, Units::Files(paths), true, |i| {
+                file_unit(paths, i, &f)
+            })
+            .await
         })
     }
 }

@@ -18,6 +18,17 @@
 //! [`CancelToken`](crate::CancelToken) work as in the synchronous verbs; a stop drops the units
 //! in flight at once. [`Flock::unit_timeout`] limits each unit.
 //!
+//! # Clients
+//!
+//! A call's units share their clients by reference: capture `&client` in the closure. Async
+//! clients are made for that — a `reqwest::Client` is a connection pool, a
+//! `tokio_postgres::Client` pipelines the queries of every unit that uses it — so there is no
+//! per-worker `init` here (the units have no workers: they all run on the one task that awaits
+//! the call). For several connections, open them before the call and pick one per unit
+//! (`&clients[row.index() % clients.len()]`); keep them across calls as you would any value (the
+//! `postgres` example does this with tokio-postgres). A client whose connection task must run on
+//! a runtime (tokio-postgres's `Connection`) is spawned on a runtime that outlives the calls.
+//!
 //! # Examples
 //!
 //! ```

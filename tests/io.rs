@@ -750,3 +750,30 @@ fn nested_calls_work_awaited_waited_for_and_from_synchronous_closures() {
         .unwrap();
     assert_eq!(mixed, [2, 8, 18]);
 }
+
+#[test]
+fn a_block_whose_schema_differs_is_the_calls_error_or_left_out() {
+    let df = df!("x" => (0..6i64).collect::<Vec<_>>()).unwrap();
+    let flock = Flock::new().chunksize(2);
+    let f = async |b: DataFrame| -> Result<DataFrame, BoxError> {
+        let mut b = b;
+        if b.column("x")?.i64()?.get(0) == Some(2) {
+            b.rename("x", "y".into())?;
+        }
+        Ok(b)
+    };
+    let err = flock.on(&df).io().par_apply_blocks(f).wait().unwrap_err();
+    assert!(
+        matches!(err, Error::SchemaMismatch { block: 1, ref rows, .. } if *rows == (2..4)),
+        "{err}"
+    );
+    let (out, report) = flock
+        .on(&df)
+        .io()
+        .keep_going()
+        .par_apply_blocks(f)
+        .wait()
+        .unwrap();
+    assert_eq!(out.height(), 4);
+    assert_eq!(report.failed_rows().collect::<Vec<_>>(), [2, 3]);
+}

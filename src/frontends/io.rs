@@ -60,7 +60,7 @@ use std::sync::OnceLock;
 use polars::prelude::*;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
-use crate::concat::{FirstSchema, keep_same_schema, vstack_all};
+use crate::concat::{keep_same_schema, vstack_all};
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::io::{Units, drive};
@@ -354,23 +354,7 @@ impl<'a> Io<'a, DataFrame> {
         F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
     {
         let Io { input: df, flock } = self;
-        IoCall::new(async move {
-            let plan = block_plan(flock, df.height())?.with_empty_block();
-            let units = Units::Blocks(&plan);
-            let (parts, _) = drive(flock, units, false, |b| block_unit(df, &plan, b, &f)).await?;
-            let mut first = FirstSchema::default();
-            for (block, out) in parts.iter().flatten().enumerate() {
-                first
-                    .check(out.schema())
-                    .map_err(|expected| Error::SchemaMismatch {
-                        block,
-                        rows: plan.block_rows(block),
-                        expected,
-                        found: out.schema().clone(),
-                    })?;
-            }
-            Ok(vstack_all(parts.into_iter().flatten())?.unwrap_or_else(|| df.clear()))
-        })
+        IoCall::new(async move { fail_fast(frame_blocks(df, flock, &f, false).await?) })
     }
 }
 
@@ -419,18 +403,7 @@ impl<'a> Io<'a, DataFrame> {
         F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
     {
         let Io { input: df, flock } = self;
-        IoCall::new(async move {
-            flock.io_options()?;
-            let groups = Groups::for_io(df, flock, by)?;
-            let units = Units::Groups(&groups);
-            let (parts, _) = drive(flock, units, false, |g| group_unit(&groups, g, &f)).await?;
-            let mut first = FirstSchema::default();
-            for (group, out) in parts.iter().flatten().enumerate() {
-                (first.check(out.schema()))
-                    .map_err(|expected| groups.mismatch(group, expected, out))?;
-            }
-            groups.concat(parts.into_iter().flatten())
-        })
+        IoCall::new(async move { fail_fast(frame_groups(df, flock, by, &f, false).await?) })
     }
 }
 
@@ -518,26 +491,7 @@ impl<'a> IoKeepGoing<'a, DataFrame> {
         F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
     {
         let IoKeepGoing { input: df, flock } = self;
-        IoCall::new(async move {
-            let plan = block_plan(flock, df.height())?.with_empty_block();
-            let units = Units::Blocks(&plan);
-            let (parts, mut report) =
-                drive(flock, units, true, |b| block_unit(df, &plan, b, &f)).await?;
-            let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
-            let kept = keep_same_schema(outputs, &mut report, |index, expected, out| {
-                let rows = plan.block_rows(index);
-                Failure {
-                    error: Error::SchemaMismatch {
-                        block: index,
-                        rows: rows.clone(),
-                        expected,
-                        found: out.schema().clone(),
-                    },
-                    unit: Unit::Block { block: index, rows },
-                }
-            });
-            Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
-        })
+        IoCall::new(async move { frame_blocks(df, flock, &f, true).await })
     }
 }
 
@@ -577,22 +531,7 @@ impl<'a> IoKeepGoing<'a, DataFrame> {
         F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError> + 'a,
     {
         let IoKeepGoing { input: df, flock } = self;
-        IoCall::new(async move {
-            flock.io_options()?;
-            let groups = Groups::for_io(df, flock, by)?;
-            let units = Units::Groups(&groups);
-            let (parts, mut report) =
-                drive(flock, units, true, |g| group_unit(&groups, g, &f)).await?;
-            let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
-            let kept = keep_same_schema(outputs, &mut report, |group, expected, out| Failure {
-                error: groups.mismatch(group, expected, out),
-                unit: Unit::Group {
-                    group,
-                    key: groups.key(group),
-                },
-            });
-            Ok((groups.concat(kept)?, report))
-        })
+        IoCall::new(async move { frame_groups(df, flock, by, &f, true).await })
     }
 }
 
@@ -642,10 +581,10 @@ impl<'a> Io<'a, Files> {
             flock,
         } = self;
         IoCall::new(async move {
-            let paths = files.paths();
-            let units = Units::Files(paths);
-            let (values, _) = drive(flock, units, false, |i| file_unit(paths, i, &f)).await?;
-            Ok(values.into_iter().flatten().collect())
+            Ok(fail_fast(files_of(files, flock, &f, false).await?)?
+                .into_iter()
+                .flatten()
+                .collect())
         })
     }
 }
@@ -685,14 +624,127 @@ impl<'a> IoKeepGoing<'a, Files> {
             input: files,
             flock,
         } = self;
-        IoCall::new(async move {
-            let paths = files.paths();
-            drive(flock, Units::Files(paths), true, |i| {
-                file_unit(paths, i, &f)
-            })
-            .await
-        })
+        IoCall::new(async move { files_of(files, flock, &f, true).await })
     }
+}
+
+/// The output of a fail-fast call: its first failure left in the report (a schema that differs
+/// from the first output's) is its error.
+fn fail_fast<T>((out, report): (T, Report)) -> Result<T> {
+    match report.failures.into_iter().next() {
+        Some(failure) => Err(failure.error),
+        None => Ok(out),
+    }
+}
+
+/// The blocks of a frame, fail-fast or keep-going: outputs of one schema, in block order.
+async fn frame_blocks<F>(
+    df: &DataFrame,
+    flock: &Flock,
+    f: &F,
+    keep_going: bool,
+) -> Result<(DataFrame, Report)>
+where
+    F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError>,
+{
+    let plan = block_plan(flock, df.height())?.with_empty_block();
+    let units = Units::Blocks(&plan);
+    let (parts, mut report) =
+        drive(flock, units, keep_going, |b| block_unit(df, &plan, b, f)).await?;
+    let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
+    let kept = keep_same_schema(outputs, &mut report, |index, expected, out| {
+        let rows = plan.block_rows(index);
+        Failure {
+            error: Error::SchemaMismatch {
+                block: index,
+                rows: rows.clone(),
+                expected,
+                found: out.schema().clone(),
+            },
+            unit: Unit::Block { block: index, rows },
+        }
+    });
+    Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
+}
+
+/// The groups of a frame, fail-fast or keep-going: outputs of one schema, in group order.
+async fn frame_groups<F>(
+    df: &DataFrame,
+    flock: &Flock,
+    by: &[&str],
+    f: &F,
+    keep_going: bool,
+) -> Result<(DataFrame, Report)>
+where
+    F: AsyncFn(DataFrame) -> Result<DataFrame, BoxError>,
+{
+    flock.io_options()?;
+    let groups = Groups::for_io(df, flock, by)?;
+    let units = Units::Groups(&groups);
+    let (parts, mut report) =
+        drive(flock, units, keep_going, |g| group_unit(&groups, g, f)).await?;
+    let outputs = (parts.into_iter().enumerate()).filter_map(|(i, out)| Some((i, out?)));
+    let kept = keep_same_schema(outputs, &mut report, |group, expected, out| Failure {
+        error: groups.mismatch(group, expected, out),
+        unit: Unit::Group {
+            group,
+            key: groups.key(group),
+        },
+    });
+    Ok((groups.concat(kept)?, report))
+}
+
+/// Files, fail-fast or keep-going: an output per file, `None` where it failed.
+async fn files_of<U, F>(
+    files: &Files,
+    flock: &Flock,
+    f: &F,
+    keep_going: bool,
+) -> Result<(Vec<Option<U>>, Report)>
+where
+    F: AsyncFn(&Path) -> Result<U, BoxError>,
+{
+    let paths = files.paths();
+    drive(flock, Units::Files(paths), keep_going, |i| {
+        file_unit(paths, i, f)
+    })
+    .await
+}
+
+/// Items, fail-fast or keep-going: an output per item, `None` where it failed.
+async fn items_of<T, U, F>(
+    items: &[T],
+    flock: &Flock,
+    f: &F,
+    keep_going: bool,
+) -> Result<(Vec<Option<U>>, Report)>
+where
+    F: AsyncFn(&T) -> Result<U, BoxError>,
+{
+    drive(flock, Units::Rows(items.len()), keep_going, |i| {
+        item_unit(items, i, f)
+    })
+    .await
+}
+
+/// Blocks of items, fail-fast or keep-going: the blocks' outputs concatenated, failed blocks
+/// left out.
+async fn item_blocks<T, U, F>(
+    items: &[T],
+    flock: &Flock,
+    f: &F,
+    keep_going: bool,
+) -> Result<(Vec<U>, Report)>
+where
+    F: AsyncFn(&[T]) -> Result<Vec<U>, BoxError>,
+{
+    let plan = block_plan(flock, items.len())?;
+    let units = Units::Blocks(&plan);
+    let (values, report) = drive(flock, units, keep_going, |b| {
+        items_block_unit(items, &plan, b, f)
+    })
+    .await?;
+    Ok((values.into_iter().flatten().flatten().collect(), report))
 }
 
 /// `df` with the new columns of a row verb (one part: a single chunk per column).
@@ -763,9 +815,10 @@ impl<'a, T: 'a> Io<'a, [T]> {
             flock,
         } = self;
         IoCall::new(async move {
-            let units = Units::Rows(items.len());
-            let (values, _) = drive(flock, units, false, |i| item_unit(items, i, &f)).await?;
-            Ok(values.into_iter().flatten().collect())
+            Ok(fail_fast(items_of(items, flock, &f, false).await?)?
+                .into_iter()
+                .flatten()
+                .collect())
         })
     }
 
@@ -801,15 +854,7 @@ impl<'a, T: 'a> Io<'a, [T]> {
             input: items,
             flock,
         } = self;
-        IoCall::new(async move {
-            let plan = block_plan(flock, items.len())?;
-            let units = Units::Blocks(&plan);
-            let (values, _) = drive(flock, units, false, |b| {
-                items_block_unit(items, &plan, b, &f)
-            })
-            .await?;
-            Ok(values.into_iter().flatten().flatten().collect())
-        })
+        IoCall::new(async move { fail_fast(item_blocks(items, flock, &f, false).await?) })
     }
 }
 
@@ -843,10 +888,7 @@ impl<'a, T: 'a> IoKeepGoing<'a, [T]> {
             input: items,
             flock,
         } = self;
-        IoCall::new(async move {
-            let units = Units::Rows(items.len());
-            drive(flock, units, true, |i| item_unit(items, i, &f)).await
-        })
+        IoCall::new(async move { items_of(items, flock, &f, true).await })
     }
 
     /// [`Io::par_apply_blocks`] on items that keeps going: a failed block's outputs are left
@@ -886,14 +928,6 @@ impl<'a, T: 'a> IoKeepGoing<'a, [T]> {
             input: items,
             flock,
         } = self;
-        IoCall::new(async move {
-            let plan = block_plan(flock, items.len())?;
-            let units = Units::Blocks(&plan);
-            let (values, report) = drive(flock, units, true, |b| {
-                items_block_unit(items, &plan, b, &f)
-            })
-            .await?;
-            Ok((values.into_iter().flatten().flatten().collect(), report))
-        })
+        IoCall::new(async move { item_blocks(items, flock, &f, true).await })
     }
 }

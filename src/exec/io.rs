@@ -319,8 +319,8 @@ fn ticker(period: Duration) -> Interval {
 
 /// The rate limit, as a GCRA pacer: a start is allowed once `now >= tat - tolerance` (`tat`, the
 /// theoretical time of the next start, moves `step` past each start). Any `m + 1` starts then
-/// span at least `m × step - tolerance`; with `step = (1 s + tolerance + 5 ms) / ⌊rate⌋` no
-/// window of one second ever holds more than `⌊rate⌋` starts (5 ms to spare for the jitter
+/// span at least `m × step - tolerance`; with `step = (1 s + tolerance + 10 ms) / ⌊rate⌋` no
+/// window of one second ever holds more than `⌊rate⌋` starts (10 ms to spare for the jitter
 /// between here and the server), while a wake-up of the millisecond timer may start the few that
 /// fell due together, so that rates beyond 1,000/s are reached. A rate below 1 starts one unit
 /// every `1 / rate` seconds.
@@ -336,7 +336,7 @@ impl Pacer {
         let whole = rate.floor();
         let (step, tolerance) = if whole >= 1.0 {
             let tolerance = Duration::from_millis(2);
-            let window = Duration::from_secs(1) + tolerance + Duration::from_millis(5);
+            let window = Duration::from_secs(1) + tolerance + Duration::from_millis(10);
             (window.div_f64(whole), tolerance)
         } else {
             (Duration::from_secs_f64(1.0 / rate), Duration::ZERO)

@@ -805,3 +805,43 @@ fn without_a_cap_sixty_four_calls_are_in_flight() {
     let most = server.stats.max_in_flight.load(Ordering::SeqCst);
     assert!((56..=64).contains(&most), "{most}");
 }
+
+#[test]
+fn clients_are_made_on_first_use_kept_across_calls_and_made_again_after_a_failed_init() {
+    let server = Server::start(Duration::from_millis(2));
+    let attempts = AtomicUsize::new(0);
+    let clients = polars_flock::io::Clients::new(4, async || {
+        // The first attempt fails (a server restarting), later ones connect.
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("connection refused".into());
+        }
+        Ok(Client::new(server.addr))
+    });
+    let ids: Vec<usize> = (0..200).collect();
+    let (out, report) = ids
+        .io()
+        .keep_going()
+        .par_apply_rows(async |&i| clients.get(i).await?.get(&format!("/echo/{i}")).await)
+        .wait()
+        .unwrap();
+    // The unit whose `init` failed is that row's error; the slot is made by the next unit.
+    assert_eq!(report.failures.len(), 1);
+    let Error::Row { row, source } = &report.failures[0].error else {
+        panic!()
+    };
+    assert_eq!(*row, 0);
+    assert_eq!(source.to_string(), "connection refused");
+    assert_eq!(out.iter().flatten().count(), 199);
+    assert_eq!(clients.inits(), 4);
+    for _ in 0..2 {
+        let out = ids
+            .io()
+            .par_apply_rows(async |&i| clients.get(i).await?.get(&format!("/echo/{i}")).await)
+            .wait()
+            .unwrap();
+        assert_eq!(out[199], "199");
+    }
+    assert_eq!(clients.inits(), 4, "kept across calls");
+    // Each client keeps its connections alive: no more than a call's cap of them.
+    assert!(server.stats.connections.load(Ordering::Relaxed) <= 64 + 4);
+}

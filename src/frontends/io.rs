@@ -22,12 +22,12 @@
 //!
 //! A call's units share their clients by reference: capture `&client` in the closure. Async
 //! clients are made for that — a `reqwest::Client` is a connection pool, a
-//! `tokio_postgres::Client` pipelines the queries of every unit that uses it — so there is no
-//! per-worker `init` here (the units have no workers: they all run on the one task that awaits
-//! the call). For several connections, open them before the call and pick one per unit
-//! (`&clients[row.index() % clients.len()]`); keep them across calls as you would any value (the
-//! `postgres` example does this with tokio-postgres). A client whose connection task must run on
-//! a runtime (tokio-postgres's `Connection`) is spawned on a runtime that outlives the calls.
+//! `tokio_postgres::Client` pipelines the queries of every unit that uses it. The units have no
+//! workers (they all run on the one task that awaits the call), so instead of per-worker states
+//! there is [`Clients`]: `n` clients made by an async `init` on first use, unit `i` using client
+//! `i % n`, kept across calls (the `postgres` example opens 32 tokio-postgres connections this
+//! way; a connection's task spawned in `init` runs on the crate's runtime, which outlives every
+//! call).
 //!
 //! # Examples
 //!
@@ -254,6 +254,145 @@ fn runtime() -> Result<&'static Runtime> {
     // Two first calls may race: one runtime is kept, the other dropped (on this thread, outside
     // any runtime, where dropping one is allowed).
     Ok(RUNTIME.get_or_init(|| runtime))
+}
+
+/// Clients made on first use and kept across calls (feature `async`): `n` slots, each made by an
+/// async `init` the first time a unit asks for it, shared by reference by every unit that uses
+/// it (a `tokio_postgres::Client` pipelines their queries). Unit `i` uses slot `i % n`, so a
+/// call's units spread over the slots; slots are made only when needed and stay open while the
+/// `Clients` lives, for every later call (drop it to close them).
+///
+/// The units of an async call have no workers of their own (they all run on the task that
+/// awaits the call): this is what per-worker states are for them. A failed `init` is the error of
+/// the unit that asked (`Error::Row` naming it, for a row), and the slot is tried again by the
+/// next unit that needs it.
+///
+/// # Examples
+///
+/// ```
+/// use polars_flock::io::Clients;
+/// use polars_flock::prelude::*;
+///
+/// // Stands for `tokio_postgres::connect(..)`: four connections, opened when first needed.
+/// let clients = Clients::new(4, async || Ok(String::from("connection")));
+/// let ids: Vec<usize> = (0..100).collect();
+/// for _ in 0..3 {
+///     let out = ids
+///         .io()
+///         .par_apply_rows(async |&i| {
+///             let client = clients.get(i).await?;
+///             Ok(client.len() + i)
+///         })
+///         .wait()?;
+///     assert_eq!(out[99], 109);
+/// }
+/// assert_eq!(clients.inits(), 4); // kept across the three calls
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+pub struct Clients<S, I> {
+    slots: Vec<tokio::sync::OnceCell<S>>,
+    init: I,
+    inits: std::sync::atomic::AtomicUsize,
+}
+
+impl<S, I> fmt::Debug for Clients<S, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clients")
+            .field("slots", &self.slots.len())
+            .field(
+                "open",
+                &self.slots.iter().filter(|s| s.initialized()).count(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, I> Clients<S, I>
+where
+    I: AsyncFn() -> Result<S, BoxError>,
+{
+    /// `n` slots (at least one: `0` is taken as `1`), none made yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clients = polars_flock::io::Clients::new(8, async || Ok(0u32));
+    /// assert_eq!((clients.len(), clients.inits()), (8, 0));
+    /// ```
+    pub fn new(n: usize, init: I) -> Self {
+        Self {
+            slots: (0..n.max(1))
+                .map(|_| tokio::sync::OnceCell::new())
+                .collect(),
+            init,
+            inits: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The client of slot `unit % n`, made now if it is not yet (units that ask for it
+    /// meanwhile wait for the same `init`).
+    ///
+    /// # Errors
+    ///
+    /// `init`'s error, for the unit to return with `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), polars_flock::BoxError> {
+    /// # let runtime = polars_flock::tokio::runtime::Builder::new_current_thread().build()?;
+    /// # runtime.block_on(async {
+    /// let clients = polars_flock::io::Clients::new(2, async || Ok(vec![1, 2, 3]));
+    /// assert_eq!(clients.get(5).await?.len(), 3); // slot 1
+    /// assert_eq!(clients.inits(), 1);
+    /// # Ok(())
+    /// # })
+    /// # }
+    /// ```
+    pub async fn get(&self, unit: usize) -> Result<&S, BoxError> {
+        let slot = &self.slots[unit % self.slots.len()];
+        slot.get_or_try_init(async || {
+            let client = (self.init)().await?;
+            self.inits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(client)
+        })
+        .await
+    }
+
+    /// How many slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(polars_flock::io::Clients::new(0, async || Ok(())).len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Always false: there is at least one slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!polars_flock::io::Clients::new(3, async || Ok(())).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// How many clients `init` has made so far (successfully).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clients = polars_flock::io::Clients::new(3, async || Ok(()));
+    /// assert_eq!(clients.inits(), 0);
+    /// ```
+    pub fn inits(&self) -> usize {
+        self.inits.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Row `row` of `df` as a unit: the row closure's future, with its error named by the row.

@@ -182,34 +182,3 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
-
-/// `n` async (tokio-postgres) connections whose connection tasks run on a runtime of their own:
-/// the clients talk to those tasks over channels, so a call on any runtime can use them, and one
-/// client pipelines the queries of many rows.
-pub struct AsyncClients {
-    pub clients: Vec<tokio_postgres::Client>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl AsyncClients {
-    pub fn open(url: &str, n: usize) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        let clients = runtime.block_on(async {
-            let mut clients = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (client, connection) =
-                    tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                clients.push(client);
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(clients)
-        })?;
-        Ok(Self {
-            clients,
-            _runtime: runtime,
-        })
-    }
-}

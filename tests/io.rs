@@ -845,3 +845,23 @@ fn clients_are_made_on_first_use_kept_across_calls_and_made_again_after_a_failed
     // Each client keeps its connections alive: no more than a call's cap of them.
     assert!(server.stats.connections.load(Ordering::Relaxed) <= 64 + 4);
 }
+
+#[cfg(feature = "progress")]
+#[test]
+fn a_progress_bar_follows_an_async_call_to_its_end() {
+    let bar = polars_flock::indicatif::ProgressBar::hidden();
+    let items: Vec<u64> = (0..300).collect();
+    let out = Flock::new()
+        .progress_bar(bar.clone())
+        .on(&items)
+        .io()
+        .par_apply_rows(async |&x| {
+            tokio::task::yield_now().await;
+            Ok(x + 1)
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(out[299], 300);
+    assert_eq!((bar.position(), bar.length()), (300, Some(300)));
+    assert!(bar.is_finished());
+}

@@ -566,8 +566,8 @@ impl Error {
         }
     }
 
-    /// The variant's name, e.g. `"Row"`: what crosses the network with a message.
-    #[cfg(feature = "distributed")]
+    /// The variant's name, e.g. `"Row"`: what crosses the network with a message, and the
+    /// `error` column of [`Report::failures_frame`](crate::Report::failures_frame).
     pub(crate) fn variant_name(&self) -> &'static str {
         match self {
             Error::InvalidOption { .. } => "InvalidOption",

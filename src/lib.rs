@@ -37,7 +37,7 @@ pub use frontends::parquet;
 #[cfg(feature = "streaming")]
 pub use frontends::streaming;
 use frontends::{files, fold, frame, group, slice};
-use modes::{control, flock, view, workers};
+use modes::{control, flock, retry, view, workers};
 
 #[cfg(feature = "dtypes")]
 pub use chrono;
@@ -58,6 +58,7 @@ pub use crate::files::Files;
 pub use crate::flock::Flock;
 pub use crate::frame::DataFrameParApply;
 pub use crate::plan::ChunkPlan;
+pub use crate::retry::{Retry, Transient, attempt};
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
 pub use crate::value::{ColumnValue, OutputNames, RowOutput};

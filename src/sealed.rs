@@ -30,6 +30,13 @@ pub trait Typed: Send {
 pub trait StateSource<S>: Sync {
     /// A state for a thread about to run its first block of the call (user code: `init`).
     fn acquire(&self) -> Result<S, BoxError>;
+    /// Makes `state` again for a retry ([`Retry::reinit`](crate::Retry::reinit)): a new state
+    /// (never one kept from earlier) in its place, the old one dropped (user code: `init`).
+    fn renew(&self, state: &mut S) -> Result<(), BoxError> {
+        let new = self.acquire()?;
+        crate::exec::discard(std::mem::replace(state, new));
+        Ok(())
+    }
     /// The call is over and `state` is sound (never called for a state whose block panicked):
     /// keep it (`None`), or hand it back for the call to drop (`Some`).
     fn release(&self, state: S) -> Option<S>;

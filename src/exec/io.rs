@@ -25,6 +25,7 @@ use crate::control::{Failure, Report, Stop, Unit, with_counts};
 use crate::error::{Error, Result, UserCode};
 use crate::exec::{Panic, contain, discard};
 use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
+use crate::retry::AttemptScope;
 
 /// What the units of a call are: rows (or items), blocks of rows, groups or files.
 pub(crate) enum Units<'p> {
@@ -111,9 +112,11 @@ enum Ended<R> {
     TimedOut(Duration),
 }
 
-/// A unit in flight, with its index (so that units after a failure can be dropped).
+/// A unit in flight, with its index (so that units after a failure can be dropped) and its
+/// attempt (what [`attempt`](crate::attempt) says while it is polled).
 struct InFlight<F> {
     index: usize,
+    attempt: u32,
     future: Pin<Box<F>>,
 }
 
@@ -122,7 +125,35 @@ impl<F: Future> Future for InFlight<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let index = self.index;
+        let _attempt = AttemptScope::enter(self.attempt);
         self.future.as_mut().poll(cx).map(|out| (index, out))
+    }
+}
+
+/// A unit waiting for its next attempt.
+struct Waiting {
+    index: usize,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Future for Waiting {
+    type Output = usize;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let index = self.index;
+        self.timer.as_mut().poll(cx).map(|()| index)
+    }
+}
+
+/// The closure's own error inside a unit's error (the source the crate wrapped), or the unit's
+/// error itself when the crate made it: what a [`Retry`](crate::Retry) policy judges.
+fn closure_error(error: &Error) -> &(dyn std::error::Error + 'static) {
+    match error {
+        Error::Row { source, .. } | Error::Block { source, .. } | Error::Closure { source } => {
+            &**source
+        }
+        Error::InGroup { source, .. } | Error::InFile { source, .. } => closure_error(source),
+        other => other,
     }
 }
 
@@ -197,7 +228,7 @@ where
     flock.layout(0)?;
     let cap = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     let n = units.len();
-    let stop = Stop::start(flock.cancel(), flock.timeout_option());
+    let stop = Stop::start(flock);
     // Timers that only wake the driver: the call's deadline, and a look at the token every
     // 5 ms while there is one (a token has no waker).
     let mut deadline: Option<Pin<Box<Sleep>>> = flock
@@ -206,6 +237,10 @@ where
         .map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut token_watch = flock.cancel().map(|_| ticker(Duration::from_millis(5)));
     let mut pacer = rate.map(Pacer::new);
+    let retry = flock.retry();
+    let mut attempts = vec![1u32; if retry.is_some() { n } else { 0 }];
+    let mut waiting = FuturesUnordered::new();
+    let mut ready = std::collections::VecDeque::new();
 
     let mut outputs = crate::exec::Discarded::new((0..n).map(|_| None).collect::<Vec<_>>());
     let mut report = Report::default();
@@ -228,21 +263,38 @@ where
             if let Some(error) = stop.check() {
                 return Poll::Ready(Event::Stopped(error));
             }
-            while next < limit && in_flight.len() < cap {
+            while let Poll::Ready(Some(index)) = waiting.poll_next_unpin(cx) {
+                ready.push_back(index);
+            }
+            // Retries first (they are due), then new units; all through the cap and the pacer.
+            while (!ready.is_empty() || next < limit) && in_flight.len() < cap {
                 if let Some(p) = &mut pacer
                     && p.poll_start(cx).is_pending()
                 {
                     break;
                 }
+                let (index, attempt) = match ready.pop_front() {
+                    Some(index) => (index, attempts[index]),
+                    None => {
+                        next += 1;
+                        (next - 1, 1)
+                    }
+                };
+                let future = {
+                    let _attempt = AttemptScope::enter(attempt);
+                    Box::pin(guarded(start(index), unit_timeout))
+                };
                 in_flight.push(InFlight {
-                    index: next,
-                    future: Box::pin(guarded(start(next), unit_timeout)),
+                    index,
+                    attempt,
+                    future,
                 });
-                next += 1;
             }
             match in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some((index, ended))) => Poll::Ready(Event::Ended(index, ended)),
-                Poll::Ready(None) if next >= limit => Poll::Ready(Event::Finished),
+                Poll::Ready(None) if next >= limit && waiting.is_empty() && ready.is_empty() => {
+                    Poll::Ready(Event::Finished)
+                }
                 _ => Poll::Pending,
             }
         })
@@ -251,9 +303,6 @@ where
             Event::Finished => break None,
             Event::Stopped(error) => break Some(error),
             Event::Ended(index, ended) => {
-                completed[index] = true;
-                done_units += 1;
-                done_rows += units.rows(index).len();
                 let result = match ended {
                     Ended::Done(result) => result,
                     Ended::Panicked(panic) => Err(units.panicked(index, panic)),
@@ -261,11 +310,32 @@ where
                         Err(units.wrap(index, Error::UnitTimedOut { timeout }))
                     }
                 };
+                let panicked = matches!(&result, Err(Error::Panicked { .. }))
+                    || matches!(&result, Err(e) if matches!(closure_error(e).downcast_ref(), Some(Error::Panicked { .. })));
+                if let (Some(retry), Err(error)) = (retry, &result)
+                    && !panicked
+                    && let Some(wait) = retry.wait_after(attempts[index], closure_error(error))
+                {
+                    // Another attempt after `wait`; this one's error is dropped.
+                    attempts[index] += 1;
+                    report.retries += 1;
+                    discard(result);
+                    waiting.push(Waiting {
+                        index,
+                        timer: Box::pin(tokio::time::sleep(wait)),
+                    });
+                    continue;
+                }
+                completed[index] = true;
+                done_units += 1;
+                done_rows += units.rows(index).len();
+                let tries = attempts.get(index).copied().unwrap_or(1);
                 match result {
                     Ok(value) => outputs.get_mut()[index] = Some(value),
                     Err(error) if keep_going => report.failures.push(Failure {
                         unit: units.unit(index),
                         error,
+                        attempts: tries,
                     }),
                     Err(error) => {
                         // Units before it go on (one of them may fail too); units after it stop.
@@ -276,6 +346,12 @@ where
                                 in_flight.push(unit);
                             } else {
                                 discard(unit);
+                            }
+                        }
+                        ready.retain(|&unit| unit < index);
+                        for unit in std::mem::take(&mut waiting) {
+                            if unit.index < index {
+                                waiting.push(unit);
                             }
                         }
                         if first_failure
@@ -295,6 +371,8 @@ where
     };
     // Units still in flight (a stop) are dropped here, under the guard.
     discard(in_flight);
+    // Units waiting for a retry when the call stopped did not complete.
+    drop(waiting);
     if let Some((_, error)) = first_failure {
         return Err(error);
     }

@@ -36,6 +36,7 @@ use crate::control::{Failure, Report, Reporter, Stop, Unit, caused_by_stop, is_s
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
+use crate::retry::{AttemptScope, Retry};
 
 #[cfg(feature = "async")]
 pub(crate) mod io;
@@ -177,6 +178,9 @@ pub(crate) struct Block<'a> {
     current_row: Cell<Option<usize>>,
     /// A keep-going unit panicked and was contained: the thread's state may be half-updated.
     poisoned: Cell<bool>,
+    /// The attempts of the last unit that failed for good after retries (1 otherwise), until
+    /// taken.
+    attempts: Cell<u32>,
     stop: &'a Stop<'a>,
 }
 
@@ -187,8 +191,99 @@ impl<'a> Block<'a> {
             rows,
             current_row: Cell::new(None),
             poisoned: Cell::new(false),
+            attempts: Cell::new(1),
             stop,
         }
+    }
+
+    /// Runs one unit of user code, `call` (the closure on one row, block, group, file or
+    /// batch), with the call's retry policy: while it fails with a retryable error and attempts
+    /// remain, waits (ended early by the call's stop, returned as the unit's error) and calls it
+    /// again, first making `state` again from `states` if the policy or the error asks. Without
+    /// a policy, one call and nothing more on the success path.
+    #[inline(always)]
+    pub(crate) fn attempt<S, T>(
+        &self,
+        state: &mut S,
+        states: &(impl StateSource<S> + ?Sized),
+        mut call: impl FnMut(&mut S) -> std::result::Result<T, BoxError>,
+    ) -> std::result::Result<T, BoxError> {
+        match call(state) {
+            Ok(value) => Ok(value),
+            Err(error) => match self.stop.retry() {
+                None => Err(error),
+                Some(retry) => self.retry_unit(retry, state, states, error, &mut call),
+            },
+        }
+    }
+
+    /// [`attempt`](Block::attempt) without a state.
+    #[inline(always)]
+    pub(crate) fn attempt_stateless<T>(
+        &self,
+        mut call: impl FnMut() -> std::result::Result<T, BoxError>,
+    ) -> std::result::Result<T, BoxError> {
+        self.attempt(&mut (), &Stateless, |()| call())
+    }
+
+    /// The retries of a unit whose first attempt failed with `error`.
+    #[cold]
+    #[inline(never)]
+    fn retry_unit<S, T>(
+        &self,
+        retry: &Retry,
+        state: &mut S,
+        states: &(impl StateSource<S> + ?Sized),
+        mut error: BoxError,
+        call: &mut impl FnMut(&mut S) -> std::result::Result<T, BoxError>,
+    ) -> std::result::Result<T, BoxError> {
+        let mut attempt = 1;
+        let mut renew = false;
+        loop {
+            let Some(wait) = retry.wait_after(attempt, &*error) else {
+                self.attempts.set(attempt);
+                return Err(error);
+            };
+            renew |= retry.reinit_after(&*error);
+            if let Some(stop) = self.stop.wait(wait) {
+                discard(error);
+                return Err(Box::new(stop));
+            }
+            attempt += 1;
+            self.stop.count_retry();
+            let _attempt = AttemptScope::enter(attempt);
+            if renew {
+                match states.renew(state) {
+                    Ok(()) => renew = false,
+                    Err(failed) => {
+                        // The state could not be made yet (the server is still down): this
+                        // attempt failed with that error, and the next one tries again.
+                        discard(std::mem::replace(&mut error, failed));
+                        continue;
+                    }
+                }
+            }
+            match call(state) {
+                Ok(value) => return Ok(value),
+                Err(failed) => discard(std::mem::replace(&mut error, failed)),
+            }
+        }
+    }
+
+    /// Runs `nested`, a call of its own run inline in this block (a stream's batch), counting its
+    /// retries as this call's.
+    pub(crate) fn counting_retries<T>(&self, nested: impl FnOnce() -> T) -> T {
+        let before = crate::retry::retried_on_thread();
+        let out = nested();
+        let made = crate::retry::retried_on_thread().saturating_sub(before);
+        // The inner call noted them on this thread already; the outer call's count gets them.
+        self.stop.add_retries(made);
+        out
+    }
+
+    /// The attempts of the unit that just failed (1 unless it was retried).
+    pub(crate) fn take_attempts(&self) -> u32 {
+        self.attempts.replace(1)
     }
 
     /// The call's own stop, if its token was cancelled or its deadline passed, for an error that
@@ -595,6 +690,8 @@ where
 /// missing), and a failure outside every block (a progress callback, a state's `Drop`).
 pub(crate) struct Executed<R> {
     plan: ChunkPlan,
+    /// The retries the call made.
+    retries: usize,
     results: Discarded<Vec<(usize, Result<R>)>>,
     late: Option<Error>,
 }
@@ -674,7 +771,7 @@ where
         plan: plan.clone(),
         states,
         task,
-        stop: Stop::start(flock.cancel(), flock.timeout_option()),
+        stop: Stop::start(flock),
         reporter,
         next: AtomicUsize::new(0),
         first_failure: AtomicUsize::new(usize::MAX),
@@ -703,6 +800,7 @@ where
         })?;
         drop(waiting);
     }
+    let retries = call.stop.retries();
     let Call {
         plan,
         slots,
@@ -729,6 +827,7 @@ where
     results.sort_unstable_by_key(|(index, _)| *index);
     Ok(Executed {
         plan,
+        retries,
         results: Discarded::new(results),
         late,
     })
@@ -874,7 +973,7 @@ impl KeepGoing {
         Report {
             failures: self.failures,
             stopped: self.stopped.map(|(_, stop)| stop),
-            skipped: Vec::new(),
+            ..Report::default()
         }
     }
 
@@ -944,6 +1043,7 @@ impl KeepGoing {
                         _ => wrap(panicked),
                     },
                     unit,
+                    attempts: block.take_attempts(),
                 });
                 return None;
             }
@@ -951,6 +1051,7 @@ impl KeepGoing {
         self.failures.push(Failure {
             unit: unit(),
             error,
+            attempts: block.take_attempts(),
         });
         None
     }
@@ -980,8 +1081,12 @@ where
         Ok((output, units))
     })?;
     // The blocks that ran: an adaptive plan's are known only now.
+    let retries = executed.retries;
     let (results, mut stopped, plan) = executed.keep_going()?;
-    let mut report = Report::default();
+    let mut report = Report {
+        retries,
+        ..Report::default()
+    };
     let mut outputs = Vec::with_capacity(results.len());
     let (mut done_blocks, mut done_rows) = (0, 0);
     let skip = |report: &mut Report, rows: Range<usize>| match report.skipped.last_mut() {

@@ -36,6 +36,7 @@ pub(crate) struct Counts {
     pub(crate) rows_in: usize,
     pub(crate) rows_out: usize,
     pub(crate) max_in_flight: usize,
+    pub(crate) retries: usize,
 }
 
 type Source<'s, B> = dyn Iterator<Item = Result<B>> + Send + 's;
@@ -104,7 +105,7 @@ where
         id: new_call(),
         window,
         threads: flock.plan(1)?.threads(),
-        stop: Stop::start(flock.cancel(), flock.timeout_option()),
+        stop: Stop::start(flock),
         states,
         task,
         reporter,
@@ -144,7 +145,8 @@ where
             late.get_or_insert(panic.at(UserCode::StateDrop, last, 0..0, None));
         }
     }
-    let counts = shared.counts;
+    let mut counts = shared.counts;
+    counts.retries = call.stop.retries();
     let failure = shared.failure.map(|(_, error)| {
         with_counts(
             error,

@@ -336,11 +336,12 @@ impl Files {
         block: &Block,
         index: usize,
         state: &mut S,
+        states: &(impl StateSource<S> + ?Sized),
         f: &impl Fn(&mut S, &Path) -> std::result::Result<U, BoxError>,
     ) -> Result<U> {
         let path = &self.paths[index];
         block.enter_row(index);
-        match contain(|| f(state, path)) {
+        match contain(|| block.attempt(state, states, |state| f(state, path))) {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(file_error(path, e)),
             Err(panic) => {
@@ -458,7 +459,7 @@ impl On<'_, Files> {
             |block, state| {
                 let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
                 for index in block.rows.clone() {
-                    outputs.push(files.file(block, index, state, &f)?);
+                    outputs.push(files.file(block, index, state, states, &f)?);
                 }
                 Ok(outputs.keep())
             },
@@ -498,7 +499,8 @@ impl On<'_, Files> {
             |block, ()| {
                 let mut outputs = Discarded::new(Vec::with_capacity(block.rows.len()));
                 for index in block.rows.clone() {
-                    outputs.push(files.file(block, index, &mut (), &|(), p: &Path| read(p))?);
+                    let read = &|(): &mut (), p: &Path| read(p);
+                    outputs.push(files.file(block, index, &mut (), &Stateless, read)?);
                 }
                 Ok(outputs.keep())
             },
@@ -660,6 +662,7 @@ impl KeepGoing<'_, Files> {
         let kept = keep_same_schema(outputs, &mut report, |index, expected, out| Failure {
             error: files.mismatch(index, expected, out),
             unit: files.unit(index),
+            attempts: 1,
         });
         Ok((vstack_all(kept)?.unwrap_or_default(), report))
     }
@@ -682,7 +685,7 @@ impl KeepGoing<'_, Files> {
                             block,
                             index,
                             || files.unit(index),
-                            || files.file(block, index, &mut *state, f),
+                            || files.file(block, index, &mut *state, states, f),
                             |e| e,
                         )
                     })

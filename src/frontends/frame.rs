@@ -11,7 +11,7 @@ use crate::concat::{FirstSchema, keep_same_schema, merge_small_chunks, vstack_al
 use crate::control::{Failure, Report, Unit};
 use crate::error::{BoxError, Error, Result};
 use crate::exec::{
-    KeepGoing as Units, StateSource, Stateless, run_blocks_stateful, run_keep_going,
+    Block, KeepGoing as Units, StateSource, Stateless, run_blocks_stateful, run_keep_going,
 };
 use crate::flock::Flock;
 use crate::fold::fold_rows;
@@ -822,7 +822,7 @@ where
                 let segment = RowSegment::new(df, rows.clone());
                 let mut result = Ok(());
                 block.extend_rows(&mut out, <U as Outputs>::len, rows.start, |out| {
-                    result = row_loop(&segment, rows.len(), out, state, &f);
+                    result = row_loop(block, &segment, rows.len(), out, state, states, &f);
                 })?;
                 result?;
             }
@@ -838,10 +838,12 @@ where
 /// then has the registers to itself (the quickstart's row view runs 4–6% faster than inlined).
 #[inline(never)]
 fn row_loop<'s, S, U, F>(
+    block: &Block<'_>,
     segment: &'s RowSegment<'s>,
     rows: usize,
     out: &mut <U as Outputs>::Builders,
     state: &mut S,
+    states: &(impl StateSource<S> + ?Sized),
     f: &F,
 ) -> Result<()>
 where
@@ -850,7 +852,7 @@ where
 {
     for offset in 0..rows {
         let row = segment.row(offset);
-        match f(state, &row) {
+        match block.attempt(state, states, |state| f(state, &row)) {
             Ok(value) => <U as Outputs>::push(out, value),
             Err(e) => return Err(row.attribute(e)),
         }
@@ -885,7 +887,8 @@ where
                 for (offset, global) in rows.enumerate() {
                     let row = segment.row(offset);
                     let value = units.row(block, global, || {
-                        f(state, &row).map_err(|e| row.attribute(e))
+                        (block.attempt(state, states, |state| f(state, &row)))
+                            .map_err(|e| row.attribute(e))
                     });
                     <U::Nullable as Outputs>::push(&mut out, value.map_or_else(U::null, U::some));
                 }
@@ -926,7 +929,7 @@ where
         states,
         |block, state| {
             let slice = df.slice(block.rows.start as i64, block.rows.len());
-            f(state, slice)
+            (block.attempt(state, states, |state| f(state, slice.clone())))
                 .map_err(|source| Error::of_block(source, block.index, block.rows.clone()))
         },
         |index, rows, out: &DataFrame| {
@@ -972,7 +975,8 @@ where
         |block, state, units: &mut Units| {
             let slice = df.slice(block.rows.start as i64, block.rows.len());
             Ok(units.block(block, || {
-                f(state, slice).map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
+                (block.attempt(state, states, |state| f(state, slice.clone())))
+                    .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
             }))
         },
         |_| None,
@@ -983,6 +987,7 @@ where
         Failure {
             error: schema_mismatch(index, rows.clone(), expected, out),
             unit: Unit::Block { block: index, rows },
+            attempts: 1,
         }
     });
     Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
@@ -1018,7 +1023,7 @@ where
                 if R::FALLIBLE {
                     for (i, row) in rows.enumerate() {
                         block.enter_row(row);
-                        match f(A::get(&segs, i)).value() {
+                        match block.attempt_stateless(|| f(A::get(&segs, i)).value()) {
                             Ok(value) => <R::Value as Outputs>::push(&mut out, value),
                             Err(e) => return Err(Error::of_row(e, row, false)),
                         }
@@ -1073,8 +1078,7 @@ where
                 let segs = A::segs(&readers, rows.clone());
                 for (i, row) in rows.enumerate() {
                     let value = units.row(block, row, || {
-                        f(A::get(&segs, i))
-                            .value()
+                        (block.attempt_stateless(|| f(A::get(&segs, i)).value()))
                             .map_err(|e| Error::of_row(e, row, false))
                     });
                     let value = value.map_or_else(R::Value::null, R::Value::some);

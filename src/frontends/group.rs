@@ -105,11 +105,12 @@ impl<'a> Groups<'a> {
         block: &Block,
         group: usize,
         state: &mut S,
+        states: &(impl StateSource<S> + ?Sized),
         f: &impl Fn(&mut S, DataFrame) -> std::result::Result<DataFrame, BoxError>,
     ) -> Result<DataFrame> {
         let rows = self.frame(group)?;
         block.enter_row(group);
-        match contain(|| f(state, rows)) {
+        match contain(|| block.attempt(state, states, |state| f(state, rows.clone()))) {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(self.error(group, Error::of_closure(e))),
             Err(panic) => {
@@ -155,7 +156,7 @@ where
         states,
         |block, state| {
             (block.rows.clone())
-                .map(|group| Ok((group, groups.run(block, group, state, &f)?)))
+                .map(|group| Ok((group, groups.run(block, group, state, states, &f)?)))
                 .collect::<Result<Vec<_>>>()
         },
         |_, _, outputs: &Vec<(usize, DataFrame)>| {
@@ -198,7 +199,7 @@ where
                         block,
                         group,
                         || unit(group),
-                        || groups.run(block, group, &mut *state, &f),
+                        || groups.run(block, group, &mut *state, states, &f),
                         |e| e,
                     );
                     (group, out)
@@ -211,6 +212,7 @@ where
     let kept = keep_same_schema(outputs, &mut report, |group, expected, out| Failure {
         error: groups.mismatch(group, expected, out),
         unit: unit(group),
+        attempts: 1,
     });
     Ok((groups.concat(kept)?, report))
 }

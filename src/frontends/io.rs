@@ -801,6 +801,7 @@ where
                 found: out.schema().clone(),
             },
             unit: Unit::Block { block: index, rows },
+            attempts: 1,
         }
     });
     Ok((vstack_all(kept)?.unwrap_or_else(|| df.clear()), report))
@@ -829,6 +830,7 @@ where
             group,
             key: groups.key(group),
         },
+        attempts: 1,
     });
     Ok((groups.concat(kept)?, report))
 }

@@ -430,7 +430,7 @@ where
             let mut out = Discarded::new(Vec::with_capacity(block.rows.len()));
             for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
                 block.enter_row(row);
-                match f(state, item) {
+                match block.attempt(state, states, |state| f(state, item)) {
                     Ok(value) => out.push(value),
                     Err(source) => return Err(Error::Row { row, source }),
                 }
@@ -464,7 +464,8 @@ where
             Ok((block.rows.clone().zip(items))
                 .map(|(row, item)| {
                     units.row(block, row, || {
-                        f(state, item).map_err(|source| Error::Row { row, source })
+                        (block.attempt(state, states, |state| f(state, item)))
+                            .map_err(|source| Error::Row { row, source })
                     })
                 })
                 .collect())
@@ -492,7 +493,7 @@ where
         &plan,
         states,
         |block, state| {
-            f(state, &items[block.rows.clone()])
+            (block.attempt(state, states, |state| f(state, &items[block.rows.clone()])))
                 .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
         },
         |_, _, _| Ok(()),
@@ -519,7 +520,7 @@ where
         states,
         |block, state, units| {
             let out = units.block(block, || {
-                f(state, &items[block.rows.clone()])
+                (block.attempt(state, states, |state| f(state, &items[block.rows.clone()])))
                     .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
             });
             Ok(out.unwrap_or_default())

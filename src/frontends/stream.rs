@@ -298,22 +298,35 @@ impl<'s> Stream<'s> {
     }
 }
 
-/// One call over a batch, on the worker that runs the batch: a plan of one block, run inline.
-fn inline() -> &'static Flock {
+/// One call over a batch, on the worker that runs the batch: a plan of one block, run inline,
+/// with the stream call's retry policy and cancel token.
+fn inline(flock: &Flock) -> std::borrow::Cow<'static, Flock> {
     static INLINE: std::sync::LazyLock<Flock> =
         std::sync::LazyLock::new(|| Flock::new().chunksize(usize::MAX));
-    &INLINE
+    match flock.retry() {
+        None => std::borrow::Cow::Borrowed(&INLINE),
+        Some(retry) => {
+            let mut inline = INLINE.clone().retries(retry.clone());
+            if let Some(token) = flock.cancel() {
+                inline = inline.cancel_token(token);
+            }
+            std::borrow::Cow::Owned(inline)
+        }
+    }
 }
 
 /// A worker's state lent to a call over one batch: the call's only block takes it, and it stays
-/// the worker's.
-struct Lend<'a, S>(Mutex<Option<&'a mut S>>);
+/// the worker's (a retry that makes it again makes it from the stream call's `states`).
+struct Lend<'a, S, St: ?Sized>(Mutex<Option<&'a mut S>>, &'a St);
 
-impl<'a, S: Send> StateSource<&'a mut S> for Lend<'a, S> {
+impl<'a, S: Send, St: StateSource<S> + ?Sized> StateSource<&'a mut S> for Lend<'a, S, St> {
     fn acquire(&self) -> std::result::Result<&'a mut S, BoxError> {
         lock(&self.0)
             .take()
             .ok_or_else(|| "the worker's state is in use".into())
+    }
+    fn renew(&self, state: &mut &'a mut S) -> std::result::Result<(), BoxError> {
+        self.1.renew(&mut **state)
     }
     fn release(&self, _: &'a mut S) -> Option<&'a mut S> {
         None
@@ -323,8 +336,10 @@ impl<'a, S: Send> StateSource<&'a mut S> for Lend<'a, S> {
 /// Runs the row verb over one batch with the worker's `state`; errors located in the stream. A
 /// panic (already contained) marks the worker's state as poisoned.
 fn rows_of_batch<S, U>(
+    flock: &Flock,
     block: &Block<'_>,
     state: &mut S,
+    states: &(impl StateSource<S> + ?Sized),
     batch: &DataFrame,
     names: &impl OutputNames<U>,
     f: &(impl Fn(&mut S, &Row<'_>) -> std::result::Result<U, BoxError> + Sync),
@@ -333,11 +348,18 @@ where
     S: Send,
     U: RowOutput,
 {
-    let lend = Lend(Mutex::new(Some(state)));
-    apply_rows(batch, inline(), names, &lend, |s: &mut &mut S, row| {
-        f(s, row)
-    })
-    .map_err(|e| located(block, e))
+    let lend = Lend(Mutex::new(Some(state)), states);
+    block
+        .counting_retries(|| {
+            apply_rows(
+                batch,
+                &inline(flock),
+                names,
+                &lend,
+                |s: &mut &mut S, row| f(s, row),
+            )
+        })
+        .map_err(|e| located(block, e))
 }
 
 fn located(block: &Block<'_>, error: Error) -> Error {
@@ -392,7 +414,7 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
         let (stream, flock) = self.stream_parts();
         let f = |(): &mut (), row: &Row<'_>| f(row);
         stream.run_fail_fast(flock, &Stateless, |block, state, batch| {
-            rows_of_batch(block, state, &batch, &names, &f)
+            rows_of_batch(flock, block, state, &Stateless, &batch, &names, &f)
         })
     }
 
@@ -433,7 +455,7 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
     {
         let (stream, flock) = self.stream_parts();
         stream.run_fail_fast(flock, &workers, |block, state, batch| {
-            rows_of_batch(block, state, &batch, &names, &f)
+            rows_of_batch(flock, block, state, &workers, &batch, &names, &f)
         })
     }
 
@@ -477,8 +499,10 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
     {
         let (stream, flock) = self.stream_parts();
         stream.run_fail_fast(flock, &Stateless, |block, (), batch| {
-            apply_columns::<K, A, R, _>(&batch, inline(), &names, columns, &f)
-                .map_err(|e| located(block, e))
+            (block.counting_retries(|| {
+                apply_columns::<K, A, R, _>(&batch, &inline(flock), &names, columns, &f)
+            }))
+            .map_err(|e| located(block, e))
         })
     }
 
@@ -511,7 +535,7 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
     {
         let (stream, flock) = self.stream_parts();
         stream.run_fail_fast(flock, &Stateless, |block, (), batch| {
-            block_of_batch(block, batch, &f)
+            block_of_batch(block, batch, &mut (), &Stateless, |(), b| f(b))
         })
     }
 
@@ -545,7 +569,7 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
     {
         let (stream, flock) = self.stream_parts();
         stream.run_fail_fast(flock, &workers, |block, state, batch| {
-            block_of_batch(block, batch, |b| f(state, b))
+            block_of_batch(block, batch, state, &workers, &f)
         })
     }
 
@@ -576,12 +600,15 @@ pub trait StreamParApply<'s>: StreamInput<'s> {
 }
 
 /// `f` on one batch as a block, its error located in the stream.
-fn block_of_batch(
+fn block_of_batch<S>(
     block: &Block<'_>,
     batch: DataFrame,
-    f: impl FnOnce(DataFrame) -> std::result::Result<DataFrame, BoxError>,
+    state: &mut S,
+    states: &(impl StateSource<S> + ?Sized),
+    f: impl Fn(&mut S, DataFrame) -> std::result::Result<DataFrame, BoxError>,
 ) -> Result<DataFrame> {
-    f(batch).map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
+    (block.attempt(state, states, |state| f(state, batch.clone())))
+        .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
 }
 
 impl<'s> StreamInput<'s> for Stream<'s> {
@@ -700,9 +727,14 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
         F: Fn(A) -> R + Sync,
     {
         self.keep_going(&Stateless, |block, (), batch| {
-            let (out, report) =
-                apply_columns_keep_going::<K, A, R, _>(&batch, inline(), &names, columns, &f)
-                    .map_err(|e| located(block, e))?;
+            let (out, report) = apply_columns_keep_going::<K, A, R, _>(
+                &batch,
+                &inline(self.flock),
+                &names,
+                columns,
+                &f,
+            )
+            .map_err(|e| located(block, e))?;
             Ok((Some(out), located_report(block, report)))
         })
     }
@@ -783,9 +815,10 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
         U: RowOutput,
     {
         self.keep_going(states, |block, state, batch| {
-            let lend = Lend(Mutex::new(Some(state)));
+            let lend = Lend(Mutex::new(Some(state)), states);
             let rows = |s: &mut &mut S, row: &Row<'_>| f(s, row);
-            let (out, report) = apply_rows_keep_going(&batch, inline(), names, &lend, rows)
+            let inline = inline(self.flock);
+            let (out, report) = apply_rows_keep_going(&batch, &inline, names, &lend, rows)
                 .map_err(|e| located(block, e))?;
             if (report.failures.iter()).any(|f| matches!(f.error, Error::Panicked { .. })) {
                 // A row panicked with the worker's state in hand: it may be half-updated.
@@ -805,7 +838,7 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
     {
         self.keep_going(states, |block, state, batch| {
             let mut units = Units::default();
-            let out = units.block(block, || block_of_batch(block, batch, |b| f(state, b)));
+            let out = units.block(block, || block_of_batch(block, batch, state, states, f));
             Ok((out, units.into_report()))
         })
     }
@@ -829,7 +862,12 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
                         block: block.index,
                         rows: block.rows.clone(),
                     };
-                    let failure = crate::control::Failure { unit, error };
+                    let attempts = block.take_attempts();
+                    let failure = crate::control::Failure {
+                        unit,
+                        error,
+                        attempts,
+                    };
                     let report = Report {
                         failures: vec![failure],
                         ..Report::default()
@@ -840,12 +878,16 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
         let mut report = Report::default();
         let note = |part: Report| {
             report.failures.extend(part.failures);
+            report.retries += part.retries;
             if report.stopped.is_none() {
                 report.stopped = part.stopped;
             }
         };
         let (stream, flock) = (self.input, self.flock);
-        let (summary, failure) = stream.run(flock, states, task, note)?;
+        let (mut summary, failure) = stream.run(flock, states, task, note)?;
+        // The batches' retries, and the rows' (counted by each batch's own call).
+        report.retries += summary.retries;
+        summary.retries = report.retries;
         match failure {
             None => {}
             Some(stop @ (Error::Cancelled { .. } | Error::TimedOut { .. })) => {
@@ -872,11 +914,14 @@ fn located_report(block: &Block<'_>, report: Report) -> Report {
             other => other,
         };
         let error = failure.error.in_stream(block.index, offset);
-        located
-            .failures
-            .push(crate::control::Failure { unit, error });
+        located.failures.push(crate::control::Failure {
+            unit,
+            error,
+            attempts: failure.attempts,
+        });
     }
     located.skipped = report.skipped.into_iter().map(shift).collect();
     located.stopped = report.stopped;
+    located.retries = report.retries;
     located
 }

@@ -44,6 +44,8 @@ pub struct StreamSummary {
     /// The most batches that were in flight at once (read, not yet handed to the sink): never
     /// more than the window.
     pub max_in_flight: usize,
+    /// Retries of batches and rows ([`Flock::retries`](crate::Flock::retries)).
+    pub retries: usize,
 }
 
 /// Applies `f` to every batch of `source` in parallel, at most `window` batches in flight, and
@@ -139,6 +141,7 @@ impl From<Counts> for StreamSummary {
             rows_in: counts.rows_in,
             rows_out: counts.rows_out,
             max_in_flight: counts.max_in_flight,
+            retries: counts.retries,
         }
     }
 }
@@ -267,7 +270,7 @@ where
     F: FnMut(DataFrame) -> std::result::Result<DataFrame, crate::BoxError>,
     S: FnMut(DataFrame) -> std::result::Result<(), crate::BoxError>,
 {
-    let stop = Stop::start(flock.cancel(), flock.timeout_option());
+    let stop = Stop::start(flock);
     let mut summary = StreamSummary::default();
     let mut source = source.into_iter();
     for index in 0.. {
@@ -289,7 +292,8 @@ where
         let block = Block::new(index, range.clone(), &stop);
         let (out, _) = run_block(&block, || {
             let batch = batch.load()?;
-            f(batch).map_err(|source| Error::of_block(source, index, range.clone()))
+            (block.attempt_stateless(|| f(batch.clone())))
+                .map_err(|source| Error::of_block(source, index, range.clone()))
         });
         summary.rows_out += hand_to_sink(&mut sink, out?, index, range)?;
         summary.batches += 1;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, UserCode};
 use crate::exec::{contain, lock};
+use crate::flock::Flock;
+use crate::retry::{Retry, wait_until};
 
 /// A flag another thread (a UI, a signal handler, a supervisor) sets to stop a running call.
 ///
@@ -140,19 +142,28 @@ fn cancelled() -> Error {
     }
 }
 
-/// Why a call stopped before its end, checked before each block.
+/// Why a call stopped before its end, checked before each block; and the call's retry policy,
+/// with its count of retries.
 pub(crate) struct Stop<'a> {
     cancel: Option<&'a CancelToken>,
     deadline: Option<(Instant, Duration)>,
+    retry: Option<&'a Retry>,
+    /// The call runs on a pool of its own: a thread waiting for a retry may sleep.
+    owned_pool: bool,
+    retries: AtomicUsize,
 }
 
 impl<'a> Stop<'a> {
-    /// Starts the clock of the call's timeout, if any. A deadline beyond what the clock can
+    /// Starts the clock of `flock`'s timeout, if any. A deadline beyond what the clock can
     /// represent (`Duration::MAX`) is no deadline.
-    pub(crate) fn start(cancel: Option<&'a CancelToken>, timeout: Option<Duration>) -> Self {
+    pub(crate) fn start(flock: &'a Flock) -> Self {
+        let timeout = flock.timeout_option();
         Self {
-            cancel,
+            cancel: flock.cancel(),
             deadline: timeout.and_then(|t| Some((Instant::now().checked_add(t)?, t))),
+            retry: flock.retry(),
+            owned_pool: flock.owns_pool(),
+            retries: AtomicUsize::new(0),
         }
     }
 
@@ -171,6 +182,35 @@ impl<'a> Stop<'a> {
             }),
             _ => None,
         }
+    }
+
+    /// The call's retry policy.
+    #[inline(always)]
+    pub(crate) fn retry(&self) -> Option<&'a Retry> {
+        self.retry
+    }
+
+    /// Counts a retry (made on this thread).
+    pub(crate) fn count_retry(&self) {
+        self.add_retries(1);
+        crate::retry::note_retry();
+    }
+
+    /// Counts the retries of a call run inside one of this call's units.
+    pub(crate) fn add_retries(&self, retries: usize) {
+        self.retries.fetch_add(retries, Ordering::Relaxed);
+    }
+
+    /// The retries so far.
+    pub(crate) fn retries(&self) -> usize {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Waits `wait` before a retry (see [`wait_until`]): `Some` with the call's stop if it came
+    /// meanwhile.
+    pub(crate) fn wait(&self, wait: Duration) -> Option<Error> {
+        let until = Instant::now() + wait;
+        wait_until(until, self.owned_pool, || self.check())
     }
 }
 
@@ -438,6 +478,9 @@ pub struct Report {
     /// (null in a row verb's output, absent from a block verb's), group indices for groups, file
     /// indices for files.
     pub skipped: Vec<Range<usize>>,
+    /// The retries the call made ([`Flock::retries`](crate::Flock::retries)): attempts beyond
+    /// each unit's first, whether the unit then succeeded or not.
+    pub retries: usize,
 }
 
 impl Report {
@@ -496,6 +539,98 @@ impl Report {
                 .map(ExactSizeIterator::len)
                 .sum::<usize>()
     }
+
+    /// The failures as data (dead letters), one row per failed unit in input order, to write
+    /// next to the output and replay later. Columns:
+    ///
+    /// | column | type | holds |
+    /// |---|---|---|
+    /// | `unit` | str | `row`, `block`, `group` or `file` |
+    /// | `index` | u64 | the row, block, group or file index |
+    /// | `first_row`, `rows` | u64 | the input rows the unit covers (null for groups and files) |
+    /// | `key` | str | a group's key, as `column=value` pairs (else null) |
+    /// | `path` | str | a file's path (else null) |
+    /// | `attempts` | u32 | how many times it ran ([`Flock::retries`](crate::Flock::retries)) |
+    /// | `error` | str | the error's variant, e.g. `Row`, `Panicked`, `InFile` |
+    /// | `message` | str | the error and its sources, joined by `: ` |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polars_flock::prelude::*;
+    ///
+    /// let (_, report) = ["1", "x", "3"].keep_going().par_apply_rows(|s| Ok(s.parse::<i32>()?))?;
+    /// let dead = report.failures_frame();
+    /// assert_eq!(dead.height(), 1);
+    /// assert_eq!(dead.column("index")?.u64()?.get(0), Some(1));
+    /// assert_eq!(dead.column("error")?.str()?.get(0), Some("Row"));
+    /// assert!(dead.column("message")?.str()?.get(0).unwrap().contains("invalid digit"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn failures_frame(&self) -> polars::prelude::DataFrame {
+        use polars::prelude::{Column, DataFrame, IntoColumn, NamedFrom, Series};
+        let n = self.failures.len();
+        let (mut unit, mut index, mut first_row, mut rows) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut key, mut path, mut attempts, mut error, mut message) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for failure in &self.failures {
+            let (kind, i, covered, k, p) = match &failure.unit {
+                Unit::Row(row) => ("row", *row, Some(*row..*row + 1), None, None),
+                Unit::Block { block, rows } => ("block", *block, Some(rows.clone()), None, None),
+                Unit::Group { group, key } => ("group", *group, None, Some(key.clone()), None),
+                Unit::File { file, path } => {
+                    ("file", *file, None, None, Some(path.display().to_string()))
+                }
+            };
+            unit.push(kind);
+            index.push(i as u64);
+            first_row.push(covered.as_ref().map(|r| r.start as u64));
+            rows.push(covered.map(|r| r.len() as u64));
+            key.push(k);
+            path.push(p);
+            attempts.push(failure.attempts);
+            error.push(failure.error.variant_name());
+            message.push(chain(&failure.error));
+        }
+        let columns: Vec<Column> = vec![
+            Series::new("unit".into(), unit).into_column(),
+            Series::new("index".into(), index).into_column(),
+            Series::new("first_row".into(), first_row).into_column(),
+            Series::new("rows".into(), rows).into_column(),
+            Series::new("key".into(), key).into_column(),
+            Series::new("path".into(), path).into_column(),
+            Series::new("attempts".into(), attempts).into_column(),
+            Series::new("error".into(), error).into_column(),
+            Series::new("message".into(), message).into_column(),
+        ];
+        DataFrame::new(n, columns).expect("columns of one length and distinct names")
+    }
+}
+
+/// An error's message followed by its sources', joined by `: ` (a source whose message the
+/// error's own already ends with is not repeated).
+fn chain(error: &Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(next) = source {
+        let text = next.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = next.source();
+    }
+    message
 }
 
 /// One failed unit of a keep-going call: which, and why.
@@ -508,6 +643,8 @@ pub struct Failure {
     /// [`Error::NullValue`], [`Error::Block`], [`Error::SchemaMismatch`], [`Error::InGroup`],
     /// [`Error::InFile`], or [`Error::Panicked`].
     pub error: Error,
+    /// How many times the unit ran: 1, or more after retries ([`Flock::retries`](crate::Flock::retries)).
+    pub attempts: u32,
 }
 
 /// The unit of work a [`Failure`] names.

@@ -8,6 +8,7 @@ use rayon::ThreadPool;
 use crate::control::{CancelToken, Progress};
 use crate::error::{Error, Result};
 use crate::plan::ChunkPlan;
+use crate::retry::Retry;
 
 /// Options for a parallel apply: rows per block and which thread pool runs the blocks.
 ///
@@ -48,6 +49,7 @@ pub struct Flock {
     timeout: Option<Duration>,
     cancel: Option<CancelToken>,
     progress: Progress,
+    retry: Option<Retry>,
     #[cfg(feature = "async")]
     io: IoOptions,
 }
@@ -384,6 +386,44 @@ impl Flock {
         self
     }
 
+    /// Retries units that fail with a transient error, as `retry` says (attempts, backoff with
+    /// jitter, which errors, making a per-worker state again): see [`Retry`]. The verbs honour
+    /// it on every input, the unit being what its errors name: a row (or item), a block, a group,
+    /// a file, a stream's batch, an async unit. Folds ([`par_fold_rows`](crate::DataFrameParApply::par_fold_rows),
+    /// [`par_fold`](crate::SliceParApply::par_fold)) are not retried: a fold step moves its
+    /// accumulator, which a failed step does not give back.
+    ///
+    /// Without it (the default) every unit runs exactly once; with it, at most
+    /// `attempts` times, every retry counted in [`Report::retries`](crate::Report::retries).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polars_flock::polars::prelude::*;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::{Flock, Retry};
+    ///
+    /// let df = df!("id" => (0..1_000i64).collect::<Vec<_>>())?;
+    /// let flock = Flock::new().retries(Retry::attempts(3).backoff(Duration::from_millis(1), Duration::from_millis(5)));
+    /// // Rows 10, 20, ... fail twice before they succeed; the call succeeds.
+    /// let (out, report) = flock.on(&df).keep_going().par_apply_rows("twice", |row| {
+    ///     let id = row.i64("id")?;
+    ///     if id % 10 == 0 && id > 0 && polars_flock::attempt() < 3 {
+    ///         return Err("try again".into());
+    ///     }
+    ///     Ok(id * 2)
+    /// })?;
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.retries, 2 * 99);
+    /// assert_eq!(out.column("twice")?.i64()?.get(990), Some(1_980));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retries(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
     /// Calls `callback(done, total)` as blocks complete, with the rows (or items) done
     /// so far and the call's total (known up front), for logs and notebooks.
     ///
@@ -503,6 +543,9 @@ impl Flock {
     }
 
     fn validate(&self) -> Result<()> {
+        if let Some(retry) = &self.retry {
+            retry.validate()?;
+        }
         if self.chunking == Chunking::Rows(0) {
             return Err(Error::InvalidOption {
                 option: "chunksize",
@@ -584,6 +627,16 @@ impl Flock {
 
     pub(crate) fn timeout_option(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    pub(crate) fn retry(&self) -> Option<&Retry> {
+        self.retry.as_ref()
+    }
+
+    /// Whether calls run on a pool of this `Flock`'s own ([`Flock::threads`]), whose threads
+    /// may sleep.
+    pub(crate) fn owns_pool(&self) -> bool {
+        matches!(self.pool, PoolChoice::Owned { .. })
     }
 }
 

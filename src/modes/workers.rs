@@ -176,6 +176,13 @@ impl<S: Send> StateSource<S> for &Workers<'_, S> {
         }
     }
 
+    fn renew(&self, state: &mut S) -> Result<(), BoxError> {
+        self.inits.fetch_add(1, Ordering::Relaxed);
+        let new = (self.init)()?;
+        crate::exec::discard(std::mem::replace(state, new));
+        Ok(())
+    }
+
     fn release(&self, state: S) -> Option<S> {
         self.idle
             .lock()

@@ -10,16 +10,20 @@
 //! plain, once with a 1 ms server-side wait (`pg_sleep(0.001)`), which stands for a remote
 //! database's network and disk latency without using this machine's cores. With the `async`
 //! feature too, an async column: the same lookups with 256 queries in flight on one thread.
+//! Last, a long job meets a server restart (`pg_ctl stop -m immediate`, then start) in its
+//! middle and finishes: retries make each worker's connection again (`Retry::reinit`), and the
+//! report says where the time went.
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use polars_flock::polars::prelude::*;
 use polars_flock::postgres::{Client, NoTls};
 use polars_flock::prelude::*;
-use polars_flock::{BoxError, Flock};
+use polars_flock::{BoxError, Flock, Retry, Transient, Workers};
 
 fn main() -> Result<(), BoxError> {
     let server = pg::PgServer::with_lookup(10_000)?;
@@ -122,6 +126,9 @@ fn main() -> Result<(), BoxError> {
     }
     #[cfg(feature = "async")]
     drop(clients);
+    restart_mid_run(&server)?;
+    // The restart closed this connection too.
+    admin = Client::connect(&url, NoTls)?;
     let t = Instant::now();
     while backends(&mut admin)? != baseline && t.elapsed().as_secs() < 5 {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -130,5 +137,48 @@ fn main() -> Result<(), BoxError> {
         "connections open after the calls: {} (baseline {baseline})",
         backends(&mut admin)?
     );
+    Ok(())
+}
+
+/// 20,000 lookups through one connection per worker while the server restarts after the first
+/// 5,000: a closed connection is a `Transient` error asking for a new connection, retried with
+/// backoff until the server is back.
+fn restart_mid_run(server: &pg::PgServer) -> Result<(), BoxError> {
+    println!("## the server restarts mid-run");
+    let url = server.url();
+    let workers = Workers::new(|| Ok(Client::connect(&url, NoTls)?));
+    let done = AtomicUsize::new(0);
+    let df = df!("k" => (0..20_000i64).map(|i| (i * 7) % 10_000).collect::<Vec<_>>())?;
+    let flock = Flock::new().threads(4).chunksize(250).retries(
+        Retry::attempts(30).backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    );
+    let t = Instant::now();
+    let (out, report) = flock.on(&df).keep_going().par_apply_rows_per_worker(
+        "label",
+        &workers,
+        |c: &mut Client, row| -> Result<String, BoxError> {
+            if done.fetch_add(1, Ordering::SeqCst) == 5_000 {
+                server.stop()?; // as a crash would
+                server.restart()?;
+            }
+            match c.query_one("SELECT label FROM lookup WHERE k = $1", &[&row.i64("k")?]) {
+                Ok(found) => Ok(found.get(0)),
+                Err(e) if c.is_closed() || e.is_closed() => Err(Transient::new(e).reinit().into()),
+                Err(e) => Err(e.into()),
+            }
+        },
+    )?;
+    println!(
+        "  {} rows in {:.2} s, {} null, {} retries, {} connections made in all",
+        out.height(),
+        t.elapsed().as_secs_f64(),
+        out.column("label")?.null_count(),
+        report.retries,
+        workers.inits()
+    );
+    assert!(report.is_complete(), "{:?}", report.failures.first());
+    print!("{}", report.stats);
+    // Nothing failed for good; had something, this is the frame to write next to the output.
+    assert_eq!(report.failures_frame().height(), 0);
     Ok(())
 }

@@ -37,7 +37,7 @@ pub use frontends::parquet;
 #[cfg(feature = "streaming")]
 pub use frontends::streaming;
 use frontends::{files, fold, frame, group, slice};
-use modes::{control, flock, retry, view, workers};
+use modes::{control, flock, retry, stats, view, workers};
 
 #[cfg(feature = "dtypes")]
 pub use chrono;
@@ -61,6 +61,7 @@ pub use crate::plan::ChunkPlan;
 pub use crate::retry::{Retry, Transient, attempt};
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
+pub use crate::stats::{Stats, WorkerStats};
 pub use crate::value::{ColumnValue, OutputNames, RowOutput};
 pub use crate::view::{KeepGoing, On, PerWorker, TypedOutput};
 pub use crate::workers::Workers;

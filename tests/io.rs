@@ -842,8 +842,12 @@ fn clients_are_made_on_first_use_kept_across_calls_and_made_again_after_a_failed
         assert_eq!(out[199], "199");
     }
     assert_eq!(clients.inits(), 4, "kept across calls");
-    // Each client keeps its connections alive: no more than a call's cap of them.
-    assert!(server.stats.connections.load(Ordering::Relaxed) <= 64 + 4);
+    // Each client keeps its connections alive and reuses them across calls: 600 requests made
+    // about as many connections as units were ever in flight on each client at once. Units
+    // complete out of order, so one client may briefly hold more than a quarter of the cap: the
+    // bound is twice the cap (without reuse, 600).
+    let connections = server.stats.connections.load(Ordering::Relaxed);
+    assert!(connections <= 2 * 64 + 4, "{connections} connections");
 }
 
 #[cfg(feature = "progress")]

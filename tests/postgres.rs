@@ -264,3 +264,78 @@ fn child_server_stopped_mid_call() {
     assert_eq!(n as usize, committed.load(Ordering::SeqCst) * 100);
     assert!(committed.load(Ordering::SeqCst) >= 10);
 }
+
+#[test]
+fn a_server_restarted_mid_call_costs_a_reconnect_with_retries_not_the_job() {
+    common::run_in_child("child_server_restarted_mid_call", Duration::from_secs(180));
+}
+
+/// 50,000 lookups through `Workers` while the server restarts (`pg_ctl stop -m immediate`, then
+/// start): with retries every row is right, the retries are counted, and the `Workers` hold one
+/// live connection each afterwards; without them the same call fails naming a row.
+#[test]
+#[ignore = "run in a child process by a_server_restarted_mid_call_costs_a_reconnect_with_retries_not_the_job"]
+fn child_server_restarted_mid_call() {
+    use polars_flock::{Retry, Transient};
+    let own = server();
+    let url = own.url();
+    let workers = Workers::new(|| Ok(Client::connect(&url, NoTls)?));
+    let lookups = AtomicUsize::new(0);
+    let restart_at = |n: usize| {
+        if lookups.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            own.stop().unwrap();
+            own.restart().unwrap();
+        }
+    };
+    let lookup = |c: &mut Client, row: &Row<'_>| -> Result<String, BoxError> {
+        let k = row.i64("k")?;
+        match c.query_one("SELECT label FROM lookup WHERE k = $1", &[&k]) {
+            Ok(found) => Ok(found.get(0)),
+            // A closed connection: a new one, then the row again.
+            Err(e) if c.is_closed() || e.is_closed() => Err(Transient::new(e).reinit().into()),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let df = keys(50_000);
+    let flock = Flock::new().threads(4).chunksize(500);
+    // Without retries: the restart ends the call with a typed error naming a row.
+    let err = flock
+        .on(&df)
+        .par_apply_rows_per_worker("label", &workers, |c: &mut Client, row| {
+            restart_at(10_000);
+            lookup(c, row)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Row { .. } | Error::Init { .. }),
+        "{err}"
+    );
+    workers.close_idle().unwrap();
+    // With them: every row right.
+    lookups.store(0, Ordering::SeqCst);
+    let retrying = flock.clone().retries(
+        Retry::attempts(30).backoff(Duration::from_millis(20), Duration::from_millis(500)),
+    );
+    let (out, report) = retrying
+        .on(&df)
+        .keep_going()
+        .par_apply_rows_per_worker("label", &workers, |c: &mut Client, row| {
+            restart_at(20_000);
+            lookup(c, row)
+        })
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.failures.first());
+    assert!(report.retries >= 1, "the restart was not met");
+    let labels = out.column("label").unwrap().str().unwrap();
+    for (i, label) in labels.iter().enumerate() {
+        assert_eq!(
+            label,
+            Some(format!("label-{}", (i as i64 * 7) % KEYS).as_str())
+        );
+    }
+    eprintln!("{}", report.stats);
+    // The `Workers` kept one live connection per worker: the server sees exactly them.
+    let held = workers.idle_states() as i64;
+    assert!((1..=4).contains(&held), "{held} states held");
+    assert_eq!(backends(&own), held);
+}

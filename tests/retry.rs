@@ -695,3 +695,79 @@ mod async_units {
         assert_eq!(calls.into_inner(), 3);
     }
 }
+
+#[test]
+fn stats_account_for_the_wall_time_of_every_worker_and_every_row() {
+    let flock = Flock::new().chunksize(50).threads(2).retries(policy(3));
+    let items: Vec<u64> = (0..1_000).collect();
+    let (_, report) = flock
+        .on(&items)
+        .keep_going()
+        .par_apply_rows_per_worker(
+            || {
+                std::thread::sleep(Duration::from_millis(20)); // a connection opened
+                Ok(())
+            },
+            |(), &x| {
+                if x % 100 == 0 && attempt() == 1 {
+                    return Err("503 Service Unavailable".into());
+                }
+                if x == 420 {
+                    std::thread::sleep(Duration::from_millis(60)); // one slow block
+                }
+                Ok(x)
+            },
+        )
+        .unwrap();
+    let stats = &report.stats;
+    assert_eq!((stats.rows, stats.blocks), (1_000, 20));
+    assert!(
+        !stats.workers.is_empty() && stats.workers.len() <= 2,
+        "{stats}"
+    );
+    assert_eq!(stats.workers.iter().map(|w| w.rows).sum::<usize>(), 1_000);
+    for w in &stats.workers {
+        assert_eq!(w.init + w.busy + w.idle, stats.wall, "{stats}");
+        assert!(w.init >= Duration::from_millis(20), "{stats}");
+    }
+    let total: Duration = stats.workers.iter().map(|w| w.init + w.busy + w.idle).sum();
+    assert_eq!(total, stats.wall * stats.workers.len() as u32);
+    // The slow block (rows 400..450) is the slowest.
+    assert_eq!(stats.slowest[0].1, 400..450, "{stats}");
+    assert!(stats.slowest[0].2 >= Duration::from_millis(60));
+    assert_eq!(stats.retries.get("503 Service Unavailable"), Some(&10));
+    assert_eq!(stats.total_retries(), report.retries);
+    let table = stats.to_string();
+    assert!(
+        table.contains("worker") && table.contains("retried 10×: 503"),
+        "{table}"
+    );
+    assert!(stats.rows_per_second() > 0.0);
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn an_async_calls_stats_count_its_units() {
+    let items: Vec<u32> = (0..50).collect();
+    let (_, report) = Flock::new()
+        .retries(policy(2))
+        .on(&items)
+        .io()
+        .keep_going()
+        .par_apply_rows(async |&x| {
+            if x == 7 && attempt() == 1 {
+                return Err("reset".into());
+            }
+            if x == 9 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            Ok(x)
+        })
+        .wait()
+        .unwrap();
+    let stats = &report.stats;
+    assert_eq!((stats.rows, stats.blocks), (50, 50));
+    assert!(stats.workers.is_empty());
+    assert_eq!(stats.slowest[0].1, 9..10);
+    assert_eq!(stats.retries.get("reset"), Some(&1));
+}

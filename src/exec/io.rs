@@ -26,6 +26,7 @@ use crate::error::{Error, Result, UserCode};
 use crate::exec::{Panic, contain, discard};
 use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
 use crate::retry::AttemptScope;
+use crate::stats::{Recorder, count_cause};
 
 /// What the units of a call are: rows (or items), blocks of rows, groups or files.
 pub(crate) enum Units<'p> {
@@ -117,16 +118,17 @@ enum Ended<R> {
 struct InFlight<F> {
     index: usize,
     attempt: u32,
+    started: std::time::Instant,
     future: Pin<Box<F>>,
 }
 
 impl<F: Future> Future for InFlight<F> {
-    type Output = (usize, F::Output);
+    type Output = (usize, Duration, F::Output);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let index = self.index;
+        let (index, started) = (self.index, self.started);
         let _attempt = AttemptScope::enter(self.attempt);
-        self.future.as_mut().poll(cx).map(|out| (index, out))
+        (self.future.as_mut().poll(cx)).map(|out| (index, started.elapsed(), out))
     }
 }
 
@@ -178,7 +180,7 @@ async fn guarded<R>(
 
 /// What woke the driver.
 enum Event<R> {
-    Ended(usize, Ended<R>),
+    Ended(usize, Duration, Ended<R>),
     Stopped(Error),
     Finished,
 }
@@ -241,6 +243,9 @@ where
     let mut attempts = vec![1u32; if retry.is_some() { n } else { 0 }];
     let mut waiting = FuturesUnordered::new();
     let mut ready = std::collections::VecDeque::new();
+    let call_started = std::time::Instant::now();
+    let mut recorder = Recorder::default();
+    let mut causes = std::collections::BTreeMap::new();
 
     let mut outputs = crate::exec::Discarded::new((0..n).map(|_| None).collect::<Vec<_>>());
     let mut report = Report::default();
@@ -287,11 +292,14 @@ where
                 in_flight.push(InFlight {
                     index,
                     attempt,
+                    started: std::time::Instant::now(),
                     future,
                 });
             }
             match in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((index, ended))) => Poll::Ready(Event::Ended(index, ended)),
+                Poll::Ready(Some((index, took, ended))) => {
+                    Poll::Ready(Event::Ended(index, took, ended))
+                }
                 Poll::Ready(None) if next >= limit && waiting.is_empty() && ready.is_empty() => {
                     Poll::Ready(Event::Finished)
                 }
@@ -302,7 +310,7 @@ where
         match event {
             Event::Finished => break None,
             Event::Stopped(error) => break Some(error),
-            Event::Ended(index, ended) => {
+            Event::Ended(index, took, ended) => {
                 let result = match ended {
                     Ended::Done(result) => result,
                     Ended::Panicked(panic) => Err(units.panicked(index, panic)),
@@ -319,6 +327,7 @@ where
                     // Another attempt after `wait`; this one's error is dropped.
                     attempts[index] += 1;
                     report.retries += 1;
+                    count_cause(&mut causes, closure_error(error));
                     discard(result);
                     waiting.push(Waiting {
                         index,
@@ -327,6 +336,8 @@ where
                     continue;
                 }
                 completed[index] = true;
+                // The unit's last attempt's time.
+                recorder.block(None, Duration::ZERO, took, index, units.rows(index));
                 done_units += 1;
                 done_rows += units.rows(index).len();
                 let tries = attempts.get(index).copied().unwrap_or(1);
@@ -385,6 +396,10 @@ where
         report.skipped = skipped(&completed, &units);
     }
     report.failures.sort_by_key(|f| f.unit.index());
+    let mut stats = recorder.finish(call_started.elapsed(), causes);
+    // One task polls every unit: no workers, and each attempt counts as a block.
+    stats.workers.clear();
+    report.stats = stats;
     Ok((outputs.keep(), report))
 }
 

@@ -30,13 +30,14 @@ use std::ops::{Deref, DerefMut, Range};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::control::{Failure, Report, Reporter, Stop, Unit, caused_by_stop, is_stop, with_counts};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
 use crate::retry::{AttemptScope, Retry};
+use crate::stats::{Recorder, Stats};
 
 #[cfg(feature = "async")]
 pub(crate) mod io;
@@ -250,7 +251,7 @@ impl<'a> Block<'a> {
                 return Err(Box::new(stop));
             }
             attempt += 1;
-            self.stop.count_retry();
+            self.stop.count_retry(&*error);
             let _attempt = AttemptScope::enter(attempt);
             if renew {
                 match states.renew(state) {
@@ -272,6 +273,7 @@ impl<'a> Block<'a> {
 
     /// Runs `nested`, a call of its own run inline in this block (a stream's batch), counting its
     /// retries as this call's.
+    #[cfg(feature = "streaming")]
     pub(crate) fn counting_retries<T>(&self, nested: impl FnOnce() -> T) -> T {
         let before = crate::retry::retried_on_thread();
         let out = nested();
@@ -466,6 +468,8 @@ struct Call<'a, S, R, F, St: ?Sized> {
     /// The state the probe made on the calling thread, and its last block, until a worker takes
     /// it.
     spare: Mutex<Option<(S, usize)>>,
+    /// Where the time went, per block.
+    recorder: Mutex<Recorder>,
 }
 
 impl<S, R, F, St> Call<'_, S, R, F, St>
@@ -557,9 +561,10 @@ where
                 .take_state(thread)
                 .or_else(|| lock(&self.spare).take().map(|(state, _)| state));
         }
+        let mut init = Duration::ZERO;
         let current = match state {
             Some(current) => current,
-            None => match contain(|| self.states.acquire()) {
+            None => match self.acquire_timed(&mut init) {
                 Ok(Ok(new)) => state.insert(new),
                 failed => {
                     let source: BoxError = match failed {
@@ -584,7 +589,10 @@ where
             return false;
         }
         let block = Block::new(index, rows, &self.stop);
+        let started = Instant::now();
         let (result, panicked) = run_block(&block, || (self.task)(&block, current));
+        let busy = started.elapsed();
+        lock(&self.recorder).block(thread, init, busy, index, block.rows.clone());
         if (panicked || block.poisoned.get())
             && let Some(broken) = state.take()
         {
@@ -599,6 +607,17 @@ where
         self.note_last(thread, index);
         self.record(index, result);
         true
+    }
+
+    /// A new state (user code: `init`), its time added to `init`.
+    fn acquire_timed(
+        &self,
+        init: &mut Duration,
+    ) -> std::result::Result<std::result::Result<S, BoxError>, Panic> {
+        let started = Instant::now();
+        let acquired = contain(|| self.states.acquire());
+        *init += started.elapsed();
+        acquired
     }
 
     /// The next block in input order, or `None` when none is left for this drainer: past the
@@ -692,6 +711,8 @@ pub(crate) struct Executed<R> {
     plan: ChunkPlan,
     /// The retries the call made.
     retries: usize,
+    /// Where its time went.
+    stats: Stats,
     results: Discarded<Vec<(usize, Result<R>)>>,
     late: Option<Error>,
 }
@@ -779,7 +800,9 @@ where
         finished: Mutex::new(Vec::new()),
         slots: Mutex::new(Vec::new()),
         spare: Mutex::new(None),
+        recorder: Mutex::default(),
     };
+    let started = Instant::now();
     if plan.is_adaptive() {
         call.plan = call.probe();
     }
@@ -801,13 +824,19 @@ where
         drop(waiting);
     }
     let retries = call.stop.retries();
+    let causes = call.stop.causes();
     let Call {
         plan,
         slots,
         spare,
         finished,
+        recorder,
         ..
     } = call;
+    let recorder = recorder
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let stats = recorder.finish(started.elapsed(), causes);
     let spare = spare.into_inner().unwrap_or_else(PoisonError::into_inner);
     let states_left = (slots.into_inner().unwrap_or_else(PoisonError::into_inner))
         .into_iter()
@@ -828,6 +857,7 @@ where
     Ok(Executed {
         plan,
         retries,
+        stats,
         results: Discarded::new(results),
         late,
     })
@@ -1075,16 +1105,18 @@ where
     R: Send,
     F: Fn(&Block, &mut S, &mut KeepGoing) -> Result<R> + Sync,
 {
-    let executed = execute(flock, plan, states, |block, state| {
+    let mut executed = execute(flock, plan, states, |block, state| {
         let mut units = KeepGoing::default();
         let output = task(block, state, &mut units)?;
         Ok((output, units))
     })?;
     // The blocks that ran: an adaptive plan's are known only now.
     let retries = executed.retries;
+    let stats = std::mem::take(&mut executed.stats);
     let (results, mut stopped, plan) = executed.keep_going()?;
     let mut report = Report {
         retries,
+        stats,
         ..Report::default()
     };
     let mut outputs = Vec::with_capacity(results.len());

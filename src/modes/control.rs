@@ -11,6 +11,7 @@ use crate::error::{Error, Result, UserCode};
 use crate::exec::{contain, lock};
 use crate::flock::Flock;
 use crate::retry::{Retry, wait_until};
+use crate::stats::{Stats, count_cause};
 
 /// A flag another thread (a UI, a signal handler, a supervisor) sets to stop a running call.
 ///
@@ -151,6 +152,7 @@ pub(crate) struct Stop<'a> {
     /// The call runs on a pool of its own: a thread waiting for a retry may sleep.
     owned_pool: bool,
     retries: AtomicUsize,
+    causes: Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 impl<'a> Stop<'a> {
@@ -164,6 +166,7 @@ impl<'a> Stop<'a> {
             retry: flock.retry(),
             owned_pool: flock.owns_pool(),
             retries: AtomicUsize::new(0),
+            causes: Mutex::default(),
         }
     }
 
@@ -190,10 +193,16 @@ impl<'a> Stop<'a> {
         self.retry
     }
 
-    /// Counts a retry (made on this thread).
-    pub(crate) fn count_retry(&self) {
+    /// Counts a retry (made on this thread) after `cause`.
+    pub(crate) fn count_retry(&self, cause: &(dyn std::error::Error + 'static)) {
         self.add_retries(1);
         crate::retry::note_retry();
+        count_cause(&mut lock(&self.causes), cause);
+    }
+
+    /// The retries by cause so far.
+    pub(crate) fn causes(&self) -> std::collections::BTreeMap<String, usize> {
+        lock(&self.causes).clone()
     }
 
     /// Counts the retries of a call run inside one of this call's units.
@@ -481,6 +490,8 @@ pub struct Report {
     /// The retries the call made ([`Flock::retries`](crate::Flock::retries)): attempts beyond
     /// each unit's first, whether the unit then succeeded or not.
     pub retries: usize,
+    /// Where the call's time went: wall, per worker, slowest blocks, retries by cause.
+    pub stats: Stats,
 }
 
 impl Report {

@@ -4,5 +4,6 @@
 pub(crate) mod control;
 pub(crate) mod flock;
 pub(crate) mod retry;
+pub(crate) mod stats;
 pub(crate) mod view;
 pub(crate) mod workers;

@@ -312,11 +312,13 @@ pub enum Error {
         rows: usize,
     },
 
-    /// A unit of an async call (a row, an item, a block) did not finish within
-    /// [`Flock::unit_timeout`](crate::Flock::unit_timeout): its future was dropped at the deadline
-    /// (a request in flight is abandoned), and the unit failed. It is the `source` of the
-    /// [`Error::Row`] or [`Error::Block`] that names the unit; the call goes on (keep-going) or
-    /// stops (fail-fast) as for any other failure of a unit.
+    /// A unit (a row, an item, a block, a group, a file) did not finish within
+    /// [`Flock::unit_timeout`](crate::Flock::unit_timeout): an async unit's future was dropped at
+    /// the deadline (a request in flight is abandoned); a synchronous closure found its deadline
+    /// passed ([`check_unit`](crate::check_unit)) or returned after it (its output dropped). It
+    /// is the `source` of the [`Error::Row`] (or [`Error::Block`], ...) that names the unit; the
+    /// call goes on (keep-going) or stops (fail-fast) as for any other failure of a unit, and
+    /// [`Flock::retries`](crate::Flock::retries) retries it by default.
     UnitTimedOut {
         /// The per-unit time limit that passed.
         timeout: Duration,
@@ -727,10 +729,9 @@ impl std::fmt::Display for Error {
                 f,
                 "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
             ),
-            Error::UnitTimedOut { timeout } => write!(
-                f,
-                "did not finish within the unit timeout of {timeout:?} (its future was dropped)"
-            ),
+            Error::UnitTimedOut { timeout } => {
+                write!(f, "did not finish within the unit timeout of {timeout:?}")
+            }
             Error::Arrow { column, source } => write!(f, "Arrow column {column:?}: {source}"),
             Error::InChunk {
                 chunk,

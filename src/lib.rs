@@ -58,7 +58,7 @@ pub use crate::files::Files;
 pub use crate::flock::Flock;
 pub use crate::frame::DataFrameParApply;
 pub use crate::plan::ChunkPlan;
-pub use crate::retry::{Retry, Transient, attempt};
+pub use crate::retry::{Retry, Transient, attempt, check_unit, unit_deadline};
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
 pub use crate::stats::{Stats, WorkerStats};

@@ -771,3 +771,114 @@ fn an_async_calls_stats_count_its_units() {
     assert_eq!(stats.slowest[0].1, 9..10);
     assert_eq!(stats.retries.get("reset"), Some(&1));
 }
+
+/// A closure that sleeps `ms` milliseconds a millisecond at a time, checking its deadline.
+fn patient(ms: u64) -> Result<u64, BoxError> {
+    for _ in 0..ms {
+        polars_flock::check_unit()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(ms)
+}
+
+#[test]
+fn a_hung_synchronous_row_is_ended_within_about_its_unit_timeout() {
+    let flock = Flock::new()
+        .chunksize(1)
+        .threads(2)
+        .unit_timeout(Duration::from_millis(100));
+    let start = Instant::now();
+    let (out, report) = flock
+        .on(&[5u64, 60_000, 5][..])
+        .keep_going()
+        .par_apply_rows(|&ms| patient(ms))
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(out, [Some(5), None, Some(5)]);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let Error::Row { row: 1, source } = &report.failures[0].error else {
+        panic!("{:?}", report.failures)
+    };
+    assert!(
+        matches!(source.downcast_ref(), Some(Error::UnitTimedOut { timeout }) if *timeout == Duration::from_millis(100)),
+        "{source}"
+    );
+    // Fail-fast on a frame: the row's error, naming it.
+    let df = ids(3);
+    let err = flock
+        .on(&df)
+        .par_apply_rows("y", |row| {
+            patient(if row.i64("i")? == 2 { 60_000 } else { 1 })
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Row { row: 2, .. }), "{err:?}");
+}
+
+#[test]
+fn a_unit_that_returns_after_its_deadline_fails_and_may_be_retried() {
+    // No check in the closure: the row returns late, and its output is not accepted.
+    let flock = Flock::new().unit_timeout(Duration::from_millis(30));
+    let calls = AtomicUsize::new(0);
+    let slow_first = |&x: &u32| -> Result<u32, BoxError> {
+        calls.fetch_add(1, Ordering::Relaxed);
+        if x == 1 && attempt() == 1 {
+            std::thread::sleep(Duration::from_millis(80));
+        }
+        Ok(x)
+    };
+    let err = flock
+        .on(&[0, 1, 2][..])
+        .par_apply_rows(slow_first)
+        .unwrap_err();
+    let Error::Row { row: 1, source } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(
+        source.downcast_ref(),
+        Some(Error::UnitTimedOut { .. })
+    ));
+    // Retried by default: the second attempt is quick.
+    let out = flock
+        .retries(policy(2))
+        .on(&[0, 1, 2][..])
+        .par_apply_rows(slow_first)
+        .unwrap();
+    assert_eq!(out, [0, 1, 2]);
+}
+
+#[test]
+fn the_units_deadline_is_visible_inside_it_and_nowhere_else() {
+    let limit = Duration::from_secs(3);
+    let flock = Flock::new().unit_timeout(limit);
+    let before = Instant::now();
+    let deadlines = flock
+        .on(&[0, 1, 2][..])
+        .par_apply_rows(|_: &i32| Ok(polars_flock::unit_deadline()))
+        .unwrap();
+    for d in deadlines {
+        let d = d.expect("a deadline inside the unit");
+        assert!(d > before && d <= Instant::now() + limit);
+    }
+    assert_eq!(polars_flock::unit_deadline(), None);
+    assert!(polars_flock::check_unit().is_ok());
+    // Blocks, groups and files are units too.
+    let df = ids(40);
+    let err = Flock::new()
+        .chunksize(10)
+        .unit_timeout(Duration::from_millis(20))
+        .on(&df)
+        .par_apply_blocks(|b| {
+            if b.column("i")?.i64()?.get(0) == Some(20) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(b)
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Block { block: 2, .. }), "{err:?}");
+    // Without the option, nothing is limited.
+    assert_eq!(
+        [0].par_apply_rows(|_: &i32| Ok(polars_flock::unit_deadline()))
+            .unwrap(),
+        [None]
+    );
+}

@@ -25,7 +25,7 @@ use crate::control::{Failure, Report, Stop, Unit, with_counts};
 use crate::error::{Error, Result, UserCode};
 use crate::exec::{Panic, contain, discard};
 use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
-use crate::retry::AttemptScope;
+use crate::retry::{AttemptScope, DeadlineScope};
 use crate::stats::{Recorder, count_cause};
 
 /// What the units of a call are: rows (or items), blocks of rows, groups or files.
@@ -119,6 +119,8 @@ struct InFlight<F> {
     index: usize,
     attempt: u32,
     started: std::time::Instant,
+    /// The unit's deadline and limit, for [`unit_deadline`](crate::unit_deadline).
+    deadline: Option<(std::time::Instant, Duration)>,
     future: Pin<Box<F>>,
 }
 
@@ -128,6 +130,8 @@ impl<F: Future> Future for InFlight<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (index, started) = (self.index, self.started);
         let _attempt = AttemptScope::enter(self.attempt);
+        let _deadline =
+            (self.deadline).map(|(deadline, limit)| DeadlineScope::enter(deadline, limit));
         (self.future.as_mut().poll(cx)).map(|out| (index, started.elapsed(), out))
     }
 }
@@ -221,11 +225,8 @@ async fn drive_units<R, F>(
 where
     F: Future<Output = Result<R>>,
 {
-    let IoOptions {
-        concurrency,
-        rate,
-        unit_timeout,
-    } = flock.io_options()?;
+    let IoOptions { concurrency, rate } = flock.io_options()?;
+    let unit_timeout = flock.unit_timeout_option();
     // The other options are checked too (a `chunksize(0)` is wrong whatever the verb).
     flock.layout(0)?;
     let cap = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -289,10 +290,14 @@ where
                     let _attempt = AttemptScope::enter(attempt);
                     Box::pin(guarded(start(index), unit_timeout))
                 };
+                let started = std::time::Instant::now();
+                let deadline =
+                    unit_timeout.and_then(|limit| Some((started.checked_add(limit)?, limit)));
                 in_flight.push(InFlight {
                     index,
                     attempt,
-                    started: std::time::Instant::now(),
+                    started,
+                    deadline,
                     future,
                 });
             }

@@ -850,9 +850,10 @@ where
     U: RowOutput,
     F: Fn(&mut S, &Row<'_>) -> Result<U, BoxError>,
 {
+    let limit = block.unit_limit();
     for offset in 0..rows {
         let row = segment.row(offset);
-        match block.attempt(state, states, |state| f(state, &row)) {
+        match block.attempt_within(limit, state, states, |state| f(state, &row)) {
             Ok(value) => <U as Outputs>::push(out, value),
             Err(e) => return Err(row.attribute(e)),
         }

@@ -4,7 +4,7 @@
 use crate::concat::concat_vecs;
 use crate::control::Report;
 use crate::error::{BoxError, Error, Result};
-use crate::exec::{Discarded, StateSource, Stateless, run_blocks_stateful, run_keep_going};
+use crate::exec::{Block, Discarded, StateSource, Stateless, run_blocks_stateful, run_keep_going};
 use crate::flock::Flock;
 use crate::fold::fold_items;
 use crate::sealed::Items;
@@ -425,21 +425,32 @@ where
         flock,
         &plan,
         states,
-        |block, state| {
-            // Outputs so far are user values: dropped under the guard if a later item fails.
-            let mut out = Discarded::new(Vec::with_capacity(block.rows.len()));
-            for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
-                block.enter_row(row);
-                match block.attempt(state, states, |state| f(state, item)) {
-                    Ok(value) => out.push(value),
-                    Err(source) => return Err(Error::Row { row, source }),
-                }
-            }
-            Ok(out.keep())
-        },
+        |block, state| item_loop(block, items, state, states, &f),
         |_, _, _| Ok(()),
     )?;
     Ok(concat_vecs(parts))
+}
+
+/// One block of [`apply_items`]: each item's output, up to the first error.
+#[inline(always)]
+fn item_loop<T, S, U>(
+    block: &Block<'_>,
+    items: &[T],
+    state: &mut S,
+    states: &(impl StateSource<S> + ?Sized),
+    f: &impl Fn(&mut S, &T) -> std::result::Result<U, BoxError>,
+) -> Result<Vec<U>> {
+    // Outputs so far are user values: dropped under the guard if a later item fails.
+    let mut out = Discarded::new(Vec::with_capacity(block.rows.len()));
+    let limit = block.unit_limit();
+    for (row, item) in block.rows.clone().zip(&items[block.rows.clone()]) {
+        block.enter_row(row);
+        match block.attempt_within(limit, state, states, |state| f(state, item)) {
+            Ok(value) => out.push(value),
+            Err(source) => return Err(Error::Row { row, source }),
+        }
+    }
+    Ok(out.keep())
 }
 
 fn apply_items_keep_going<T, S, U, F>(

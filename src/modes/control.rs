@@ -149,6 +149,7 @@ pub(crate) struct Stop<'a> {
     cancel: Option<&'a CancelToken>,
     deadline: Option<(Instant, Duration)>,
     retry: Option<&'a Retry>,
+    unit_timeout: Option<Duration>,
     /// The call runs on a pool of its own: a thread waiting for a retry may sleep.
     owned_pool: bool,
     retries: AtomicUsize,
@@ -164,6 +165,7 @@ impl<'a> Stop<'a> {
             cancel: flock.cancel(),
             deadline: timeout.and_then(|t| Some((Instant::now().checked_add(t)?, t))),
             retry: flock.retry(),
+            unit_timeout: flock.unit_timeout_option(),
             owned_pool: flock.owns_pool(),
             retries: AtomicUsize::new(0),
             causes: Mutex::default(),
@@ -185,6 +187,12 @@ impl<'a> Stop<'a> {
             }),
             _ => None,
         }
+    }
+
+    /// The call's per-unit time limit.
+    #[inline(always)]
+    pub(crate) fn unit_timeout(&self) -> Option<Duration> {
+        self.unit_timeout
     }
 
     /// The call's retry policy.

@@ -50,35 +50,32 @@ pub struct Flock {
     cancel: Option<CancelToken>,
     progress: Progress,
     retry: Option<Retry>,
+    unit_timeout: Option<Duration>,
     #[cfg(feature = "async")]
     io: IoOptions,
 }
 
-/// The limits of an async call (feature `async`): see [`Flock::concurrency`], [`Flock::rate`]
-/// and [`Flock::unit_timeout`].
+/// The limits of an async call (feature `async`): see [`Flock::concurrency`] and
+/// [`Flock::rate`].
 #[cfg(feature = "async")]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct IoOptions {
     pub(crate) concurrency: Option<usize>,
     pub(crate) rate: Option<f64>,
-    pub(crate) unit_timeout: Option<Duration>,
 }
 
 #[cfg(feature = "async")]
 impl IoOptions {
     /// The first option that is set, by name.
     fn set(&self) -> Option<&'static str> {
-        (self.concurrency.map(|_| "concurrency"))
-            .or(self.rate.map(|_| "rate"))
-            .or(self.unit_timeout.map(|_| "unit_timeout"))
+        (self.concurrency.map(|_| "concurrency")).or(self.rate.map(|_| "rate"))
     }
 
     /// The value of option `option`, as written.
     fn value_of(&self, option: &str) -> String {
         match option {
             "concurrency" => format!("{}", self.concurrency.unwrap_or_default()),
-            "rate" => format!("{}", self.rate.unwrap_or_default()),
-            _ => format!("{:?}", self.unit_timeout.unwrap_or_default()),
+            _ => format!("{}", self.rate.unwrap_or_default()),
         }
     }
 }
@@ -352,19 +349,58 @@ impl Flock {
         self
     }
 
-    /// Gives each unit of an async call (feature `async`) at most `timeout` from its start: at
-    /// the deadline its future is dropped (a request in flight is abandoned) and the unit fails
-    /// with [`Error::UnitTimedOut`] as the source of the [`Error::Row`] or [`Error::Block`] that
-    /// names it. Unlike the call's [`timeout`](Flock::timeout), it stops only that unit.
+    /// Gives each unit (a row, an item, a block, a group, a file, an async unit) at most
+    /// `timeout` from its start; a unit past it fails with [`Error::UnitTimedOut`] as the source
+    /// of the [`Error::Row`] (or [`Error::Block`], ...) that names it, and may be retried
+    /// ([`Flock::retries`] retries it by default). Unlike the call's
+    /// [`timeout`](Flock::timeout), it stops only that unit.
+    ///
+    /// - **Async units** (feature `async`): at the deadline the unit's future is dropped (a
+    ///   request in flight is abandoned).
+    /// - **Synchronous closures** cannot be pre-empted (a thread cannot be stopped safely), so
+    ///   the limit is cooperative: the closure asks [`unit_deadline`](crate::unit_deadline) (to
+    ///   give a client its own timeout: a socket's read timeout, a statement timeout) or calls
+    ///   [`check_unit`](crate::check_unit)`()?` in its loop; and a unit that returns after its
+    ///   deadline fails all the same, its output dropped, so that no output is ever accepted
+    ///   past the limit. A closure stuck in a call that never returns holds its thread until it
+    ///   does: give such calls a timeout of their own.
     ///
     /// Default: none. `Duration::ZERO` is rejected with [`Error::InvalidOption`] when the call
-    /// runs, and so is the option on a synchronous call (whose closures cannot be interrupted).
+    /// runs.
     ///
     /// # Examples
+    ///
+    /// A synchronous row that checks its deadline:
     ///
     /// ```
     /// use std::time::Duration;
     /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// let (out, report) = Flock::new()
+    ///     .unit_timeout(Duration::from_millis(50))
+    ///     .on(&[1u64, 10_000, 2])
+    ///     .keep_going()
+    ///     .par_apply_rows(|&ms| {
+    ///         for _ in 0..ms {
+    ///             polars_flock::check_unit()?; // ends a unit past its deadline
+    ///             std::thread::sleep(Duration::from_millis(1));
+    ///         }
+    ///         Ok(ms)
+    ///     })?;
+    /// assert_eq!(out, [Some(1), None, Some(2)]);
+    /// let Error::Row { row: 1, source } = &report.failures[0].error else { panic!() };
+    /// assert!(matches!(source.downcast_ref(), Some(Error::UnitTimedOut { .. })));
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    ///
+    /// An async unit (feature `async`), dropped at its deadline:
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
     /// let (out, report) = Flock::new()
     ///     .unit_timeout(Duration::from_millis(20))
     ///     .on(&[1u64, 500, 2])
@@ -378,11 +414,11 @@ impl Flock {
     /// assert_eq!(out, [Some(1), None, Some(2)]);
     /// let Error::Row { row: 1, source } = &report.failures[0].error else { panic!() };
     /// assert!(matches!(source.downcast_ref(), Some(Error::UnitTimedOut { .. })));
+    /// # }
     /// # Ok::<(), polars_flock::Error>(())
     /// ```
-    #[cfg(feature = "async")]
     pub fn unit_timeout(mut self, timeout: Duration) -> Self {
-        self.io.unit_timeout = Some(timeout);
+        self.unit_timeout = Some(timeout);
         self
     }
 
@@ -525,7 +561,7 @@ impl Flock {
                 option,
                 value: self.io.value_of(option),
                 reason: "a limit of async calls (the `io()` view): a synchronous call has one call \
-                         in flight per thread (see `threads`) and cannot interrupt a closure",
+                         in flight per thread (see `threads`)",
             });
         }
         self.layout(rows)
@@ -543,6 +579,13 @@ impl Flock {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.unit_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption {
+                option: "unit_timeout",
+                value: "0ns".into(),
+                reason: "a unit needs some time to run",
+            });
+        }
         if let Some(retry) = &self.retry {
             retry.validate()?;
         }
@@ -611,9 +654,6 @@ impl Flock {
                 "a positive, finite number of starts per second",
             ));
         }
-        if io.unit_timeout == Some(Duration::ZERO) {
-            return Err(invalid("unit_timeout", "a unit needs some time to run"));
-        }
         Ok(io)
     }
 
@@ -631,6 +671,10 @@ impl Flock {
 
     pub(crate) fn retry(&self) -> Option<&Retry> {
         self.retry.as_ref()
+    }
+
+    pub(crate) fn unit_timeout_option(&self) -> Option<Duration> {
+        self.unit_timeout
     }
 
     /// Whether calls run on a pool of this `Flock`'s own ([`Flock::threads`]), whose threads

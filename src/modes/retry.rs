@@ -363,6 +363,8 @@ impl std::error::Error for Transient {
 
 thread_local! {
     static ATTEMPT: Cell<u32> = const { Cell::new(1) };
+    /// The deadline of the unit this thread runs, with its limit ([`Flock::unit_timeout`]).
+    static DEADLINE: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
     /// Retries this thread made, for a call that runs another one inline (a stream's batch) to
     /// add the inner call's to its own.
     static RETRIED: Cell<usize> = const { Cell::new(0) };
@@ -455,5 +457,65 @@ pub(crate) fn wait_until(
             Duration::from_millis(5)
         };
         std::thread::sleep((until - now).min(nap));
+    }
+}
+
+/// The deadline of the unit the calling closure runs, when the call has a
+/// [`unit_timeout`](crate::Flock::unit_timeout): give a blocking client the time left as its own
+/// timeout. `None` outside a limited unit. In an async unit, the deadline of the unit being
+/// polled.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use polars_flock::prelude::*;
+///
+/// let left = Flock::new()
+///     .unit_timeout(Duration::from_secs(5))
+///     .on(&[1])
+///     .par_apply_rows(|_| Ok(polars_flock::unit_deadline().map(|d| d.saturating_duration_since(std::time::Instant::now()))))?;
+/// assert!(left[0].is_some_and(|left| left <= Duration::from_secs(5)));
+/// assert_eq!(polars_flock::unit_deadline(), None);
+/// # Ok::<(), polars_flock::Error>(())
+/// ```
+pub fn unit_deadline() -> Option<Instant> {
+    DEADLINE.with(Cell::get).map(|(deadline, _)| deadline)
+}
+
+/// `Err(`[`Error::UnitTimedOut`]`)` once the unit the calling closure runs is past its
+/// [`unit_timeout`](crate::Flock::unit_timeout) (`Ok` without one): call it with `?` in a long
+/// closure's loop to end the unit there. See [`Flock::unit_timeout`](crate::Flock::unit_timeout).
+///
+/// # Errors
+///
+/// [`Error::UnitTimedOut`] past the deadline.
+///
+/// # Examples
+///
+/// ```
+/// assert!(polars_flock::check_unit().is_ok()); // outside any call: no deadline
+/// ```
+pub fn check_unit() -> Result<()> {
+    match DEADLINE.with(Cell::get) {
+        Some((deadline, timeout)) if Instant::now() >= deadline => {
+            Err(Error::UnitTimedOut { timeout })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Sets this thread's unit deadline while it lives; restores the previous one when dropped.
+pub(crate) struct DeadlineScope(Option<(Instant, Duration)>);
+
+impl DeadlineScope {
+    pub(crate) fn enter(deadline: Instant, timeout: Duration) -> Self {
+        Self(DEADLINE.with(|d| d.replace(Some((deadline, timeout)))))
+    }
+}
+
+impl Drop for DeadlineScope {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
     }
 }

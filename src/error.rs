@@ -730,7 +730,7 @@ impl std::fmt::Display for Error {
                 "timed out after {timeout:?}: {completed_blocks} of {blocks} blocks ({completed_rows} of {rows} rows) completed"
             ),
             Error::UnitTimedOut { timeout } => {
-                write!(f, "did not finish within the unit timeout of {timeout:?}")
+                write!(f, "did not finish within its time limit of {timeout:?}")
             }
             Error::Arrow { column, source } => write!(f, "Arrow column {column:?}: {source}"),
             Error::InChunk {

@@ -61,7 +61,7 @@ pub use crate::plan::ChunkPlan;
 pub use crate::retry::{Retry, Transient, attempt, check_unit, unit_deadline};
 pub use crate::row::Row;
 pub use crate::slice::SliceParApply;
-pub use crate::stats::{Stats, WorkerStats};
+pub use crate::stats::{Stall, Stats, WorkerStats};
 pub use crate::value::{ColumnValue, OutputNames, RowOutput};
 pub use crate::view::{KeepGoing, On, PerWorker, TypedOutput};
 pub use crate::workers::Workers;

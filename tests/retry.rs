@@ -882,3 +882,114 @@ fn the_units_deadline_is_visible_inside_it_and_nowhere_else() {
         [None]
     );
 }
+
+#[test]
+fn a_slow_init_fails_its_worker_and_a_late_reconnect_is_retried() {
+    // Every `init` sees its deadline, and one past it fails.
+    let flock = Flock::new()
+        .threads(2)
+        .chunksize(5)
+        .init_timeout(Duration::from_millis(30));
+    let saw_deadline = AtomicUsize::new(0);
+    let err = flock
+        .on(&(0..20).collect::<Vec<u32>>())
+        .par_apply_rows_per_worker(
+            || {
+                if polars_flock::unit_deadline().is_some() {
+                    saw_deadline.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(60));
+                Ok(())
+            },
+            |(), &x| Ok(x),
+        )
+        .unwrap_err();
+    let Error::Init { source, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(source.downcast_ref(), Some(Error::UnitTimedOut { .. })),
+        "{source}"
+    );
+    assert!(saw_deadline.into_inner() >= 1);
+    // A reconnect for a retry that comes too late is that attempt's failure; the next one is
+    // quick, and the row succeeds.
+    let made = AtomicUsize::new(0);
+    let out = flock
+        .retries(policy(3).reinit(true))
+        .on(&[7u32][..])
+        .par_apply_rows_per_worker(
+            || {
+                // The first connection is quick, the second (a reconnect) hangs, the third is quick.
+                if made.fetch_add(1, Ordering::SeqCst) == 1 {
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+                Ok(())
+            },
+            |(), &x| {
+                if attempt() == 1 {
+                    return Err("reset".into());
+                }
+                Ok(x)
+            },
+        )
+        .unwrap();
+    assert_eq!(out, [7]);
+    assert_eq!(made.into_inner(), 3);
+}
+
+#[test]
+fn a_stalled_block_is_told_once_with_its_rows_and_a_panicking_callback_changes_nothing() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let flock =
+        Flock::new()
+            .chunksize(10)
+            .threads(2)
+            .on_stall(Duration::from_millis(40), move |stalled| {
+                log.lock().unwrap().extend(stalled.iter().cloned());
+            });
+    let items: Vec<u64> = (0..40).collect();
+    let out = flock
+        .on(&items)
+        .par_apply_rows(|&x| {
+            if x == 25 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Ok(x)
+        })
+        .unwrap();
+    assert_eq!(out, items);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].block, seen[0].rows.clone()), (2, 20..30));
+    assert!(seen[0].running >= Duration::from_millis(40));
+    assert!(seen[0].thread.is_some());
+    // A callback that panics is contained: the call's result is unchanged.
+    let flock = Flock::new()
+        .chunksize(1)
+        .on_stall(Duration::from_millis(10), |_| panic!("a broken logger"));
+    let out = flock
+        .on(&[1u64, 60][..])
+        .par_apply_rows(|&ms| {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(ms)
+        })
+        .unwrap();
+    assert_eq!(out, [1, 60]);
+    let err = Flock::new()
+        .on_stall(Duration::ZERO, |_| {})
+        .on(&[1][..])
+        .par_apply_rows(|&x: &i32| Ok(x))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "on_stall",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -37,7 +37,7 @@ use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
 use crate::plan::{ChunkPlan, PROBE_BUDGET};
 use crate::retry::{AttemptScope, DeadlineScope, Retry};
-use crate::stats::{Recorder, Stats};
+use crate::stats::{Recorder, Stats, Watch};
 
 #[cfg(feature = "async")]
 pub(crate) mod io;
@@ -274,6 +274,18 @@ impl<'a> Block<'a> {
         }
     }
 
+    /// `input` for each attempt of a unit that takes it by value: moved into the first (so that
+    /// the unit may drop it early, as a stream's batch is), a copy kept for later ones only when
+    /// the call retries (a frame's copy shares its buffers).
+    pub(crate) fn inputs<T: Clone>(&self, input: T) -> impl FnMut() -> T {
+        let kept = self.stop.retry().map(|_| input.clone());
+        let mut first = Some(input);
+        move || match first.take() {
+            Some(input) => input,
+            None => kept.clone().expect("a second attempt only with retries"),
+        }
+    }
+
     /// [`attempt`](Block::attempt) without a state.
     #[inline(always)]
     pub(crate) fn attempt_stateless<T>(
@@ -310,7 +322,18 @@ impl<'a> Block<'a> {
             self.stop.count_retry(&*error);
             let _attempt = AttemptScope::enter(attempt);
             if renew {
-                match states.renew(state) {
+                let started = Instant::now();
+                let limit = self.stop.init_timeout();
+                let _deadline =
+                    limit.and_then(|l| Some(DeadlineScope::enter(started.checked_add(l)?, l)));
+                let renewed = match (states.renew(state), limit) {
+                    (Ok(()), Some(limit)) if started.elapsed() >= limit => {
+                        // Late: the next attempt makes it again.
+                        Err(Box::new(Error::UnitTimedOut { timeout: limit }) as BoxError)
+                    }
+                    (renewed, _) => renewed,
+                };
+                match renewed {
                     Ok(()) => renew = false,
                     Err(failed) => {
                         // The state could not be made yet (the server is still down): this
@@ -395,6 +418,29 @@ impl<'a> Block<'a> {
             self.enter_row(first_row + len(out) - before);
             self.panicked(panic, UserCode::Closure)
         })
+    }
+}
+
+/// A new state from `states` (user code: `init`), under the guard and within the call's `init`
+/// time limit (`Flock::init_timeout`): a state made after the deadline is dropped and the
+/// `init` fails with [`Error::UnitTimedOut`].
+pub(crate) fn acquire_within<S>(
+    states: &(impl StateSource<S> + ?Sized),
+    limit: Option<Duration>,
+) -> std::result::Result<std::result::Result<S, BoxError>, Panic> {
+    let Some(limit) = limit else {
+        return contain(|| states.acquire());
+    };
+    let started = Instant::now();
+    let _deadline = started
+        .checked_add(limit)
+        .map(|deadline| DeadlineScope::enter(deadline, limit));
+    match contain(|| states.acquire()) {
+        Ok(Ok(state)) if started.elapsed() >= limit => {
+            discard(state);
+            Ok(Err(Box::new(Error::UnitTimedOut { timeout: limit })))
+        }
+        other => other,
     }
 }
 
@@ -526,6 +572,8 @@ struct Call<'a, S, R, F, St: ?Sized> {
     spare: Mutex<Option<(S, usize)>>,
     /// Where the time went, per block.
     recorder: Mutex<Recorder>,
+    /// The running blocks, when stalls are watched.
+    watch: Option<&'a Watch>,
 }
 
 impl<S, R, F, St> Call<'_, S, R, F, St>
@@ -645,9 +693,15 @@ where
             return false;
         }
         let block = Block::new(index, rows, &self.stop);
+        if let Some(watch) = self.watch {
+            watch.start(index, block.rows.clone(), thread);
+        }
         let started = Instant::now();
         let (result, panicked) = run_block(&block, || (self.task)(&block, current));
         let busy = started.elapsed();
+        if let Some(watch) = self.watch {
+            watch.end(index);
+        }
         lock(&self.recorder).block(thread, init, busy, index, block.rows.clone());
         if (panicked || block.poisoned.get())
             && let Some(broken) = state.take()
@@ -671,7 +725,7 @@ where
         init: &mut Duration,
     ) -> std::result::Result<std::result::Result<S, BoxError>, Panic> {
         let started = Instant::now();
-        let acquired = contain(|| self.states.acquire());
+        let acquired = acquire_within(self.states, self.stop.init_timeout());
         *init += started.elapsed();
         acquired
     }
@@ -793,7 +847,11 @@ where
     let (executed, late) = with_progress(
         flock,
         plan.rows(),
-        |reporter| run_call(flock, plan, states, reporter, task),
+        |reporter| {
+            with_watch(flock, |watch| {
+                run_call(flock, plan, states, reporter, watch, task)
+            })
+        },
         |executed| executed.as_ref().is_ok_and(Executed::succeeded),
     )?;
     let mut executed = executed?;
@@ -830,11 +888,32 @@ pub(crate) fn with_progress<T>(
     })
 }
 
+/// Runs `run` with a watch of the running blocks served by a thread of its own when `flock`
+/// watches for stalls ([`Flock::on_stall`]).
+fn with_watch<T>(flock: &Flock, run: impl FnOnce(Option<&Watch>) -> T) -> T {
+    let Some((after, callback)) = flock.stall_watch() else {
+        return run(None);
+    };
+    let watch = Watch::new(after, callback);
+    std::thread::scope(|scope| {
+        let watching = std::thread::Builder::new()
+            .name("polars-flock-stalls".into())
+            .spawn_scoped(scope, || watch.serve());
+        let out = run(Some(&watch));
+        watch.close();
+        if let Ok(watching) = watching {
+            let _ = watching.join();
+        }
+        out
+    })
+}
+
 fn run_call<S, R, F, St>(
     flock: &Flock,
     plan: &ChunkPlan,
     states: &St,
     reporter: Option<&Reporter<'_>>,
+    watch: Option<&Watch>,
     task: F,
 ) -> Result<Executed<R>>
 where
@@ -857,6 +936,7 @@ where
         slots: Mutex::new(Vec::new()),
         spare: Mutex::new(None),
         recorder: Mutex::default(),
+        watch,
     };
     let started = Instant::now();
     if plan.is_adaptive() {

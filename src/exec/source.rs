@@ -15,7 +15,9 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use super::frames::{self, Kind};
-use super::{Block, StateSource, contain, discard, drop_contained, lock, new_call, run_block};
+use super::{
+    Block, StateSource, acquire_within, contain, discard, drop_contained, lock, new_call, run_block,
+};
 use crate::control::{Reporter, Stop, with_counts};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
@@ -214,7 +216,7 @@ where
         if let Some(idle) = lock(&self.shared).idle_states.pop() {
             return Some(idle);
         }
-        let source: BoxError = match contain(|| self.states.acquire()) {
+        let source: BoxError = match acquire_within(self.states, self.stop.init_timeout()) {
             Ok(Ok(state)) => return Some((state, index)),
             Ok(Err(source)) => source,
             Err(panic) => Box::new(panic.at(UserCode::Init, index, rows.clone(), None)),

@@ -607,7 +607,8 @@ fn block_of_batch<S>(
     states: &(impl StateSource<S> + ?Sized),
     f: impl Fn(&mut S, DataFrame) -> std::result::Result<DataFrame, BoxError>,
 ) -> Result<DataFrame> {
-    (block.attempt(state, states, |state| f(state, batch.clone())))
+    let mut batch = block.inputs(batch);
+    (block.attempt(state, states, |state| f(state, batch())))
         .map_err(|e| Error::of_block(e, block.index, block.rows.clone()))
 }
 

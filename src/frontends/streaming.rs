@@ -291,8 +291,8 @@ where
         summary.max_in_flight = 1;
         let block = Block::new(index, range.clone(), &stop);
         let (out, _) = run_block(&block, || {
-            let batch = batch.load()?;
-            (block.attempt_stateless(|| f(batch.clone())))
+            let mut batch = block.inputs(batch.load()?);
+            (block.attempt_stateless(|| f(batch())))
                 .map_err(|source| Error::of_block(source, index, range.clone()))
         });
         summary.rows_out += hand_to_sink(&mut sink, out?, index, range)?;

@@ -150,6 +150,7 @@ pub(crate) struct Stop<'a> {
     deadline: Option<(Instant, Duration)>,
     retry: Option<&'a Retry>,
     unit_timeout: Option<Duration>,
+    init_timeout: Option<Duration>,
     /// The call runs on a pool of its own: a thread waiting for a retry may sleep.
     owned_pool: bool,
     retries: AtomicUsize,
@@ -166,6 +167,7 @@ impl<'a> Stop<'a> {
             deadline: timeout.and_then(|t| Some((Instant::now().checked_add(t)?, t))),
             retry: flock.retry(),
             unit_timeout: flock.unit_timeout_option(),
+            init_timeout: flock.init_timeout_option(),
             owned_pool: flock.owns_pool(),
             retries: AtomicUsize::new(0),
             causes: Mutex::default(),
@@ -193,6 +195,11 @@ impl<'a> Stop<'a> {
     #[inline(always)]
     pub(crate) fn unit_timeout(&self) -> Option<Duration> {
         self.unit_timeout
+    }
+
+    /// The call's time limit of a per-worker `init`.
+    pub(crate) fn init_timeout(&self) -> Option<Duration> {
+        self.init_timeout
     }
 
     /// The call's retry policy.

@@ -9,6 +9,17 @@ use crate::control::{CancelToken, Progress};
 use crate::error::{Error, Result};
 use crate::plan::ChunkPlan;
 use crate::retry::Retry;
+use crate::stats::{Stall, StallFn};
+
+/// A stall callback, shared by the clones of a `Flock`.
+#[derive(Clone)]
+struct StallCallback(Arc<StallFn>);
+
+impl std::fmt::Debug for StallCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fn(&[Stall])")
+    }
+}
 
 /// Options for a parallel apply: rows per block and which thread pool runs the blocks.
 ///
@@ -51,6 +62,8 @@ pub struct Flock {
     progress: Progress,
     retry: Option<Retry>,
     unit_timeout: Option<Duration>,
+    init_timeout: Option<Duration>,
+    stall: Option<(Duration, StallCallback)>,
     #[cfg(feature = "async")]
     io: IoOptions,
 }
@@ -422,6 +435,83 @@ impl Flock {
         self
     }
 
+    /// Gives each per-worker `init` (a connection opened) at most `timeout`, cooperatively as
+    /// [`unit_timeout`](Flock::unit_timeout) does for closures: `init` can read
+    /// [`unit_deadline`](crate::unit_deadline) to give its client a connect timeout, and an
+    /// `init` that returns after its deadline fails all the same (its state dropped) with
+    /// [`Error::Init`] whose source is [`Error::UnitTimedOut`]. A state made again for a retry
+    /// ([`Retry::reinit`]) has the same limit, and a late one is that attempt's failure.
+    ///
+    /// Default: none. `Duration::ZERO` is rejected with [`Error::InvalidOption`] when the call
+    /// runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    /// use polars_flock::Error;
+    ///
+    /// let err = Flock::new()
+    ///     .init_timeout(Duration::from_millis(20))
+    ///     .on(&[1, 2, 3])
+    ///     .par_apply_rows_per_worker(
+    ///         || {
+    ///             std::thread::sleep(Duration::from_millis(50)); // a server that does not answer
+    ///             Ok(())
+    ///         },
+    ///         |(), &x| Ok(x),
+    ///     )
+    ///     .unwrap_err();
+    /// let Error::Init { source, .. } = &err else { panic!("{err}") };
+    /// assert!(matches!(source.downcast_ref(), Some(Error::UnitTimedOut { .. })));
+    /// ```
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = Some(timeout);
+        self
+    }
+
+    /// Calls `callback` with the blocks that have run longer than `after` (Ray's no-progress
+    /// watchdog): each such block once, with its rows (or items, groups, files), its thread and
+    /// how long it has run, from a watching thread of the call (never a worker), about every
+    /// `after / 4`. It only tells: log it, or cancel the call's [`CancelToken`](crate::CancelToken)
+    /// (nothing is pre-empted; see [`unit_timeout`](Flock::unit_timeout) to end slow units).
+    /// A panic in it is contained and ignored. Synchronous calls on frames, slices and files;
+    /// async calls and streams do not watch yet.
+    ///
+    /// Default: none. `after` of zero is rejected with [`Error::InvalidOption`] when the call
+    /// runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use polars_flock::prelude::*;
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let flock = Flock::new()
+    ///     .chunksize(1)
+    ///     .on_stall(Duration::from_millis(50), move |stalled| {
+    ///         log.lock().unwrap().extend(stalled.iter().map(|s| s.rows.start));
+    ///     });
+    /// flock.on(&[1u64, 300, 1]).par_apply_rows(|&ms| {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     Ok(ms)
+    /// })?;
+    /// assert_eq!(*seen.lock().unwrap(), [1]); // item 1 ran for 300 ms
+    /// # Ok::<(), polars_flock::Error>(())
+    /// ```
+    pub fn on_stall(
+        mut self,
+        after: Duration,
+        callback: impl Fn(&[Stall]) + Send + Sync + 'static,
+    ) -> Self {
+        self.stall = Some((after, StallCallback(Arc::new(callback))));
+        self
+    }
+
     /// Retries units that fail with a transient error, as `retry` says (attempts, backoff with
     /// jitter, which errors, making a per-worker state again): see [`Retry`]. The verbs honour
     /// it on every input, the unit being what its errors name: a row (or item), a block, a group,
@@ -538,7 +628,9 @@ impl Flock {
     /// # Errors
     ///
     /// [`Error::InvalidOption`] for `chunksize(0)`, `blocks(0)`, `threads(0)` or more threads than
-    /// rayon supports.
+    /// rayon supports, a zero `unit_timeout`, a [`Retry`] with no attempt or a first wait beyond
+    /// its longest; and for the async limits (`concurrency`, `rate`), which a synchronous call
+    /// cannot honour.
     ///
     /// # Examples
     ///
@@ -584,6 +676,24 @@ impl Flock {
                 option: "unit_timeout",
                 value: "0ns".into(),
                 reason: "a unit needs some time to run",
+            });
+        }
+        if self
+            .stall
+            .as_ref()
+            .is_some_and(|(after, _)| after.is_zero())
+        {
+            return Err(Error::InvalidOption {
+                option: "on_stall",
+                value: "0ns".into(),
+                reason: "a block needs some time to run before it stalls",
+            });
+        }
+        if self.init_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption {
+                option: "init_timeout",
+                value: "0ns".into(),
+                reason: "an `init` needs some time to run",
             });
         }
         if let Some(retry) = &self.retry {
@@ -675,6 +785,14 @@ impl Flock {
 
     pub(crate) fn unit_timeout_option(&self) -> Option<Duration> {
         self.unit_timeout
+    }
+
+    pub(crate) fn init_timeout_option(&self) -> Option<Duration> {
+        self.init_timeout
+    }
+
+    pub(crate) fn stall_watch(&self) -> Option<(Duration, Arc<StallFn>)> {
+        (self.stall.as_ref()).map(|(after, callback)| (*after, Arc::clone(&callback.0)))
     }
 
     /// Whether calls run on a pool of this `Flock`'s own ([`Flock::threads`]), whose threads

@@ -216,3 +216,96 @@ impl Recorder {
         }
     }
 }
+
+/// A block that has run longer than [`Flock::on_stall`](crate::Flock::on_stall)'s limit, as the
+/// stall callback is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stall {
+    /// The block's index.
+    pub block: usize,
+    /// The units it covers (rows, items, groups or files).
+    pub rows: Range<usize>,
+    /// The thread running it (its index in its pool; `None` for the calling thread).
+    pub thread: Option<usize>,
+    /// How long it has run so far.
+    pub running: Duration,
+}
+
+/// The stall callback and its limit.
+pub(crate) type StallFn = dyn Fn(&[Stall]) + Send + Sync;
+
+/// The blocks of a call running now, watched by a thread of the call for stalls.
+pub(crate) struct Watch {
+    after: Duration,
+    callback: std::sync::Arc<StallFn>,
+    running: std::sync::Mutex<Vec<(Stall, std::time::Instant, bool)>>,
+    done: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl Watch {
+    pub(crate) fn new(after: Duration, callback: std::sync::Arc<StallFn>) -> Self {
+        Self {
+            after,
+            callback,
+            running: std::sync::Mutex::default(),
+            done: std::sync::Mutex::new(false),
+            wake: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Block `block` of `rows` starts on `thread`.
+    pub(crate) fn start(&self, block: usize, rows: Range<usize>, thread: Option<usize>) {
+        let stall = Stall {
+            block,
+            rows,
+            thread,
+            running: Duration::ZERO,
+        };
+        crate::exec::lock(&self.running).push((stall, std::time::Instant::now(), false));
+    }
+
+    /// Block `block` ended.
+    pub(crate) fn end(&self, block: usize) {
+        crate::exec::lock(&self.running).retain(|(s, _, _)| s.block != block);
+    }
+
+    /// Runs on the watching thread until [`close`](Watch::close): every `after / 4` (at least
+    /// every millisecond, at most every 100 ms), tells the callback of the blocks that have run
+    /// longer than `after` since the last look, each once.
+    pub(crate) fn serve(&self) {
+        let tick = (self.after / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let mut done = crate::exec::lock(&self.done);
+        while !*done {
+            done = self
+                .wake
+                .wait_timeout(done, tick)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+            let stalled: Vec<Stall> = crate::exec::lock(&self.running)
+                .iter_mut()
+                .filter(|(_, started, told)| !told && started.elapsed() >= self.after)
+                .map(|(stall, started, told)| {
+                    *told = true;
+                    Stall {
+                        running: started.elapsed(),
+                        ..stall.clone()
+                    }
+                })
+                .collect();
+            if !stalled.is_empty() {
+                drop(done);
+                // A panicking callback is the user's: it is contained, and the call goes on.
+                let _ = crate::exec::contain(|| (self.callback)(&stalled));
+                done = crate::exec::lock(&self.done);
+            }
+        }
+    }
+
+    /// Ends [`serve`](Watch::serve).
+    pub(crate) fn close(&self) {
+        *crate::exec::lock(&self.done) = true;
+        self.wake.notify_all();
+    }
+}

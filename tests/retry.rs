@@ -4,6 +4,8 @@
 //! thread of a shared pool; per-worker states are made again; the dead-letter frame.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -992,4 +994,99 @@ fn a_stalled_block_is_told_once_with_its_rows_and_a_panicking_callback_changes_n
         ),
         "{err:?}"
     );
+}
+
+/// Key `k` of a flaky service: `/flaky/k` fails `k % 3` times with a 429 and `Retry-After: 1`;
+/// key 5 is a permanent 404.
+fn flaky_path(k: u32) -> String {
+    if k == 5 {
+        "/status/404".into()
+    } else {
+        format!("/flaky/{k}?fails={}", k % 3)
+    }
+}
+
+/// A 429 as a `Transient` error with the service's wait; any other error as it is.
+fn transient_429(e: BoxError) -> BoxError {
+    match e.downcast::<http::TooManyRequests>() {
+        Ok(too_many) => {
+            let after = too_many.0;
+            Transient::new(*too_many).after(after).into()
+        }
+        Err(e) => e,
+    }
+}
+
+/// The service's 429s were retried after their `Retry-After`, the 404 never.
+fn check_flaky_service(
+    server: &http::Server,
+    out: &[Option<String>],
+    report: &polars_flock::Report,
+) {
+    for (k, v) in out.iter().enumerate() {
+        let want = (k != 5).then(|| k.to_string());
+        assert_eq!(v.as_deref(), want.as_deref(), "key {k}");
+    }
+    assert_eq!(report.failures.len(), 1);
+    assert!(matches!(report.failures[0].unit, Unit::Row(5)));
+    assert_eq!(report.failures[0].attempts, 1);
+    assert_eq!(report.retries, 10);
+    let arrivals = server.stats.arrivals.lock().unwrap().clone();
+    assert_eq!(
+        arrivals.iter().filter(|(_, p)| p == "/status/404").count(),
+        1
+    );
+    for k in (0..12u32).filter(|&k| k != 5) {
+        let path = flaky_path(k);
+        let times: Vec<Instant> = (arrivals.iter())
+            .filter(|(_, p)| *p == path)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(times.len(), 1 + (k % 3) as usize, "key {k}");
+        for pair in times.windows(2) {
+            let waited = pair[1] - pair[0];
+            assert!(
+                waited >= Duration::from_secs(1),
+                "key {k} came back after {waited:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_services_429_retry_after_is_honoured_and_a_404_is_not_retried() {
+    let server = http::Server::start(Duration::ZERO);
+    let addr = server.addr;
+    let keys: Vec<u32> = (0..12).collect();
+    let workers = Workers::new(move || Ok(http::BlockingClient::new(addr)));
+    // Only what the closure marks `Transient` is retried.
+    let flock = Flock::new()
+        .threads(6)
+        .chunksize(1)
+        .retries(Retry::attempts(3).when(|_| false));
+    let (out, report) = flock
+        .on(&keys)
+        .keep_going()
+        .par_apply_rows_per_worker(&workers, |c: &mut http::BlockingClient, &k| {
+            c.get(&flaky_path(k)).map_err(transient_429)
+        })
+        .unwrap();
+    check_flaky_service(&server, &out, &report);
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn an_async_call_honours_a_services_retry_after_too() {
+    let server = http::Server::start(Duration::ZERO);
+    let client = http::Client::new(server.addr);
+    let keys: Vec<u32> = (0..12).collect();
+    let (out, report) = Flock::new()
+        .retries(Retry::attempts(3).when(|_| false))
+        .on(&keys)
+        .io()
+        .keep_going()
+        .par_apply_rows(async |&k| client.get(&flaky_path(k)).await.map_err(transient_429))
+        .wait()
+        .unwrap();
+    check_flaky_service(&server, &out, &report);
 }

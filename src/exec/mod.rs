@@ -277,6 +277,7 @@ impl<'a> Block<'a> {
     /// `input` for each attempt of a unit that takes it by value: moved into the first (so that
     /// the unit may drop it early, as a stream's batch is), a copy kept for later ones only when
     /// the call retries (a frame's copy shares its buffers).
+    #[cfg(feature = "streaming")]
     pub(crate) fn inputs<T: Clone>(&self, input: T) -> impl FnMut() -> T {
         let kept = self.stop.retry().map(|_| input.clone());
         let mut first = Some(input);

@@ -5,7 +5,9 @@
 //!
 //! Paths: `/echo/TEXT` answers `TEXT` after the server's latency (`?ms=N` sets it for one
 //! request); `/status/CODE` answers with that status; `/close` closes the connection without an
-//! answer; `/hang` never answers (until the client goes away).
+//! answer; `/hang` never answers (until the client goes away); `/flaky/KEY?fails=K` answers
+//! `429 Too Many Requests` with `retry-after: 1` (one second) to the first `K` requests for `KEY`,
+//! then `KEY`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -28,6 +30,8 @@ pub struct Stats {
     pub abandoned: AtomicUsize,
     pub connections: AtomicUsize,
     pub arrivals: Mutex<Vec<(Instant, String)>>,
+    /// Requests per `/flaky/` key so far.
+    pub flaky: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Stats {
@@ -110,7 +114,7 @@ async fn connection(socket: TcpStream, latency: Duration, stats: Arc<Stats>) {
             .push((Instant::now(), path.clone()));
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let answer = answer(&path, latency, &mut socket).await;
+        let answer = answer(&path, latency, &stats, &mut socket).await;
         stats.in_flight.fetch_sub(1, Ordering::SeqCst);
         let Some((status, body)) = answer else {
             stats.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -119,8 +123,13 @@ async fn connection(socket: TcpStream, latency: Duration, stats: Arc<Stats>) {
         if status == 0 {
             return; // `/close`
         }
+        let extra = if status == 429 {
+            "retry-after: 1\r\n"
+        } else {
+            ""
+        };
         let response = format!(
-            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} X\r\n{extra}content-length: {}\r\n\r\n{body}",
             body.len()
         );
         if socket
@@ -138,6 +147,7 @@ async fn connection(socket: TcpStream, latency: Duration, stats: Arc<Stats>) {
 async fn answer(
     path: &str,
     latency: Duration,
+    stats: &Stats,
     socket: &mut BufReader<TcpStream>,
 ) -> Option<(u16, String)> {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
@@ -153,6 +163,19 @@ async fn answer(
             "error".to_owned(),
             Some(latency),
         )
+    } else if let Some(key) = route.strip_prefix("/flaky/") {
+        let fails: usize = query
+            .strip_prefix("fails=")
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0);
+        let mut seen = stats.flaky.lock().unwrap();
+        let n = seen.entry(key.to_owned()).or_default();
+        *n += 1;
+        if *n <= fails {
+            (429, "slow down".to_owned(), Some(Duration::ZERO))
+        } else {
+            (200, key.to_owned(), Some(Duration::ZERO))
+        }
     } else if route == "/close" {
         (0, String::new(), Some(Duration::ZERO))
     } else if route == "/hang" {
@@ -212,6 +235,26 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Status(pub u16);
 
+/// A `429 Too Many Requests` answer, with its `Retry-After`.
+#[derive(Debug)]
+pub struct TooManyRequests(pub Duration);
+
+impl std::fmt::Display for TooManyRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "429 Too Many Requests (retry after {:?})", self.0)
+    }
+}
+
+impl std::error::Error for TooManyRequests {}
+
+/// The error of a non-2xx answer.
+fn status_error(status: u16, retry_after: Option<Duration>) -> BoxError {
+    match (status, retry_after) {
+        (429, Some(after)) => Box::new(TooManyRequests(after)),
+        _ => Box::new(Status(status)),
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "HTTP status {}", self.0)
@@ -251,7 +294,7 @@ impl Client {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or("bad status line")?;
-        let mut length = 0;
+        let (mut length, mut retry_after) = (0, None);
         loop {
             line.clear();
             if conn.read_line(&mut line).await? == 0 {
@@ -260,15 +303,13 @@ impl Client {
             if line == "\r\n" {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse()?;
-            }
+            header(&line, &mut length, &mut retry_after)?;
         }
         let mut body = vec![0; length];
         conn.read_exact(&mut body).await?;
         self.idle.lock().unwrap().push(conn);
         if !(200..300).contains(&status) {
-            return Err(Box::new(Status(status)));
+            return Err(status_error(status, retry_after));
         }
         Ok(String::from_utf8(body)?)
     }
@@ -306,7 +347,7 @@ impl BlockingClient {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or("bad status line")?;
-        let mut length = 0;
+        let (mut length, mut retry_after) = (0, None);
         loop {
             line.clear();
             if conn.read_line(&mut line)? == 0 {
@@ -315,16 +356,29 @@ impl BlockingClient {
             if line == "\r\n" {
                 break;
             }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse()?;
-            }
+            header(&line, &mut length, &mut retry_after)?;
         }
         let mut body = vec![0; length];
         conn.read_exact(&mut body)?;
         self.conn = Some(conn);
         if !(200..300).contains(&status) {
-            return Err(Box::new(Status(status)));
+            return Err(status_error(status, retry_after));
         }
         Ok(String::from_utf8(body)?)
     }
+}
+
+/// Reads the headers a client needs: `content-length` and `retry-after` (seconds).
+fn header(
+    line: &str,
+    length: &mut usize,
+    retry_after: &mut Option<Duration>,
+) -> Result<(), BoxError> {
+    let line = line.to_ascii_lowercase();
+    if let Some(v) = line.strip_prefix("content-length:") {
+        *length = v.trim().parse()?;
+    } else if let Some(v) = line.strip_prefix("retry-after:") {
+        *retry_after = Some(Duration::from_secs(v.trim().parse()?));
+    }
+    Ok(())
 }

@@ -620,6 +620,28 @@ fn stream_rows_and_batches_are_retried() {
     assert_eq!(summary.rows_out, 1_000);
     let retries: u32 = (0..10).map(|b| fails(seed, b * 100)).sum();
     assert_eq!(report.retries, retries as usize);
+    // The report's stats count the batches, and their retries by cause.
+    assert_eq!((report.stats.blocks, report.stats.rows), (10, 1_000));
+    assert_eq!(report.stats.total_retries(), report.retries);
+    // A batch that runs long is told to the stall callback.
+    let stalled = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&stalled);
+    let stream = Stream::new(batches(), |_| Ok(()));
+    Flock::new()
+        .on_stall(Duration::from_millis(30), move |s| {
+            log.lock()
+                .unwrap()
+                .extend(s.iter().map(|s| (s.rows.start, s.rows.end)));
+        })
+        .on(&stream)
+        .par_apply_blocks(|b| {
+            if b.column("i")?.i64()?.get(0) == Some(300) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(b)
+        })
+        .unwrap();
+    assert_eq!(*stalled.lock().unwrap(), [(300, 400)]);
 }
 
 #[cfg(feature = "async")]

@@ -891,7 +891,7 @@ pub(crate) fn with_progress<T>(
 
 /// Runs `run` with a watch of the running blocks served by a thread of its own when `flock`
 /// watches for stalls ([`Flock::on_stall`]).
-fn with_watch<T>(flock: &Flock, run: impl FnOnce(Option<&Watch>) -> T) -> T {
+pub(crate) fn with_watch<T>(flock: &Flock, run: impl FnOnce(Option<&Watch>) -> T) -> T {
     let Some((after, callback)) = flock.stall_watch() else {
         return run(None);
     };

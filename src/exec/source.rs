@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::frames::{self, Kind};
 use super::{
@@ -21,6 +22,7 @@ use super::{
 use crate::control::{Reporter, Stop, with_counts};
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::flock::Flock;
+use crate::stats::{Recorder, Stats, Watch};
 
 /// A unit of a source: its rows are known before it is loaded.
 pub(crate) trait Rows {
@@ -73,6 +75,16 @@ struct SourceCall<'s, B, O, S, St: ?Sized, T> {
     task: T,
     reporter: Option<&'s Reporter<'s>>,
     shared: Mutex<Shared<'s, B, O, S>>,
+    /// Where the time went, per unit.
+    recorder: Mutex<Recorder>,
+    /// The running units, when stalls are watched.
+    watch: Option<&'s Watch>,
+}
+
+/// Who follows a stream's call: its progress reporter and its stall watch, if any.
+pub(crate) struct Observers<'s> {
+    pub(crate) reporter: Option<&'s Reporter<'s>>,
+    pub(crate) watch: Option<&'s Watch>,
 }
 
 /// Runs `task` on every unit of `source` in parallel, at most `window` units in flight (pulled,
@@ -87,8 +99,8 @@ pub(crate) fn run_source<'s, B, O, S, St, T>(
     states: &'s St,
     task: T,
     sink: &'s mut Sink<'s, O>,
-    reporter: Option<&'s Reporter<'s>>,
-) -> Result<(Counts, Option<Error>)>
+    Observers { reporter, watch }: Observers<'s>,
+) -> Result<(Counts, Stats, Option<Error>)>
 where
     B: Rows + Send,
     O: Send,
@@ -103,7 +115,10 @@ where
             reason: "at least one batch must be in flight",
         });
     }
+    let started = Instant::now();
     let call = SourceCall {
+        watch,
+        recorder: Mutex::default(),
         id: new_call(),
         window,
         threads: flock.plan(1)?.threads(),
@@ -132,6 +147,10 @@ where
         }
     })?;
     drop(waiting);
+    let recorder = (call.recorder)
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let stats = recorder.finish(started.elapsed(), call.stop.causes());
     let shared = call
         .shared
         .into_inner()
@@ -158,7 +177,7 @@ where
             counts.rows_in,
         )
     });
-    Ok((counts, failure.or(late)))
+    Ok((counts, stats, failure.or(late)))
 }
 
 impl<'s, B, O, S, St, T> SourceCall<'s, B, O, S, St, T>
@@ -176,16 +195,29 @@ where
             return;
         };
         let mut state: Option<(S, usize)> = None;
+        let thread = rayon::current_thread_index();
         while let Some((index, rows, batch)) = self.claim(scope) {
+            let mut init = Duration::ZERO;
             if state.is_none() {
+                let started = Instant::now();
                 state = self.state(index, &rows);
+                init = started.elapsed();
             }
             let Some((current, last)) = state.as_mut() else {
                 discard(batch);
                 break;
             };
             let block = Block::new(index, rows.clone(), &self.stop);
+            if let Some(watch) = self.watch {
+                watch.start(index, rows.clone(), thread);
+            }
+            let started = Instant::now();
             let (result, panicked) = run_block(&block, || (self.task)(&block, current, batch));
+            let busy = started.elapsed();
+            if let Some(watch) = self.watch {
+                watch.end(index);
+            }
+            lock(&self.recorder).block(thread, init, busy, index, rows.clone());
             *last = index;
             if (panicked || block.poisoned.get())
                 && let Some((broken, _)) = state.take()

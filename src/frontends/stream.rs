@@ -9,12 +9,15 @@ use polars::prelude::*;
 use crate::cell::FromColumns;
 use crate::control::{Report, Unit};
 use crate::error::{BoxError, Error, Result};
-use crate::exec::source::{Rows, run_source};
-use crate::exec::{Block, KeepGoing as Units, StateSource, Stateless, lock, with_progress};
+use crate::exec::source::{Observers, Rows, run_source};
+use crate::exec::{
+    Block, KeepGoing as Units, StateSource, Stateless, lock, with_progress, with_watch,
+};
 use crate::flock::Flock;
 use crate::frame::{apply_columns, apply_columns_keep_going, apply_rows, apply_rows_keep_going};
 use crate::row::Row;
 use crate::sealed::StreamInput;
+use crate::stats::Stats;
 use crate::streaming::{Batch, StreamSummary};
 use crate::value::{OutputNames, RowOutput};
 use crate::view::{KeepGoing, On, PerWorker, TypedOutput, default_flock};
@@ -223,7 +226,7 @@ impl<'s> Stream<'s> {
         task: impl Fn(&Block<'_>, &mut S, Box<dyn Loadable + 's>) -> Result<(Option<DataFrame>, X)>
         + Sync,
         mut note: impl FnMut(X) + Send,
-    ) -> Result<(StreamSummary, Option<Error>)>
+    ) -> Result<(StreamSummary, Stats, Option<Error>)>
     where
         S: Send,
         X: Send,
@@ -263,21 +266,23 @@ impl<'s> Stream<'s> {
             flock,
             self.total_rows.unwrap_or(0),
             |reporter| {
-                run_source(
-                    flock,
-                    window,
-                    &mut source,
-                    states,
-                    task,
-                    &mut sink,
-                    reporter,
-                )
+                with_watch(flock, |watch| {
+                    run_source(
+                        flock,
+                        window,
+                        &mut source,
+                        states,
+                        task,
+                        &mut sink,
+                        Observers { reporter, watch },
+                    )
+                })
             },
             // The bar is finished only if every batch was handed on.
-            |done| matches!(done, Ok((_, None))),
+            |done| matches!(done, Ok((_, _, None))),
         )?;
-        let (counts, failure) = counts?;
-        Ok((StreamSummary::from(counts), failure.or(late)))
+        let (counts, stats, failure) = counts?;
+        Ok((StreamSummary::from(counts), stats, failure.or(late)))
     }
 
     /// [`run`](Stream::run) for a fail-fast verb: the first failure is the call's error.
@@ -293,7 +298,7 @@ impl<'s> Stream<'s> {
         let task = |block: &Block<'_>, state: &mut S, batch: Box<dyn Loadable + 's>| {
             Ok((Some(task(block, state, batch.load()?)?), ()))
         };
-        let (summary, failure) = self.run(flock, states, task, drop)?;
+        let (summary, _, failure) = self.run(flock, states, task, drop)?;
         failure.map_or(Ok(summary), Err)
     }
 }
@@ -877,18 +882,26 @@ impl<'s> KeepGoing<'_, Stream<'s>> {
                 }
             };
         let mut report = Report::default();
+        let mut row_causes = std::collections::BTreeMap::new();
         let note = |part: Report| {
             report.failures.extend(part.failures);
             report.retries += part.retries;
+            for (cause, n) in part.stats.retries {
+                *row_causes.entry(cause).or_insert(0) += n;
+            }
             if report.stopped.is_none() {
                 report.stopped = part.stopped;
             }
         };
         let (stream, flock) = (self.input, self.flock);
-        let (mut summary, failure) = stream.run(flock, states, task, note)?;
+        let (mut summary, mut stats, failure) = stream.run(flock, states, task, note)?;
         // The batches' retries, and the rows' (counted by each batch's own call).
         report.retries += summary.retries;
         summary.retries = report.retries;
+        for (cause, n) in row_causes {
+            *stats.retries.entry(cause).or_insert(0) += n;
+        }
+        report.stats = stats;
         match failure {
             None => {}
             Some(stop @ (Error::Cancelled { .. } | Error::TimedOut { .. })) => {

@@ -12,9 +12,9 @@ use std::time::Duration;
 ///
 /// For a synchronous call, each thread that ran a block is a worker (`thread: None` is the
 /// calling thread, which times an automatic plan's first blocks); its idle time is the rest of
-/// the wall time, so `init + busy + idle = wall` for every worker. An async call polls all its
-/// units on one task: it has no workers, and its "blocks" are its units. A stream's report has
-/// the retries and no timings yet.
+/// the wall time, so `init + busy + idle = wall` for every worker. A stream's blocks are its
+/// batches. An async call polls all its units on one task: it has no workers, and its "blocks"
+/// are its units.
 ///
 /// # Examples
 ///

@@ -568,6 +568,18 @@ impl Error {
         }
     }
 
+    /// The closure's own error inside a unit's error (the source the crate wrapped), or the
+    /// unit's error itself when the crate made it: what a [`Retry`](crate::Retry) policy judges.
+    pub(crate) fn closure_error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Error::Row { source, .. } | Error::Block { source, .. } | Error::Closure { source } => {
+                &**source
+            }
+            Error::InGroup { source, .. } | Error::InFile { source, .. } => source.closure_error(),
+            other => other,
+        }
+    }
+
     /// The variant's name, e.g. `"Row"`: what crosses the network with a message, and the
     /// `error` column of [`Report::failures_frame`](crate::Report::failures_frame).
     pub(crate) fn variant_name(&self) -> &'static str {

@@ -648,3 +648,63 @@ fn child_cluster_property() {
         )
         .unwrap();
 }
+
+#[test]
+fn in_process_a_chunk_whose_source_fails_once_is_read_again_with_retries() {
+    common::run_in_child(
+        "child_single_cluster_chunk_retries",
+        Duration::from_secs(60),
+    );
+}
+
+#[test]
+#[ignore = "run in a child process by in_process_a_chunk_whose_source_fails_once_is_read_again_with_retries"]
+fn child_single_cluster_chunk_retries() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Chunk 2's source fails on its first read (a file server's hiccup); a panic is never retried.
+    let reads = AtomicUsize::new(0);
+    let chunks = Chunks::new(5, |c| {
+        if c == 2 && reads.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("connection reset while reading chunk 2".into());
+        }
+        Ok(chunk(c))
+    });
+    let zero = Duration::ZERO;
+    let retrying =
+        polars_flock::Flock::new().retries(polars_flock::Retry::attempts(2).backoff(zero, zero));
+    let got = Cluster::single()
+        .flock(retrying.clone())
+        .par_apply_rows(&chunks, "y", score)
+        .unwrap()
+        .unwrap();
+    assert!(got.equals_missing(&single_process(5)));
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    // Without retries, the same hiccup is the chunk's failure.
+    reads.store(0, Ordering::SeqCst);
+    let err = Cluster::single()
+        .par_apply_rows(&chunks, "y", score)
+        .unwrap_err();
+    assert!(
+        matches!(err, polars_flock::Error::InChunk { chunk: 2, .. }),
+        "{err}"
+    );
+    // A panicking source is not read again.
+    let panics = Chunks::new(2, |c| {
+        assert!(c != 1, "a broken reader");
+        Ok(chunk(c))
+    });
+    let err = Cluster::single()
+        .flock(retrying)
+        .par_apply_rows(&panics, "y", score)
+        .unwrap_err();
+    let polars_flock::Error::InChunk {
+        chunk: 1, source, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**source, polars_flock::Error::Panicked { .. }),
+        "{source}"
+    );
+}

@@ -337,8 +337,10 @@ impl Cluster {
     }
 
     /// The local options each process runs its chunks with: threads, chunk size, timeout,
-    /// cancel token, progress. A cancel token here also stops the cluster job on this process
-    /// (and so, as a failure, on the others).
+    /// cancel token, progress, retries. A cancel token here also stops the cluster job on this
+    /// process (and so, as a failure, on the others). With [`Flock::retries`], a chunk whose
+    /// source fails (a file server's hiccup while it is read) is read again, as that policy
+    /// says, before it counts as the chunk's failure; its rows are retried by the local calls.
     ///
     /// Default: [`Flock::new()`] (all cores of each process).
     ///

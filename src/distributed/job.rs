@@ -649,7 +649,7 @@ fn run_chunk(
         return Ok(Body::Part { skipped: true });
     }
     flock.cancel().map_or(Ok(()), CancelToken::check)?;
-    let chunk = (chunks.load)(c)?;
+    let chunk = load(chunks, flock, c)?;
     let out = match contain(|| f(flock, chunk)) {
         Ok(out) => out?,
         Err(panic) => return Err(panic.at(UserCode::Closure, c, c..c + 1, None)),
@@ -661,6 +661,36 @@ fn run_chunk(
             crate::atomic::write_atomically(&path, &bytes).map_err(|e| Error::in_file(&path, e))?;
             Ok(Body::Part { skipped: false })
         }
+    }
+}
+
+/// Chunk `c` from its source, retried as `flock`'s [`Retry`](crate::Retry) says when the source
+/// fails (a panic never is): the wait on this process's calling thread, ended by the cluster's
+/// stop.
+fn load(chunks: &Chunks<'_>, flock: &Flock, c: usize) -> Result<DataFrame> {
+    let mut attempt = 1;
+    loop {
+        let loaded = {
+            let _attempt = crate::retry::AttemptScope::enter(attempt);
+            (chunks.load)(c)
+        };
+        let error = match loaded {
+            Ok(chunk) => return Ok(chunk),
+            Err(error) => error,
+        };
+        let wait = match (flock.retry(), &error) {
+            (_, Error::Panicked { .. }) | (None, _) => None,
+            (Some(retry), error) => retry.wait_after(attempt, error.closure_error()),
+        };
+        let Some(wait) = wait else {
+            return Err(error);
+        };
+        let until = std::time::Instant::now() + wait;
+        let stopped = || flock.cancel().and_then(|token| token.check().err());
+        if let Some(stop) = crate::retry::wait_until(until, true, stopped) {
+            return Err(stop);
+        }
+        attempt += 1;
     }
 }
 

@@ -151,16 +151,8 @@ impl Future for Waiting {
     }
 }
 
-/// The closure's own error inside a unit's error (the source the crate wrapped), or the unit's
-/// error itself when the crate made it: what a [`Retry`](crate::Retry) policy judges.
 fn closure_error(error: &Error) -> &(dyn std::error::Error + 'static) {
-    match error {
-        Error::Row { source, .. } | Error::Block { source, .. } | Error::Closure { source } => {
-            &**source
-        }
-        Error::InGroup { source, .. } | Error::InFile { source, .. } => closure_error(source),
-        other => other,
-    }
+    error.closure_error()
 }
 
 /// Unit `future` under the guard: its panics caught, its time limited.

@@ -570,6 +570,7 @@ impl Error {
 
     /// The closure's own error inside a unit's error (the source the crate wrapped), or the
     /// unit's error itself when the crate made it: what a [`Retry`](crate::Retry) policy judges.
+    #[cfg(any(feature = "async", feature = "distributed"))]
     pub(crate) fn closure_error(&self) -> &(dyn std::error::Error + 'static) {
         match self {
             Error::Row { source, .. } | Error::Block { source, .. } | Error::Closure { source } => {

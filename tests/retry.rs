@@ -117,6 +117,52 @@ fn rows_match_serial(n: usize, seed: u64, attempts: u32, chunksize: Option<usize
             (fails(seed, i as i64) < attempts).then_some(i as i64 * 2)
         );
     }
+    // Async items, through the driver's own retries.
+    #[cfg(feature = "async")]
+    {
+        let out = flock
+            .clone()
+            .concurrency(1 + n % 7)
+            .on(&items)
+            .io()
+            .par_apply_rows(async |&i| -> Result<i64, BoxError> {
+                if i % 5 == 0 {
+                    tokio::task::yield_now().await; // out of order
+                }
+                flaky(seed, i)?;
+                Ok(i * 2)
+            })
+            .wait();
+        match (out, hopeless) {
+            (Ok(out), None) => assert_eq!(out, expected),
+            (Err(Error::Row { row, .. }), Some(h)) => assert_eq!(row as i64, h),
+            (other, h) => panic!("async items: {other:?}, hopeless {h:?}"),
+        }
+    }
+    // A stream of the frame's batches, fail-fast.
+    #[cfg(feature = "streaming")]
+    {
+        let batch = chunksize.unwrap_or(64);
+        let batches =
+            (0..n.div_ceil(batch)).map(|b| Ok::<_, BoxError>(df.slice((b * batch) as i64, batch)));
+        let outs = Mutex::new(Vec::new());
+        let stream = polars_flock::streaming::Stream::new(batches, |o| {
+            outs.lock().unwrap().push(o);
+            Ok(())
+        });
+        let streamed = flock.on(&stream).par_apply_rows("y", f);
+        drop(stream);
+        match (streamed, hopeless) {
+            (Ok(_), None) => {
+                let ys: Vec<i64> = (outs.into_inner().unwrap().iter())
+                    .flat_map(|o| i64_values(o, "y"))
+                    .collect();
+                assert_eq!(ys, expected);
+            }
+            (Err(Error::Row { row, .. }), Some(h)) => assert_eq!(row as i64, h),
+            (other, h) => panic!("stream rows: {other:?}, hopeless {h:?}"),
+        }
+    }
     // Per-worker, the state made again before each retry: a state is "broken" once it has seen
     // a failure, and a broken state fails every row, so only a new one can succeed.
     let made = AtomicUsize::new(0);

@@ -63,7 +63,7 @@ use polars_parquet::write::{
     to_parquet_schema,
 };
 
-use crate::atomic::AtomicFile;
+use crate::atomic::{AtomicFile, SyncingFile};
 use crate::concat::FirstSchema;
 use crate::error::{Error, Result};
 use crate::exec::{contain, lock};
@@ -585,7 +585,7 @@ impl std::fmt::Debug for ParquetSink {
 /// The temporary file, shared with the Parquet writer so that the sink can flush it and see the
 /// error (a `BufWriter` dropped by the writer would swallow it).
 #[derive(Debug, Clone)]
-struct SharedFile(Arc<Mutex<BufWriter<File>>>);
+struct SharedFile(Arc<Mutex<BufWriter<SyncingFile>>>);
 
 impl Write for SharedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -618,7 +618,9 @@ impl ParquetSink {
         Ok(ParquetSink {
             path,
             target: Some(target),
-            file: Some(SharedFile(Arc::new(Mutex::new(BufWriter::new(file))))),
+            file: Some(SharedFile(Arc::new(Mutex::new(BufWriter::new(
+                SyncingFile::new(file),
+            ))))),
             compression: ParquetCompression::default(),
             row_group_rows: 512 * 1024,
             writer: None,
@@ -757,12 +759,12 @@ impl ParquetSink {
                 std::io::Error::other("the writer kept the file"),
             )
         })?;
-        drop(
-            file.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .into_inner()
-                .map_err(|e| Error::in_file(&self.path, e.into_error()))?,
-        );
+        let written = file
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .into_inner()
+            .map_err(|e| Error::in_file(&self.path, e.into_error()))?;
+        written.finish();
         let target = self.target.take().expect("created");
         target.commit().map_err(|e| Error::in_file(&self.path, e))
     }

@@ -22,7 +22,7 @@ use polars_arrow::io::ipc::write::FileWriter;
 
 pub use crate::frontends::stream::{Stream, StreamParApply};
 
-use crate::atomic::AtomicFile;
+use crate::atomic::{AtomicFile, SyncingFile};
 use crate::concat::FirstSchema;
 use crate::control::{Stop, with_counts};
 use crate::error::{Error, Result, UserCode};
@@ -419,8 +419,8 @@ impl Iterator for IpcBatches {
 pub struct IpcSink {
     path: PathBuf,
     target: Option<AtomicFile>,
-    file: Option<BufWriter<File>>,
-    writer: Option<FileWriter<BufWriter<File>>>,
+    file: Option<BufWriter<SyncingFile>>,
+    writer: Option<FileWriter<BufWriter<SyncingFile>>>,
     schema: FirstSchema,
     /// Frames and rows accepted so far (to locate a schema mismatch).
     frames: usize,
@@ -460,7 +460,7 @@ impl IpcSink {
         Ok(Self {
             path: path.to_path_buf(),
             target: Some(target),
-            file: Some(BufWriter::new(file)),
+            file: Some(BufWriter::new(SyncingFile::new(file))),
             writer: None,
             schema: FirstSchema::default(),
             frames: 0,
@@ -549,7 +549,7 @@ impl IpcSink {
         let in_file = |e: Error| Error::in_file(&self.path, e);
         writer.finish().map_err(|e| in_file(e.into()))?;
         let file = writer.into_inner().into_inner();
-        drop(file.map_err(|e| in_file(e.into_error().into()))?);
+        file.map_err(|e| in_file(e.into_error().into()))?.finish();
         let target = self.target.take().expect("created");
         target.commit().map_err(|e| in_file(e.into()))
     }

@@ -167,7 +167,7 @@ mod tests {
         let path = dir.path().join("big.bin");
         let mut file = SyncingFile::new(File::create(&path).unwrap());
         let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        for _ in 0..(2 * WRITEBACK_EVERY >> 20) + 1 {
+        for _ in 0..((2 * WRITEBACK_EVERY) >> 20) + 1 {
             file.write_all(&chunk).unwrap();
         }
         assert!(file.syncer.is_some(), "the writeback thread started");

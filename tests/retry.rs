@@ -1158,3 +1158,61 @@ fn an_async_call_honours_a_services_retry_after_too() {
         .unwrap();
     check_flaky_service(&server, &out, &report);
 }
+
+#[test]
+fn a_fold_block_whose_row_fails_transiently_is_folded_again_from_its_identity() {
+    let items: Vec<i64> = (0..1_000).collect();
+    let seed = 7;
+    let serial: i64 = items.iter().sum();
+    let flock = Flock::new().chunksize(64).threads(2).retries(policy(4));
+    let sum = flock
+        .on(&items)
+        .par_fold(
+            || 0i64,
+            |acc, &x| {
+                flaky(seed, x)?;
+                Ok(acc + x)
+            },
+            |a, b| a + b,
+        )
+        .unwrap();
+    assert_eq!(sum, serial);
+    // Rows of a frame, through the row view.
+    let df = ids(1_000);
+    let sum = flock
+        .on(&df)
+        .par_fold_rows(
+            || 0i64,
+            |acc, row| {
+                let i = row.i64("i")?;
+                flaky(seed, i)?;
+                Ok(acc + i)
+            },
+            |a, b| a + b,
+        )
+        .unwrap();
+    assert_eq!(sum, serial);
+    // A row that keeps failing is the call's error, naming it; a crate error is not retried.
+    let calls = AtomicUsize::new(0);
+    let err = flock
+        .on(&items)
+        .par_fold(
+            || 0i64,
+            |acc, &x| {
+                if x == 300 {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    return Err("down".into());
+                }
+                Ok(acc + x)
+            },
+            |a, b| a + b,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Row { row: 300, .. }), "{err:?}");
+    assert_eq!(calls.into_inner(), 4);
+    let err = flock
+        .on(&df)
+        .par_fold_rows(|| 0i64, |acc, row| Ok(acc + row.i64("nope")?), |a, b| a + b)
+        .unwrap_err();
+    assert!(matches!(err, Error::ColumnNotFound { .. }), "{err:?}");
+}

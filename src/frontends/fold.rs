@@ -4,6 +4,7 @@
 use polars::prelude::*;
 
 use crate::cell::chunk_boundaries;
+use crate::control::is_stop;
 use crate::error::{BoxError, Error, Result, UserCode};
 use crate::exec::{Block, Discarded, contain, run_blocks};
 use crate::flock::Flock;
@@ -28,8 +29,10 @@ where
 {
     let plan = flock.plan(items.len())?.fixed();
     let accs = run_blocks(flock, &plan, |block| {
-        let init = identity_for(block, &identity)?;
-        fold_block(block, &items[block.rows.clone()], init, &fold)
+        retried(block, || {
+            let init = identity_for(block, &identity)?;
+            fold_block(block, &items[block.rows.clone()], init, &fold)
+        })
     })?;
     combine_in_order(&plan, accs, identity, combine)
 }
@@ -51,18 +54,51 @@ where
     let plan = flock.plan(df.height())?.fixed();
     let boundaries = chunk_boundaries(df.columns().iter().filter_map(Column::as_series));
     let accs = run_blocks(flock, &plan, |block| {
-        fold_row_views(
-            df,
-            &boundaries,
-            block.rows.clone(),
-            identity_for(block, &identity)?,
-            |acc, global, row| {
-                block.enter_row(global);
-                fold(acc, row).map_err(|e| row.attribute(e))
-            },
-        )
+        retried(block, || {
+            fold_row_views(
+                df,
+                &boundaries,
+                block.rows.clone(),
+                identity_for(block, &identity)?,
+                |acc, global, row| {
+                    block.enter_row(global);
+                    fold(acc, row).map_err(|e| row.attribute(e))
+                },
+            )
+        })
     })?;
     combine_in_order(&plan, accs, identity, combine)
+}
+
+/// Folds a block (`fold_once`, from a fresh accumulator) under the call's retry policy: a fold
+/// step moves its accumulator, so a block whose row fails with a retryable error is folded again
+/// from `identity`, every row of it (a fold's unit is its block). The row's error, and the stop
+/// that ended a wait, come back as without retries.
+fn retried<A>(block: &Block, mut fold_once: impl FnMut() -> Result<A>) -> Result<A> {
+    let failed_row = std::cell::Cell::new(None);
+    let folded = block.attempt_stateless(|| match fold_once() {
+        Ok(acc) => Ok(acc),
+        // The closure's own error, for the policy to judge.
+        Err(Error::Row { row, source }) => {
+            failed_row.set(Some(row));
+            Err(source)
+        }
+        Err(other) => {
+            failed_row.set(None);
+            Err(Box::new(other) as BoxError)
+        }
+    });
+    folded.map_err(|source| match source.downcast::<Error>() {
+        Ok(error) if is_stop(&error) => *error,
+        Ok(error) => match failed_row.get() {
+            Some(row) => Error::Row { row, source: error },
+            None => *error,
+        },
+        Err(source) => Error::Row {
+            row: failed_row.get().unwrap_or(block.rows.start),
+            source,
+        },
+    })
 }
 
 /// One block's fold, kept out of line: inlined into the (large) block runner, LLVM stopped

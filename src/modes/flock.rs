@@ -515,9 +515,11 @@ impl Flock {
     /// Retries units that fail with a transient error, as `retry` says (attempts, backoff with
     /// jitter, which errors, making a per-worker state again): see [`Retry`]. The verbs honour
     /// it on every input, the unit being what its errors name: a row (or item), a block, a group,
-    /// a file, a stream's batch, an async unit. Folds ([`par_fold_rows`](crate::DataFrameParApply::par_fold_rows),
-    /// [`par_fold`](crate::SliceParApply::par_fold)) are not retried: a fold step moves its
-    /// accumulator, which a failed step does not give back.
+    /// a file, a stream's batch, an async unit. A fold's unit is its block
+    /// ([`par_fold_rows`](crate::DataFrameParApply::par_fold_rows),
+    /// [`par_fold`](crate::SliceParApply::par_fold)): a fold step moves its accumulator, which a
+    /// failed step does not give back, so a block whose row fails is folded again, every row,
+    /// from `identity`.
     ///
     /// Without it (the default) every unit runs exactly once; with it, at most
     /// `attempts` times, every retry counted in [`Report::retries`](crate::Report::retries).

@@ -1216,3 +1216,29 @@ fn a_fold_block_whose_row_fails_transiently_is_folded_again_from_its_identity() 
         .unwrap_err();
     assert!(matches!(err, Error::ColumnNotFound { .. }), "{err:?}");
 }
+
+#[cfg(feature = "async")]
+#[test]
+fn an_async_unit_in_flight_too_long_is_told_once() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let items: Vec<u64> = (0..8).collect();
+    let out = Flock::new()
+        .on_stall(Duration::from_millis(40), move |stalled| {
+            log.lock()
+                .unwrap()
+                .extend(stalled.iter().map(|s| (s.block, s.thread)));
+        })
+        .on(&items)
+        .io()
+        .par_apply_rows(async |&x| {
+            if x == 3 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Ok(x)
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(out, items);
+    assert_eq!(*seen.lock().unwrap(), [(3, None)]);
+}

@@ -26,7 +26,7 @@ use crate::error::{Error, Result, UserCode};
 use crate::exec::{Panic, contain, discard};
 use crate::flock::{DEFAULT_CONCURRENCY, Flock, IoOptions};
 use crate::retry::{AttemptScope, DeadlineScope};
-use crate::stats::{Recorder, count_cause};
+use crate::stats::{Recorder, Stall, count_cause};
 
 /// What the units of a call are: rows (or items), blocks of rows, groups or files.
 pub(crate) enum Units<'p> {
@@ -177,6 +177,8 @@ async fn guarded<R>(
 /// What woke the driver.
 enum Event<R> {
     Ended(usize, Duration, Ended<R>),
+    /// Units in flight longer than the stall limit, not told before.
+    Stalled(Vec<Stall>),
     Stopped(Error),
     Finished,
 }
@@ -231,6 +233,12 @@ where
         .and_then(|t| Instant::now().checked_add(t))
         .map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut token_watch = flock.cancel().map(|_| ticker(Duration::from_millis(5)));
+    // The stall watch (`Flock::on_stall`): a look at the units in flight every `after / 4`.
+    let stall = flock.stall_watch();
+    let mut stall_watch = (stall.as_ref()).map(|(after, _)| {
+        ticker((*after / 4).clamp(Duration::from_millis(1), Duration::from_millis(100)))
+    });
+    let mut told = std::collections::HashSet::new();
     let mut pacer = rate.map(Pacer::new);
     let retry = flock.retry();
     let mut attempts = vec![1u32; if retry.is_some() { n } else { 0 }];
@@ -260,6 +268,27 @@ where
             }
             if let Some(error) = stop.check() {
                 return Poll::Ready(Event::Stopped(error));
+            }
+            if let (Some(w), Some((after, _))) = (&mut stall_watch, &stall) {
+                let mut looked = false;
+                while w.poll_tick(cx).is_ready() {
+                    looked = true;
+                }
+                if looked {
+                    let stalled: Vec<Stall> = (in_flight.iter())
+                        .filter(|u: &&InFlight<_>| u.started.elapsed() >= *after)
+                        .filter(|u| told.insert((u.index, u.attempt)))
+                        .map(|u| Stall {
+                            block: u.index,
+                            rows: units.rows(u.index),
+                            thread: None,
+                            running: u.started.elapsed(),
+                        })
+                        .collect();
+                    if !stalled.is_empty() {
+                        return Poll::Ready(Event::Stalled(stalled));
+                    }
+                }
             }
             while let Poll::Ready(Some(index)) = waiting.poll_next_unpin(cx) {
                 ready.push_back(index);
@@ -305,6 +334,12 @@ where
         })
         .await;
         match event {
+            Event::Stalled(stalled) => {
+                if let Some((_, callback)) = &stall {
+                    // A panicking callback is the user's: contained, and the call goes on.
+                    let _ = contain(|| callback(&stalled));
+                }
+            }
             Event::Finished => break None,
             Event::Stopped(error) => break Some(error),
             Event::Ended(index, took, ended) => {

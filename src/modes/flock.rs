@@ -476,8 +476,9 @@ impl Flock {
     /// how long it has run, from a watching thread of the call (never a worker), about every
     /// `after / 4`. It only tells: log it, or cancel the call's [`CancelToken`](crate::CancelToken)
     /// (nothing is pre-empted; see [`unit_timeout`](Flock::unit_timeout) to end slow units).
-    /// A panic in it is contained and ignored. Synchronous calls on frames, slices, files and
-    /// streams (a batch is a block); async calls do not watch yet.
+    /// A panic in it is contained and ignored. Every call watches: on frames, slices, files and
+    /// streams (a batch is a block), and async calls, whose units are told as blocks (`thread:
+    /// None`) by the task that polls them.
     ///
     /// Default: none. `after` of zero is rejected with [`Error::InvalidOption`] when the call
     /// runs.

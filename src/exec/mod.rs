@@ -254,17 +254,7 @@ impl<'a> Block<'a> {
         states: &(impl StateSource<S> + ?Sized),
         mut call: impl FnMut(&mut S) -> std::result::Result<T, BoxError>,
     ) -> std::result::Result<T, BoxError> {
-        let mut limited = |state: &mut S| {
-            let started = Instant::now();
-            let deadline = started.checked_add(limit);
-            let _deadline = deadline.map(|deadline| DeadlineScope::enter(deadline, limit));
-            let out = call(state);
-            if started.elapsed() < limit {
-                return out;
-            }
-            discard(out);
-            Err(Box::new(Error::UnitTimedOut { timeout: limit }) as BoxError)
-        };
+        let mut limited = |state: &mut S| within_limit(Some(limit), || call(state));
         match limited(state) {
             Ok(value) => Ok(value),
             Err(error) => match self.stop.retry() {
@@ -323,18 +313,8 @@ impl<'a> Block<'a> {
             self.stop.count_retry(&*error);
             let _attempt = AttemptScope::enter(attempt);
             if renew {
-                let started = Instant::now();
-                let limit = self.stop.init_timeout();
-                let _deadline =
-                    limit.and_then(|l| Some(DeadlineScope::enter(started.checked_add(l)?, l)));
-                let renewed = match (states.renew(state), limit) {
-                    (Ok(()), Some(limit)) if started.elapsed() >= limit => {
-                        // Late: the next attempt makes it again.
-                        Err(Box::new(Error::UnitTimedOut { timeout: limit }) as BoxError)
-                    }
-                    (renewed, _) => renewed,
-                };
-                match renewed {
+                // A late one is in place but fails this attempt: the next one makes it again.
+                match within_limit(self.stop.init_timeout(), || states.renew(state)) {
                     Ok(()) => renew = false,
                     Err(failed) => {
                         // The state could not be made yet (the server is still down): this
@@ -423,25 +403,34 @@ impl<'a> Block<'a> {
 }
 
 /// A new state from `states` (user code: `init`), under the guard and within the call's `init`
-/// time limit (`Flock::init_timeout`): a state made after the deadline is dropped and the
-/// `init` fails with [`Error::UnitTimedOut`].
+/// time limit (`Flock::init_timeout`, see [`within_limit`]).
 pub(crate) fn acquire_within<S>(
     states: &(impl StateSource<S> + ?Sized),
     limit: Option<Duration>,
 ) -> std::result::Result<std::result::Result<S, BoxError>, Panic> {
+    contain(|| within_limit(limit, || states.acquire()))
+}
+
+/// Runs user code (a unit, an `init`) within a time limit, cooperatively: its deadline is
+/// [`unit_deadline`](crate::unit_deadline) meanwhile, and a success after it is dropped and
+/// becomes [`Error::UnitTimedOut`] (an error stays the code's own).
+fn within_limit<T>(
+    limit: Option<Duration>,
+    run: impl FnOnce() -> std::result::Result<T, BoxError>,
+) -> std::result::Result<T, BoxError> {
     let Some(limit) = limit else {
-        return contain(|| states.acquire());
+        return run();
     };
     let started = Instant::now();
     let _deadline = started
         .checked_add(limit)
         .map(|deadline| DeadlineScope::enter(deadline, limit));
-    match contain(|| states.acquire()) {
-        Ok(Ok(state)) if started.elapsed() >= limit => {
-            discard(state);
-            Ok(Err(Box::new(Error::UnitTimedOut { timeout: limit })))
+    match run() {
+        Ok(late) if started.elapsed() >= limit => {
+            discard(late);
+            Err(Box::new(Error::UnitTimedOut { timeout: limit }))
         }
-        other => other,
+        done => done,
     }
 }
 

@@ -481,6 +481,8 @@ fn workers_keep_the_state_a_retry_made_again() {
         if *made < epoch.load(Ordering::SeqCst) {
             return Err(Transient::new("connection closed").reinit().into());
         }
+        // A query's time: every block takes a while, so that both workers run blocks.
+        std::thread::sleep(Duration::from_micros(200));
         Ok(x)
     };
     let flock = Flock::new().chunksize(10).threads(2);
@@ -515,14 +517,21 @@ fn workers_keep_the_state_a_retry_made_again() {
         report.retries,
         after - before
     );
-    // The next call reuses the new states: no init, no retry.
+    // The next call reuses the new states (no retry); only a thread that ran no block in the
+    // last call (the pool has 2) may need a state of its own.
+    let held = workers.idle_states();
+    assert!((1..=2).contains(&held), "{held} states held");
     let (_, report) = retrying
         .on(&items)
         .keep_going()
         .par_apply_rows_per_worker(&workers, f)
         .unwrap();
     assert_eq!(report.retries, 0);
-    assert_eq!(workers.inits(), after);
+    assert!(
+        workers.inits() <= after + (2 - held),
+        "{} inits",
+        workers.inits() - after
+    );
 }
 
 #[test]
